@@ -1,0 +1,3 @@
+"""Chat with YandexGPT from IPython and Jupyter."""
+
+__version__ = "0.1.0"
