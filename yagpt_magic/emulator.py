@@ -487,7 +487,8 @@ class _Call:
     def __init__(self, context: grpc.ServicerContext) -> None:
         self.context = context
         self._done = threading.Event()
-        context.add_callback(self._done.set)
+        if not context.add_callback(self._done.set):
+            self._done.set()  # already over: never sleep for a client that has gone
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; False as soon as the client has gone."""
