@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -349,6 +350,18 @@ def test_reset_clears_everything(emulator: Emulator, sdk_for: SdkFor) -> None:
     assert _model(sdk_for(emulator)).run(MESSAGES).text == reply_for(URI, PAIRS)
     emulator.reset()
     assert emulator.requests == []
+
+
+def test_concurrent_streams_are_recorded_safely(emulator: Emulator, sdk_for: SdkFor) -> None:
+    emulator.chunk_delay = 0.01
+    model = _model(sdk_for(emulator))
+    conversations = [[{"role": "user", "text": f"question {i}"}] for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        finals = list(pool.map(lambda m: list(model.run_stream(m))[-1].text, conversations))
+    assert finals == [reply_for(URI, [("user", f"question {i}")]) for i in range(8)]
+    assert sorted(r.messages[0][1] for r in emulator.completions) == sorted(
+        f"question {i}" for i in range(8)
+    )
 
 
 # -- lifecycle and the command line -------------------------------------------------------

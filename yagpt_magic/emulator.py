@@ -236,7 +236,6 @@ class Emulator:
         self._op_counter = 0
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
-        self._stopped = False
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -321,7 +320,8 @@ class Emulator:
         ``method`` is a RecordedRequest method name ("Completion", "AsyncCompletion",
         "TokenizeCompletion", "Tokenize", "List", "OperationGet", "IamTokenCreate")
         or "*" for any. ``after_chunks=N`` sends N stream chunks first (a mid-stream
-        abort; for AsyncCompletion the operation is created and then fails). The
+        abort; if the reply has fewer chunks, all of them, then the error; for
+        AsyncCompletion the operation is created and then fails). The
         literal ``{authorization}`` in ``details`` becomes the credential the client
         sent, to prove clients scrub what servers echo.
         """
