@@ -1,3 +1,63 @@
-"""Chat with YandexGPT from IPython and Jupyter."""
+"""Chat with YandexGPT from IPython and Jupyter.
+
+``%load_ext yagpt_magic`` registers ``%%chat`` and ``%chat``. It imports neither the
+SDK nor gRPC: those load on the first request, so loading stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["ChatMagics", "ChatSession", "ChatWidget", "load_ipython_extension",
+           "unload_ipython_extension"]
+
+#: Attribute on the shell that keeps threads across %unload_ext / %reload_ext.
+_KEPT = "_yagpt_magic_threads"
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """Build one ``ChatMagics`` and register it; threads kept by an unload come back."""
+    from .magics import ChatMagics
+
+    magics = ChatMagics(shell)
+    kept = getattr(shell, _KEPT, None)
+    if kept:
+        magics.session.threads.update(kept)
+    elif magics.system_prompt:
+        magics.session.set_system("default", magics.system_prompt)
+    shell.register_magics(magics)
+    shell._yagpt_magic = magics
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """Undo exactly what loading did, keeping the threads on the shell for a reload."""
+    magics = getattr(shell, "_yagpt_magic", None)
+    if magics is None:
+        return
+    setattr(shell, _KEPT, magics.session.threads)
+    magics.session.close()
+    for kind in ("line", "cell"):
+        registry = shell.magics_manager.magics[kind]
+        if getattr(registry.get("chat"), "__self__", None) is magics:
+            del registry["chat"]
+    shell.magics_manager.registry.pop(type(magics).__name__, None)
+    shell.configurables = [c for c in shell.configurables if c is not magics]
+    del shell._yagpt_magic
+
+
+def __getattr__(name: str) -> Any:
+    # Public names load on first use so that importing the package stays cheap.
+    if name == "ChatMagics":
+        from .magics import ChatMagics
+
+        return ChatMagics
+    if name == "ChatSession":
+        from .session import ChatSession
+
+        return ChatSession
+    if name == "ChatWidget":
+        from .widget import ChatWidget
+
+        return ChatWidget
+    raise AttributeError(name)

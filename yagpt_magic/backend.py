@@ -1,0 +1,296 @@
+"""The only module that imports the SDK, and only when the first request is made.
+
+The backend runs the SDK's async API on an event loop thread of its own. Callers in
+any thread (the kernel's main thread, a widget worker) wait on a queue in short
+slices, so a KeyboardInterrupt or a Stop button cancels the RPC at once; the SDK's
+sync wrappers block in a way that leaves the RPC running after an interrupt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .connection import Connection
+from .conversation import Message, Usage
+from .errors import ChatError, Interrupted, ServiceError, scrub, service_error
+
+_SDK_LOGGERS = ("yandex_cloud_ml_sdk", "yandex_ai_studio_sdk")
+_POLL = 0.05
+#: How long a stream may run in all; ``timeout`` bounds only the wait for its start.
+_STREAM_DEADLINE = 600.0
+
+STATUS_NAMES = {"FINAL": "final", "TRUNCATED_FINAL": "truncated", "CONTENT_FILTER": "filtered"}
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """The per-turn model settings, after config and per-cell flags are merged."""
+
+    model: str = "yandexgpt"
+    model_version: str = "latest"
+    temperature: float | None = 0.6
+    max_tokens: int | None = 2000
+    reasoning_mode: str | None = None
+    stream: bool = True
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A finished answer from the service."""
+
+    text: str
+    status: str  # final | truncated | filtered
+    usage: Usage
+    model_uri: str
+    model_version: str
+
+
+def import_sdk() -> Any:
+    """Import the SDK quietly: no deprecation warning, no TRACE logging."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import yandex_cloud_ml_sdk
+    for name in _SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+    return yandex_cloud_ml_sdk
+
+
+def model_name_and_version(model: str, version: str) -> tuple[str, str]:
+    """Split ``NAME/VERSION`` (``yandexgpt/rc``); a ``gpt://`` URI passes through."""
+    if "://" not in model and "/" in model:
+        name, _, ver = model.partition("/")
+        return name, ver or version
+    return model, version
+
+
+class Backend:
+    """Talks to the completions model for one ``Connection``."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._sdk: Any = None
+        self._models: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="yagpt-magic-backend", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def close(self) -> None:
+        """Stop the loop thread; nothing of the backend stays behind."""
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+
+        async def shutdown() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):  # closing must never fail an unload
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=2)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=2)
+        loop.close()
+
+    def _make_sdk(self) -> Any:
+        sdk_module = import_sdk()
+        from yandex_cloud_ml_sdk import auth as sdk_auth
+        from yandex_cloud_ml_sdk.retry import RetryPolicy
+
+        cred = self.connection.credential
+        auth: Any
+        if cred.kind == "api_key":
+            auth = sdk_auth.APIKeyAuth(cred.value)
+        elif cred.kind == "iam_token":
+            auth = sdk_auth.IAMTokenAuth(cred.value)
+        elif cred.kind == "oauth_token":
+            auth = sdk_auth.OAuthTokenAuth(cred.value)
+        else:
+            auth = sdk_auth.YandexCloudCLIAuth(yc_profile=cred.value)
+        kwargs: dict[str, Any] = {
+            "folder_id": self.connection.folder_id,
+            "auth": auth,
+            "retry_policy": RetryPolicy(max_attempts=1),
+            "enable_server_data_logging": self.connection.data_logging,
+        }
+        if self.connection.endpoint:
+            kwargs["endpoint"] = self.connection.endpoint
+        if self.connection.insecure:
+            kwargs["verify"] = False
+        return sdk_module.AsyncYCloudML(**kwargs)
+
+    def _model(self, options: RequestOptions) -> Any:
+        key = (options.model, options.model_version, options.temperature, options.max_tokens,
+               options.reasoning_mode)
+        model = self._models.get(key)
+        if model is None:
+            if self._sdk is None:
+                self._sdk = self._make_sdk()
+            name, version = model_name_and_version(options.model, options.model_version)
+            base = self._sdk.models.completions(name, model_version=version)
+            config: dict[str, Any] = {}
+            if options.temperature is not None:
+                config["temperature"] = options.temperature
+            if options.max_tokens is not None:
+                config["max_tokens"] = options.max_tokens
+            if options.reasoning_mode:
+                config["reasoning_mode"] = options.reasoning_mode
+            model = base.configure(**config)
+            self._models[key] = model
+        return model
+
+    # -- requests ------------------------------------------------------------------
+    def complete(
+        self,
+        messages: Sequence[Message],
+        options: RequestOptions,
+        *,
+        on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Reply:
+        """One completion; streamed when ``options.stream``. Raises ``ChatError``s."""
+        results: list[Any] = []
+        started = time.monotonic()
+        timeout = self.connection.timeout
+
+        async def produce(put: Callable[[Any], None]) -> None:
+            model = self._model(options)
+            if options.stream:
+                async for result in model.run_stream(list(messages), timeout=_STREAM_DEADLINE):
+                    put(result)
+            else:
+                put(await model.run(list(messages), timeout=timeout))
+
+        for result in self._drive(produce, cancel=cancel, first_timeout=timeout, started=started):
+            results.append(result)
+            if on_text is not None and options.stream:
+                on_text(result.text)
+        if not results:
+            raise ServiceError("the service sent no answer. Run the cell again.", code="EMPTY")
+        last = results[-1]
+        usage = next((r.usage for r in reversed(results) if r.usage.total_tokens), last.usage)
+        model = self._models[(options.model, options.model_version, options.temperature,
+                              options.max_tokens, options.reasoning_mode)]
+        return Reply(
+            text=last.text,
+            status=STATUS_NAMES.get(last.status.name, "final"),
+            usage=Usage(
+                usage.input_text_tokens,
+                usage.completion_tokens,
+                getattr(usage, "reasoning_tokens", 0),
+                usage.total_tokens,
+            ),
+            model_uri=model.uri,
+            model_version=last.model_version,
+        )
+
+    def count(self, messages: Sequence[Message], options: RequestOptions) -> int:
+        """Tokens of a message list, by the model's own tokenizer."""
+
+        async def produce(put: Callable[[Any], None]) -> None:
+            model = self._model(options)
+            put(await model.tokenize(list(messages), timeout=self.connection.timeout))
+
+        (tokens,) = self._drive(produce, first_timeout=self.connection.timeout)
+        return len(tokens)
+
+    def _drive(
+        self,
+        produce: Callable[[Callable[[Any], None]], Any],
+        *,
+        cancel: threading.Event | None = None,
+        first_timeout: float,
+        started: float | None = None,
+    ) -> Any:
+        """Run ``produce`` on the loop; yield what it puts, interruptibly, in this thread."""
+        loop = self._ensure_loop()
+        items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        finished = threading.Event()
+        done = object()
+
+        async def runner() -> None:
+            try:
+                await produce(lambda item: items.put(("item", item)))
+                items.put(("done", done))
+            except asyncio.CancelledError:
+                raise
+            except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+                items.put(("error", err))
+            finally:
+                finished.set()
+
+        future = asyncio.run_coroutine_threadsafe(runner(), loop)
+        started = time.monotonic() if started is None else started
+        got_any = False
+        try:
+            while True:
+                try:
+                    kind, value = items.get(timeout=_POLL)
+                except queue.Empty:
+                    if cancel is not None and cancel.is_set():
+                        raise Interrupted("stopped") from None
+                    if not got_any and time.monotonic() - started > first_timeout:
+                        raise service_error(
+                            "DEADLINE_EXCEEDED", "", endpoint=self.connection.shown_endpoint,
+                            folder=self.connection.folder_id, timeout=first_timeout,
+                            secrets=self.connection.secrets,
+                        ) from None
+                    continue
+                if kind == "item":
+                    got_any = True
+                    yield value
+                elif kind == "error":
+                    raise self._translate(value) from value
+                else:
+                    return
+        finally:
+            if not finished.is_set():
+                future.cancel()
+                finished.wait(timeout=1.0)
+
+    def _translate(self, err: BaseException) -> ChatError:
+        """Any SDK or gRPC failure as a one-line, scrubbed ``ChatError``."""
+        if isinstance(err, ChatError):
+            return err
+        conn = self.connection
+        code = getattr(err, "code", None)
+        if callable(code):
+            try:
+                name = code().name
+                details = err.details() or ""  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001
+                name, details = "UNKNOWN", str(err)
+            return service_error(
+                name, details, endpoint=conn.shown_endpoint, folder=conn.folder_id,
+                timeout=conn.timeout, secrets=conn.secrets,
+            )
+        text = scrub(f"{type(err).__name__}: {err}", conn.secrets).splitlines()[0][:300]
+        return ServiceError(
+            f"the request to {conn.shown_endpoint} failed: {text}. "
+            "Check %chat config; set %config ChatMagics.verbose_errors = True for details.",
+            code=type(err).__name__,
+        )

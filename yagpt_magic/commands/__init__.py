@@ -1,0 +1,76 @@
+"""``%chat`` subcommands: one short module each, dispatched by name through ``COMMANDS``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from ..errors import UsageProblem
+
+if TYPE_CHECKING:
+    from ..magics import ChatMagics
+
+Command = Callable[["ChatMagics", list[str]], Any]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as a one-line ``UsageProblem``."""
+
+    def __init__(self, command: str, **kwargs: Any) -> None:
+        super().__init__(prog=f"%chat {command}", add_help=False, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageProblem(f"{self.prog}: {message}. See %chat help.")
+
+
+def thread_parser(command: str, *, all_flag: bool = False) -> Parser:
+    parser = Parser(command)
+    parser.add_argument("-t", "--thread", default="default")
+    if all_flag:
+        parser.add_argument("--all", action="store_true")
+    return parser
+
+
+def _commands() -> dict[str, Command]:
+    from . import (
+        config,
+        help,
+        history,
+        login,
+        offline,
+        reset,
+        system,
+        threads,
+        undo,
+        usage,
+    )
+
+    return {
+        "help": help.run,
+        "history": history.run,
+        "reset": reset.run,
+        "undo": undo.run,
+        "system": system.run,
+        "threads": threads.run,
+        "config": config.run,
+        "usage": usage.run,
+        "login": login.run,
+        "offline": offline.run,
+    }
+
+
+def dispatch(magics: ChatMagics, line: str) -> Any:
+    """Run ``%chat NAME ARGS``; a bare ``%chat`` is ``%chat help``."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as err:
+        raise UsageProblem(f"%chat: cannot parse the line ({err}).") from None
+    name, args = (argv[0], argv[1:]) if argv else ("help", [])
+    commands = _commands()
+    command = commands.get(name)
+    if command is None:
+        known = ", ".join(sorted(commands))
+        raise UsageProblem(f"Unknown command %chat {name}; commands: {known}.")
+    return command(magics, args)

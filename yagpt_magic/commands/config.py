@@ -1,0 +1,48 @@
+"""``%chat config``: each effective setting and where it came from; never a secret."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from ..connection import resolve_credential, resolve_endpoint, resolve_folder, resolve_insecure
+from ..view import Table
+from . import Parser
+
+if TYPE_CHECKING:
+    from ..magics import ChatMagics
+
+SETTINGS = (
+    "model", "model_version", "temperature", "max_tokens", "system_prompt", "stream",
+    "context_window", "timeout", "data_logging", "reasoning_mode", "verbose_errors",
+    "allow_html", "image_hosts",
+)
+
+
+def run(magics: ChatMagics, argv: list[str]) -> Table:
+    Parser("config").parse_args(argv)
+    configured = magics.config.get("ChatMagics", {})
+    rows: list[tuple[str, str, str]] = []
+    for name in SETTINGS:
+        source = "%config" if name in configured else "default"
+        rows.append((name, repr(getattr(magics, name)), source))
+
+    session, env = magics.session, os.environ
+    if session.offline is not None:
+        rows.append(("endpoint", session.offline.address, "%chat offline (built-in emulator)"))
+    else:
+        endpoint, source = resolve_endpoint(magics.endpoint, env)
+        rows.append(("endpoint", endpoint or "SDK default", source))
+    insecure = resolve_insecure(magics.insecure, env) or session.offline is not None
+    source = "%config / env YAGPT_INSECURE / offline" if insecure else "default"
+    rows.append(("insecure", repr(insecure), source))
+    folder, source = resolve_folder(magics.folder_id, session.login_folder, env)
+    rows.append(("folder_id", folder or "(unset)", source))
+    credential = resolve_credential(session.login, env, magics.yc_profile)
+    if credential is None:
+        rows.append(("credential", "(none)", "set YC_API_KEY or run %chat login / %chat offline"))
+    else:
+        shown = credential.value if credential.kind == "yc_profile" else "(hidden)"
+        rows.append(("credential", f"{credential.kind} {shown}", credential.source))
+    title = "Effective settings (per-cell flags override model, temperature, max_tokens, stream)"
+    return Table(("setting", "value", "source"), rows, title)

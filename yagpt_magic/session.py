@@ -1,0 +1,299 @@
+"""One kernel's chat state: its threads, its connection, and how a turn is made.
+
+The magics and the widget are two views over one ``ChatSession``: both call ``ask``,
+and both hear about every change through ``subscribe``. Nothing here imports IPython
+or the SDK; the backend is built on the first request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import __version__
+from .backend import Backend, Reply, RequestOptions
+from .connection import Connection, Credential
+from .conversation import (
+    Fit,
+    Message,
+    Thread,
+    Turn,
+    WindowOverflow,
+    fit_to_window,
+    messages_sha256,
+)
+from .errors import ContentFiltered, ContextTooLong, UsageProblem
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
+
+
+class ReplySource(Protocol):
+    """Answers requests without the service (replay of a transcript)."""
+
+    def answer(
+        self, thread: str, index: int, messages: Sequence[Message], options: RequestOptions
+    ) -> Reply: ...
+
+
+class TurnSink(Protocol):
+    """Hears each committed turn (recording to a transcript)."""
+
+    def append(self, thread: Thread, index: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class ThreadEvent:
+    """What changed: kind is commit | reset | undo | system | load."""
+
+    thread: str
+    kind: str
+    index: int | None = None
+
+
+@dataclass
+class Answer:
+    """The outcome of ``ChatSession.ask``: the committed turn and how it was fitted."""
+
+    thread: str
+    index: int
+    turn: Turn
+    fit: Fit
+    window: int
+    replaced: bool
+    messages: list[Message] = field(repr=False, default_factory=list)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def turn_metadata(thread: str, index: int, turn: Turn) -> dict[str, Any]:
+    """Everything SPEC 6 asks a reply output to carry, under ``yagpt_magic``."""
+    return {
+        "thread": thread,
+        "turn": index,
+        "cell_id": turn.cell_id,
+        "model_uri": turn.model,
+        "model_version": turn.settings.get("model_version", ""),
+        "temperature": turn.settings.get("temperature"),
+        "max_tokens": turn.settings.get("max_tokens"),
+        "reasoning_mode": turn.settings.get("reasoning_mode"),
+        "usage": {
+            "input_tokens": turn.usage.input_tokens,
+            "completion_tokens": turn.usage.completion_tokens,
+            "reasoning_tokens": turn.usage.reasoning_tokens,
+            "total_tokens": turn.usage.total_tokens,
+        },
+        "status": turn.status,
+        "started": turn.started,
+        "finished": turn.finished,
+        "messages_sha256": turn.sha256,
+        "system_prompt": turn.system_prompt,
+        "context_start": turn.context_start,
+        "version": __version__,
+    }
+
+
+class ChatSession:
+    """Threads, their listeners, and the path from a message to a committed turn."""
+
+    def __init__(self, connect: Callable[[], Connection]) -> None:
+        self._connect = connect
+        self.threads: dict[str, Thread] = {"default": Thread("default")}
+        self.login: Credential | None = None
+        self.login_folder = ""
+        self.offline: Emulator | None = None
+        self.replay: ReplySource | None = None
+        self.recorder: TurnSink | None = None
+        self._backends: dict[Connection, Backend] = {}
+        self._listeners: list[Callable[[ThreadEvent], None]] = []
+        self._busy: set[str] = set()
+        self._lock = threading.RLock()
+
+    # -- threads -------------------------------------------------------------------
+    def thread(self, name: str = "default", *, create: bool = True) -> Thread:
+        """The named thread; an unknown name is created, or refused when ``create`` is off."""
+        with self._lock:
+            found = self.threads.get(name)
+            if found is None:
+                if not create:
+                    known = ", ".join(sorted(self.threads)) or "none"
+                    raise UsageProblem(f"No thread named {name!r} (threads: {known}).")
+                found = self.threads[name] = Thread(name)
+            return found
+
+    def subscribe(self, listener: Callable[[ThreadEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` on every change; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def notify(self, event: ThreadEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    def reset(self, name: str) -> None:
+        self.thread(name, create=False).reset()
+        self.notify(ThreadEvent(name, "reset"))
+
+    def undo(self, name: str) -> Turn:
+        thread = self.thread(name, create=False)
+        if not thread.turns:
+            raise UsageProblem(f"Thread {name!r} has no turns to undo.")
+        turn = thread.undo()
+        self.notify(ThreadEvent(name, "undo", len(thread.turns)))
+        return turn
+
+    def set_system(self, name: str, text: str) -> None:
+        self.thread(name).system_prompt = text
+        self.notify(ThreadEvent(name, "system"))
+
+    # -- connection ------------------------------------------------------------------
+    def backend(self) -> Backend:
+        """The backend for the current settings (built once per distinct connection)."""
+        connection = self._connect()
+        with self._lock:
+            found = self._backends.get(connection)
+            if found is None:
+                found = self._backends[connection] = Backend(connection)
+            return found
+
+    def start_offline(self) -> Emulator:
+        """Serve the built-in emulator in this process and point the session at it."""
+        from .emulator import Emulator
+
+        with self._lock:
+            if self.offline is None:
+                import secrets
+
+                key = "offline-" + secrets.token_hex(8)
+                self.offline = Emulator(api_key=key).start()
+                self.login = Credential("api_key", key, "%chat offline")
+                self.login_folder = "offline"
+            return self.offline
+
+    def close(self) -> None:
+        """Stop backends and the emulator; threads are kept for a reload."""
+        for backend in self._backends.values():
+            backend.close()
+        self._backends.clear()
+        if self.offline is not None:
+            self.offline.stop()
+            self.offline = None
+            self.login = None
+            self.login_folder = ""
+        self._listeners.clear()
+
+    # -- a turn ----------------------------------------------------------------------
+    def ask(
+        self,
+        thread_name: str,
+        text: str,
+        *,
+        options: RequestOptions,
+        context_window: int,
+        cell_id: str | None = None,
+        on_text: Callable[[str], None] | None = None,
+        on_fit: Callable[[Fit], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Answer:
+        """Send ``text`` with as much earlier context as fits; commit only a finished reply."""
+        if not text.strip():
+            raise UsageProblem("The message is empty: write it below the %%chat line.")
+        thread = self.thread(thread_name)
+        with self._lock:
+            if thread_name in self._busy:
+                raise UsageProblem(
+                    f"A reply is already being written on thread {thread_name!r}; "
+                    "wait for it or press Stop."
+                )
+            self._busy.add(thread_name)
+        try:
+            return self._ask(
+                thread, text, options, context_window, cell_id, on_text, on_fit, cancel
+            )
+        finally:
+            with self._lock:
+                self._busy.discard(thread_name)
+
+    def _ask(
+        self,
+        thread: Thread,
+        text: str,
+        options: RequestOptions,
+        context_window: int,
+        cell_id: str | None,
+        on_text: Callable[[str], None] | None,
+        on_fit: Callable[[Fit], None] | None,
+        cancel: threading.Event | None,
+    ) -> Answer:
+        slot = thread.slot_for(cell_id)
+        upto = len(thread.turns) if slot is None else slot
+        budget = context_window - (options.max_tokens or 0)
+        if budget <= 0:
+            raise UsageProblem(
+                f"max_tokens ({options.max_tokens}) leaves no room in the "
+                f"{context_window}-token window; lower max_tokens or raise context_window."
+            )
+        replay = self.replay
+        backend = None if replay is not None else self.backend()
+
+        def count(messages: Sequence[Message]) -> int:
+            if backend is None:
+                from .conversation import message_bound
+
+                return sum(message_bound(m["text"]) for m in messages)
+            return backend.count(messages, options)
+
+        try:
+            fit = fit_to_window(thread, text, budget=budget, count=count, upto=upto)
+        except WindowOverflow as err:
+            raise ContextTooLong(
+                f"The message is {err.tokens - err.budget} tokens over the room for it "
+                f"({err.budget} of the {context_window}-token window after reserving "
+                f"max_tokens={options.max_tokens}); shorten it or lower max_tokens."
+            ) from None
+        if on_fit is not None:
+            on_fit(fit)
+        messages = thread.request(text, upto=upto, start=fit.start)
+        started = now_iso()
+        if replay is not None:
+            reply = replay.answer(thread.name, upto, messages, options)
+            if on_text is not None:
+                on_text(reply.text)
+        else:
+            assert backend is not None
+            reply = backend.complete(messages, options, on_text=on_text, cancel=cancel)
+        if reply.status == "filtered":
+            raise ContentFiltered(
+                "The reply was withheld by the content filter; nothing was added to thread "
+                f"{thread.name!r}. Rephrase the message and run the cell again."
+            )
+        turn = Turn(
+            user=text,
+            reply=reply.text,
+            cell_id=cell_id,
+            model=reply.model_uri,
+            settings={
+                "model_version": reply.model_version,
+                "temperature": options.temperature,
+                "max_tokens": options.max_tokens,
+                "reasoning_mode": options.reasoning_mode,
+            },
+            usage=reply.usage,
+            status=reply.status,
+            started=started,
+            finished=now_iso(),
+            sha256=messages_sha256(messages),
+            system_prompt=thread.system_prompt,
+            context_start=fit.start,
+        )
+        with self._lock:
+            index = thread.commit(turn, slot)
+        if self.recorder is not None:
+            self.recorder.append(thread, index)
+        self.notify(ThreadEvent(thread.name, "commit", index))
+        return Answer(thread.name, index, turn, fit, context_window, slot is not None, messages)
