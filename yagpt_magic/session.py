@@ -23,6 +23,7 @@ from .conversation import (
     Turn,
     WindowOverflow,
     fit_to_window,
+    message_bound,
     messages_sha256,
 )
 from .errors import ContentFiltered, ContextTooLong, UsageProblem
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 
 class ReplySource(Protocol):
     """Answers requests without the service (replay of a transcript)."""
+
+    def context_start(self, thread: str, index: int) -> int | None:
+        """Where the recorded turn's context began, so replay sends the same messages."""
+        ...
 
     def answer(
         self, thread: str, index: int, messages: Sequence[Message], options: RequestOptions
@@ -242,14 +247,16 @@ class ChatSession:
         backend = None if replay is not None else self.backend()
 
         def count(messages: Sequence[Message]) -> int:
-            if backend is None:
-                from .conversation import message_bound
-
+            if backend is None:  # replay never calls the service, not even the tokenizer
                 return sum(message_bound(m["text"]) for m in messages)
             return backend.count(messages, options)
 
+        recorded = replay.context_start(thread.name, upto) if replay is not None else None
         try:
-            fit = fit_to_window(thread, text, budget=budget, count=count, upto=upto)
+            if recorded is not None and recorded <= upto:
+                fit = Fit(recorded, upto, 0, 0)
+            else:
+                fit = fit_to_window(thread, text, budget=budget, count=count, upto=upto)
         except WindowOverflow as err:
             raise ContextTooLong(
                 f"The message is {err.tokens - err.budget} tokens over the room for it "
