@@ -58,3 +58,55 @@ def sdk_for() -> Callable[..., Any]:
 
 
 # -- fixtures for other modules go below ------------------------------------------
+
+
+def emulator_env(emu: Emulator) -> dict[str, str]:
+    """Environment that points the extension (in this process or a kernel) at ``emu``."""
+    return {
+        "YC_API_KEY": emu.api_key or "",
+        "YC_FOLDER_ID": "b1gtest",
+        "YC_API_ENDPOINT": emu.address,
+        "YAGPT_INSECURE": "1",
+    }
+
+
+_CREDENTIAL_VARS = ("YC_API_KEY", "YC_IAM_TOKEN", "YC_OAUTH_TOKEN", "API_KEY", "IAM_TOKEN",
+                    "YC_FOLDER_ID", "FOLDER_ID", "YC_API_ENDPOINT", "YAGPT_INSECURE",
+                    "YAGPT_OFFLINE")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No credential or endpoint from the machine leaks into a test."""
+    for name in _CREDENTIAL_VARS:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def bare_shell(clean_env: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh InteractiveShell with the extension loaded and no credentials at all."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "yagpt_magic")
+    try:
+        yield shell
+    finally:
+        shell.run_line_magic("unload_ext", "yagpt_magic")
+        shell.__dict__.pop("_yagpt_magic_threads", None)
+        InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def shell(bare_shell: Any, emulator: Emulator, clean_env: pytest.MonkeyPatch) -> Any:
+    """An InteractiveShell with the extension loaded, talking to the `emulator` fixture."""
+    for name, value in emulator_env(emulator).items():
+        clean_env.setenv(name, value)
+    return bare_shell
+
+
+def magics_of(shell: Any) -> Any:
+    """The loaded ChatMagics instance, as IPython registered it."""
+    return shell.magics_manager.registry["ChatMagics"]

@@ -23,6 +23,12 @@ from .view import ReplyView
 STREAM_INTERVAL = 0.1
 _SECRET_SHAPES = re.compile(r"^(AQVN|t1\.|y[0-3]_)")
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
+#: Fenced blocks and inline code spans: code is left exactly as typed under --vars.
+_CODE = re.compile(
+    r"^(?P<fence>`{3,}|~{3,})[^\n]*\n.*?^(?P=fence)[ \t]*$"
+    r"|(?P<ticks>`+)(?!`).+?(?<!`)(?P=ticks)(?!`)",
+    re.M | re.S,
+)
 
 
 def _unquote(value: str | None) -> str | None:
@@ -191,7 +197,7 @@ class ChatMagics(Magics):
             raise UsageProblem("-t needs a thread name.")
 
     def _interpolate(self, text: str) -> str:
-        """Replace only ``{name}``, ``{In[N]}`` and ``{Out[N]}``; other braces stay as typed."""
+        """Replace only ``{name}``, ``{In[N]}`` and ``{Out[N]}`` outside code; the rest stays."""
         ns = self.shell.user_ns
 
         def value(match: re.Match[str]) -> str:
@@ -208,7 +214,12 @@ class ChatMagics(Magics):
                     f"--vars: {{{history}[{number}]}} does not exist; nothing was sent."
                 ) from None
 
-        return _VARS.sub(value, text)
+        parts, last = [], 0
+        for code in _CODE.finditer(text):
+            parts += [_VARS.sub(value, text[last : code.start()]), code.group(0)]
+            last = code.end()
+        parts.append(_VARS.sub(value, text[last:]))
+        return "".join(parts)
 
     def _ask(self, thread: str, text: str, options: RequestOptions) -> Answer:
         view = ReplyView(thread=thread, allow_html=self.allow_html, image_hosts=self.image_hosts)

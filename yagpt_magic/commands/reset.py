@@ -12,10 +12,12 @@ if TYPE_CHECKING:
 
 
 def run(magics: ChatMagics, argv: list[str]) -> None:
-    args = thread_parser("reset", all_flag=True).parse_args(argv)
-    if args.all and args.thread != "default":
+    parser = thread_parser("reset", all_flag=True)
+    parser.set_defaults(thread=None)
+    args = parser.parse_args(argv)
+    if args.all and args.thread is not None:
         raise UsageProblem("%chat reset: use either -t THREAD or --all, not both.")
-    names = list(magics.session.threads) if args.all else [args.thread]
+    names = list(magics.session.threads) if args.all else [args.thread or "default"]
     for name in names:
         magics.session.reset(name)
-    print(f"Reset {'all threads' if args.all else repr(args.thread)}.")
+    print(f"Reset {'all threads' if args.all else repr(names[0])}.")
