@@ -552,6 +552,21 @@ def _find_edits(text: str, allow_html: bool, hosts: frozenset[str]) -> _Edits:
             )  # fmt: skip
         parent = token
 
+    # A renderer without math support reads the math as Markdown, links and all.
+    plain_math = [bool(b) for b in math_at]
+    identity = list(range(len(text) + 1))
+    starts, cursor, parent = _line_starts(text), {}, None
+    for token in _analyser().parse(text, {}):
+        if token.type == "inline":
+            positions = _content_positions(token, parent, text, starts, cursor)
+            if positions is None:
+                raise _Unplaceable
+            _inline_edits(
+                token.meta.get("yagpt_events", []), positions, text, identity, plain_math,
+                text, edits, bytearray(len(text) + 1), set(), allow_html, hosts,
+            )  # fmt: skip
+        parent = token
+
     # Math glued to a bare URL lands in the href marked makes of it.
     for j, ch in enumerate(jtext):
         if ch == "@" and in_math[j] and (j == 0 or not in_math[j - 1]):
@@ -626,9 +641,15 @@ def _inline_edits(
     def neutralise(event: _Event, first: str) -> None:
         for k in range(event.start, event.end):
             j = where(k)
-            if in_math[j] or inside_atomic(k):
-                continue
             ch = jtext[j]
+            if in_math[j]:
+                # Only a renderer without math sees this link; a space after "]"
+                # breaks it, and TeX ignores spaces in math.
+                if ch == "]" and k == event.label[1]:
+                    edits.put(origin[j], "] ")
+                continue
+            if inside_atomic(k):
+                continue
             if k == event.label[0] - 1:
                 edits.put(origin[j], first)
             elif ch == "[":
@@ -652,6 +673,9 @@ def _inline_edits(
             continue
         alt_has_math = has_math(*event.label)
         if _image_allowed(event.href, hosts) and not math_in_attr and not alt_has_math:
+            continue
+        if in_math[where(event.start)]:
+            neutralise(event, "&#91;" + _IMAGE_MARK)
             continue
         edits.put(origin[where(event.start)], "")  # the "!"
         if link_ok:
