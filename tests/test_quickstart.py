@@ -80,6 +80,7 @@ def test_quickstart_command_runs_offline_without_credentials(tmp_path: Path) -> 
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "offline emulator" in out.stdout
-    assert out.stdout.count("offline emulator — no model was called") == 3
-    assert "Make it shorter" in out.stdout
+    # The third reply saw the system prompt and both earlier turns.
+    assert "Reply to message 6: “Make it shorter”" in out.stdout
+    assert "Thread 'default': 3 turns" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr

@@ -21,7 +21,14 @@ from typing import Any
 
 from .connection import Connection
 from .conversation import Message, Usage
-from .errors import ChatError, Interrupted, ServiceError, scrub, service_error
+from .errors import (
+    ChatError,
+    Interrupted,
+    ServiceError,
+    scrub,
+    scrubbed_cause,
+    service_error,
+)
 
 _SDK_LOGGERS = ("yandex_cloud_ml_sdk", "yandex_ai_studio_sdk")
 _POLL = 0.05
@@ -264,7 +271,7 @@ class Backend:
                     got_any = True
                     yield value
                 elif kind == "error":
-                    raise self._translate(value) from value
+                    raise self._translate(value) from scrubbed_cause(value, self.connection.secrets)
                 else:
                     return
         finally:

@@ -102,6 +102,21 @@ def service_error(
     return ServiceError(scrub(text, secrets), code=code)
 
 
+class ScrubbedCause(Exception):
+    """The original failure's traceback as text, with every secret removed.
+
+    With ``verbose_errors`` the user sees the full chain; the raw gRPC error would
+    carry server details verbatim, which may echo the credential back.
+    """
+
+
+def scrubbed_cause(err: BaseException, secrets: Iterable[str]) -> ScrubbedCause:
+    import traceback
+
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    return ScrubbedCause(scrub(text, secrets))
+
+
 _BEARER = re.compile(r"(?i)\b(api-key|bearer)\s+\S+")
 
 

@@ -15,7 +15,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unico
 from .backend import RequestOptions
 from .connection import Connection, resolve
 from .conversation import Fit
-from .errors import ChatError, Interrupted, UsageProblem
+from .errors import ChatError, ContentFiltered, Interrupted, UsageProblem
 from .session import Answer, ChatSession
 from .view import ReplyView
 
@@ -263,6 +263,11 @@ class ChatMagics(Magics):
             raise Interrupted(
                 f"Interrupted: the partial reply was not added to thread {thread!r}."
             ) from None
+        except ContentFiltered:
+            if handle is not None:  # what streamed before the filter stopped it is withdrawn
+                view.text, view.filtered = "", True
+                handle.update(view)
+            raise
         except ChatError:
             if handle is not None and view.text:
                 view.failed = True

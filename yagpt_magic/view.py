@@ -25,6 +25,7 @@ class ReplyView:
     window: int = 0
     interrupted: bool = False
     failed: bool = False
+    filtered: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
     status: str = ""
 
@@ -47,6 +48,8 @@ class ReplyView:
             notes.append(
                 "The reply was cut at max_tokens; raise --max-tokens to get all of it."
             )
+        if self.filtered:
+            notes.append("The content filter withheld the reply; nothing was added to the thread.")
         if self.interrupted:
             notes.append("Interrupted: this partial reply was not added to the thread.")
         elif self.failed:
