@@ -38,9 +38,15 @@ def _commands() -> dict[str, Command]:
         config,
         help,
         history,
+        live,
+        load,
         login,
         offline,
+        record,
+        replay,
         reset,
+        restore,
+        save,
         system,
         threads,
         undo,
@@ -58,6 +64,12 @@ def _commands() -> dict[str, Command]:
         "usage": usage.run,
         "login": login.run,
         "offline": offline.run,
+        "save": save.run,
+        "load": load.run,
+        "record": record.run,
+        "replay": replay.run,
+        "live": live.run,
+        "restore": restore.run,
     }
 
 

@@ -1,0 +1,58 @@
+"""``%chat load PATH [-t T]``: rebuild threads from a transcript (.ipynb, .md, .json, .jsonl).
+
+Without ``-t`` every thread in the file replaces the thread of the same name (other
+threads are kept). With ``-t T`` only thread T is taken from the file; a file that
+holds a single thread is loaded as T whatever it was called, so a saved ``default``
+can come back as ``review``. The whole file is checked before anything changes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import TranscriptError
+from ..session import ThreadEvent
+from ..transcript import load_threads
+from . import Parser
+
+if TYPE_CHECKING:
+    from ..conversation import Thread
+    from ..magics import ChatMagics
+    from ..session import ChatSession
+
+
+def install(session: ChatSession, threads: dict[str, Thread]) -> None:
+    """Replace the named threads at once, then tell listeners (widget, recorder)."""
+    with session._lock:
+        busy = sorted(set(threads) & session._busy)
+        if busy:
+            raise TranscriptError(
+                f"A reply is being written on {', '.join(map(repr, busy))}; wait for it, "
+                "then load again. Nothing was changed."
+            )
+        session.threads.update(threads)
+    for name in threads:
+        session.notify(ThreadEvent(name, "load"))
+
+
+def run(magics: ChatMagics, argv: list[str]) -> None:
+    parser = Parser("load")
+    parser.add_argument("path")
+    parser.add_argument("-t", "--thread")
+    args = parser.parse_args(argv)
+    threads = load_threads(args.path)
+    if args.thread is not None:
+        if args.thread in threads:
+            chosen = threads[args.thread]
+        elif len(threads) == 1:
+            chosen = next(iter(threads.values()))
+        else:
+            names = ", ".join(map(repr, threads))
+            raise TranscriptError(
+                f"{args.path}: no thread {args.thread!r} (it holds {names}); nothing was changed."
+            )
+        chosen.name = args.thread
+        threads = {args.thread: chosen}
+    install(magics.session, threads)
+    summary = ", ".join(f"{name!r} ({len(t.turns)} turns)" for name, t in threads.items())
+    print(f"Loaded {summary} from {args.path}.")

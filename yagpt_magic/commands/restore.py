@@ -1,0 +1,58 @@
+"""``%chat restore [PATH]``: rebuild threads from a notebook's ``%%chat`` cells.
+
+Without PATH it reads the notebook this kernel serves (``__session__`` or env
+``JPY_SESSION_NAME``), so a kernel restart loses no history: each ``%%chat`` cell
+with reply metadata becomes its turn again, keyed by the cell's id so re-running it
+replaces the turn in place. Cells never run, or that failed, are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import UsageProblem
+from ..transcript import read_notebook
+from . import Parser
+from .load import install
+
+if TYPE_CHECKING:
+    from ..magics import ChatMagics
+
+
+def this_notebook(magics: ChatMagics) -> Path:
+    """The path of the notebook the kernel serves, as the front end told it."""
+    name = magics.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME")
+    if not name:
+        raise UsageProblem(
+            "This kernel does not know its notebook's path (no __session__ or "
+            "JPY_SESSION_NAME); give it: %chat restore PATH.ipynb"
+        )
+    path = Path(name).expanduser()
+    if not path.exists() and not path.is_absolute() and Path(path.name).exists():
+        path = Path(path.name)  # the server's path is relative to its root, not our cwd
+    return path
+
+
+def run(magics: ChatMagics, argv: list[str]) -> None:
+    parser = Parser("restore")
+    parser.add_argument("path", nargs="?")
+    args = parser.parse_args(argv)
+    path = Path(args.path).expanduser() if args.path else this_notebook(magics)
+    found = read_notebook(path, use_cell_ids=True, strict=False)
+    install(magics.session, found.threads)
+    turns = sum(len(t.turns) for t in found.threads.values())
+    names = ", ".join(f"{n!r} ({len(t.turns)})" for n, t in found.threads.items()) or "none"
+    notes = []
+    if found.unanswered:
+        notes.append(f"skipped {found.unanswered} %%chat cells without a reply "
+                     "(never run, or failed)")
+    if found.interpolated:
+        notes.append(f"skipped {found.interpolated} --vars cells, whose sent text the "
+                     "notebook does not keep")
+    stale = sum(t.stale for th in found.threads.values() for t in th.turns)
+    if stale:
+        notes.append(f"{stale} turns are stale (a cell above them was re-run)")
+    tail = "; " + "; ".join(notes) if notes else ""
+    print(f"Restored {turns} turns from {path}: threads {names}{tail}.")
