@@ -49,14 +49,15 @@ class Execution:
 class Kernel:
     """A python3 kernel from this interpreter, with an environment of the test's choosing."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, stderr: Any = None) -> None:
         self.manager = KernelManager(kernel_name="python3")
         self.manager.kernel_spec.argv[0] = sys.executable
         self.env = {**os.environ, **(env or {})}
+        self.stderr = stderr
         self.client: Any = None
 
     def start(self) -> Kernel:
-        self.manager.start_kernel(env=self.env)
+        self.manager.start_kernel(env=self.env, stderr=self.stderr, stdout=self.stderr)
         self._connect()
         return self
 

@@ -1,0 +1,141 @@
+"""Issue 4: every failure is one line that says what to do, and history never changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import grpc
+import pytest
+from IPython.core.error import UsageError
+
+from yagpt_magic.emulator import Emulator
+
+from .conftest import magics_of
+
+EXPECTED = {
+    "UNAUTHENTICATED": "authentication failed",
+    "PERMISSION_DENIED": "permission denied",
+    "RESOURCE_EXHAUSTED": "quota or rate limit",
+    "INVALID_ARGUMENT": "rejected the request as invalid",
+    "UNAVAILABLE": "is unreachable",
+    "DEADLINE_EXCEEDED": "no answer from",
+    "INTERNAL": "the service failed (INTERNAL)",
+}
+
+
+def snapshot(shell: Any) -> str:
+    session = magics_of(shell).session
+    return json.dumps({n: dataclasses.asdict(t) for n, t in session.threads.items()},
+                      sort_keys=True)
+
+
+def failure(shell: Any, cell: str) -> str:
+    result = shell.run_cell(cell)
+    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
+    message = str(result.error_in_exec)
+    assert "\n" not in message and len(message) < 400
+    return message
+
+
+@pytest.mark.parametrize("after_chunks", [0, 3])
+@pytest.mark.parametrize("code", sorted(EXPECTED))
+def test_fault_matrix(shell: Any, emulator: Emulator, code: str, after_chunks: int) -> None:
+    shell.run_cell("%%chat\nfirst turn").raise_error()
+    before = snapshot(shell)
+    emulator.reply_with("word " * 60, chunks=10)
+    emulator.fail(getattr(grpc.StatusCode, code), f"injected {code}", after_chunks=after_chunks)
+    message = failure(shell, "%%chat\nsecond turn")
+    assert EXPECTED[code].lower() in message.lower()
+    assert snapshot(shell) == before
+    assert "Traceback" not in message
+
+
+def test_content_filter_commits_nothing(shell: Any, emulator: Emulator) -> None:
+    shell.run_cell("%%chat\nfirst").raise_error()
+    before = snapshot(shell)
+    emulator.reply_with("", status="CONTENT_FILTER")
+    assert "content filter" in failure(shell, "%%chat\nsomething the filter blocks")
+    assert snapshot(shell) == before
+
+
+def test_truncated_reply_is_kept_with_a_notice(shell: Any, emulator: Emulator,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    shell.run_cell("%%chat --max-tokens 5\nTell me everything").raise_error()
+    turn = magics_of(shell).session.thread().turns[-1]
+    assert turn.status == "truncated" and turn.usage.completion_tokens == 5
+    assert "cut at max_tokens" in capsys.readouterr().out
+
+
+def test_verbose_errors_show_the_traceback_without_the_key(
+    shell: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_cell("%config ChatMagics.verbose_errors = True").raise_error()
+    emulator.fail(grpc.StatusCode.PERMISSION_DENIED, "denied for {authorization}")
+    result = shell.run_cell("%%chat\nhello")
+    assert result.error_in_exec is not None
+    shell.showtraceback((type(result.error_in_exec), result.error_in_exec,
+                         result.error_in_exec.__traceback__))
+    captured = capsys.readouterr()
+    assert "Traceback" in captured.out + captured.err
+    assert "denied for Api-Key ***" in captured.out + captured.err
+    assert emulator.api_key not in captured.out + captured.err
+
+
+def test_a_closed_port_fails_fast_naming_the_endpoint(
+    bare_shell: Any, clean_env: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    clean_env.setenv("YC_API_KEY", "k")
+    clean_env.setenv("YC_FOLDER_ID", "f")
+    clean_env.setenv("YC_API_ENDPOINT", f"127.0.0.1:{port}")
+    clean_env.setenv("YAGPT_INSECURE", "1")
+    started = time.monotonic()
+    message = failure(bare_shell, "%%chat\nhello")
+    assert f"127.0.0.1:{port}" in message and "unreachable" in message
+    assert time.monotonic() - started < 10
+
+
+def test_a_silent_server_fails_within_the_timeout(
+    bare_shell: Any, clean_env: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts the connection and never answers: the `timeout` setting wins."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    for name, value in (("YC_API_KEY", "k"), ("YC_FOLDER_ID", "f"),
+                        ("YC_API_ENDPOINT", address), ("YAGPT_INSECURE", "1")):
+        clean_env.setenv(name, value)
+    bare_shell.run_cell("%config ChatMagics.timeout = 1.5").raise_error()
+    try:
+        started = time.monotonic()
+        message = failure(bare_shell, "%%chat\nhello")
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        acceptor.join()
+        for conn in held:
+            conn.close()
+        server.close()
+    assert address in message and "1.5 s" in message
+    assert elapsed < 6

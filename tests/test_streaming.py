@@ -1,0 +1,68 @@
+"""Issue 4 in a real kernel: throttled streaming, and interrupting a streamed reply."""
+
+from __future__ import annotations
+
+import time
+
+from yagpt_magic.emulator import Emulator
+
+from .conftest import emulator_env
+from .kernel import Kernel
+
+TURN_COUNT = (
+    "m = get_ipython()._yagpt_magic\n"
+    "print('turns:', [t.user for t in m.session.thread().turns])"
+)
+
+
+def test_a_long_stream_updates_one_display_a_few_times(emulator: Emulator) -> None:
+    reply = " ".join(f"w{i}" for i in range(4000))
+    emulator.reply_with(reply, chunks=2000)
+    emulator.chunk_delay = 0.0005
+    with Kernel(emulator_env(emulator)) as kernel:
+        assert kernel.run("%load_ext yagpt_magic").ok
+        run = kernel.run("%%chat --max-tokens 20000\nWrite a long answer", timeout=120)
+    assert run.ok, run.error
+    shown = run.of_type("display_data")
+    updates = run.of_type("update_display_data")
+    assert len(shown) == 1
+    display_id = shown[0]["content"]["transient"]["display_id"]
+    assert all(u["content"]["transient"]["display_id"] == display_id for u in updates)
+    # Far fewer updates than the 2,000 chunks, and the last one is the whole reply.
+    print(f"2,000 chunks -> {len(updates) + 1} display messages")
+    assert len(updates) + 1 < 200
+    final = updates[-1]["content"]
+    assert final["data"]["text/plain"] == reply
+    assert final["metadata"]["yagpt_magic"]["status"] == "final"
+
+
+def test_interrupt_cancels_the_stream_and_commits_nothing(emulator: Emulator) -> None:
+    with Kernel(emulator_env(emulator)) as kernel:
+        assert kernel.run("%load_ext yagpt_magic").ok
+        assert kernel.run("%%chat\nfirst question").ok
+        emulator.reply_with("slow words " * 200, chunks=200)
+        emulator.chunk_delay = 0.05
+        msg_id = kernel.send("%%chat\nsecond question, slowly")
+        # Wait until the reply is visibly streaming, then interrupt as Jupyter does.
+        deadline = time.monotonic() + 30
+        while len(emulator.completions) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)
+        interrupted_at = time.monotonic()
+        kernel.manager.interrupt_kernel()
+        run = kernel.collect(msg_id)
+        while emulator.cancelled < 1 and time.monotonic() - interrupted_at < 5:
+            time.sleep(0.01)
+        cancelled_after = time.monotonic() - interrupted_at
+        turns = kernel.run(TURN_COUNT)
+        again = kernel.run("%%chat\nthird question")
+        after = kernel.run(TURN_COUNT)
+
+    assert not run.ok and "Interrupted" in run.error
+    assert emulator.cancelled == 1 and cancelled_after < 1.0
+    assert "turns: ['first question']" in turns.text
+    last = (run.of_type("update_display_data") or run.of_type("display_data"))[-1]
+    assert "slow words" in last["content"]["data"]["text/plain"]
+    assert "Interrupted" in last["content"]["data"]["text/markdown"]
+    assert again.ok, again.error
+    assert "turns: ['first question', 'third question']" in after.text
