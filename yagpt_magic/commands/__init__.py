@@ -51,6 +51,7 @@ def _commands() -> dict[str, Command]:
         threads,
         undo,
         usage,
+        widget,
     )
 
     return {
@@ -70,6 +71,7 @@ def _commands() -> dict[str, Command]:
         "replay": replay.run,
         "live": live.run,
         "restore": restore.run,
+        "widget": widget.run,
     }
 
 
