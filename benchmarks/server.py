@@ -1,0 +1,64 @@
+"""The project's emulator in a process of its own, optionally answering with a long reply.
+
+``python -m yagpt_magic.emulator`` has no flag for a scripted reply, and figure 4 needs
+the emulator out of the client's process (its CPU must not count as the client's).
+This runs the same ``Emulator`` class with ``reply_with`` queued for every request:
+``python -m benchmarks.server --api-key K [--reply-tokens N] [--chunks C]``.
+It prints ``listening on HOST:PORT`` and serves until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from yagpt_magic.emulator import Emulator, tokenize_text
+
+_TEXT = (
+    "the model streams a reply while the notebook shows it growing in place and "
+    "every token counts against the window so history is fitted before each request "
+    "markdown renders code blocks math and lists as Jupyter renders them"
+)
+_WORDS = _TEXT.split()
+
+
+def long_reply(tokens: int) -> str:
+    """Prose of exactly ``tokens`` emulator tokens, in paragraphs, like a long answer."""
+    words: list[str] = []
+    i = 0
+    while len(words) < tokens:  # each word is at least one token
+        words.append(_WORDS[i % len(_WORDS)])
+        if i % 60 == 59:
+            words[-1] += ".\n\n"
+        i += 1
+    return "".join(tokenize_text(" ".join(words))[:tokens])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.server")
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--reply-tokens", type=int, default=0, help="answer with this long a reply")
+    parser.add_argument("--chunks", type=int, default=None, help="stream it in this many chunks")
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    emu = Emulator(api_key=args.api_key)
+    if args.reply_tokens:
+        emu.reply_with(long_reply(args.reply_tokens), chunks=args.chunks, times=10**9)
+    emu.start()
+    print(f"listening on {emu.address}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
