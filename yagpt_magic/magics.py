@@ -21,6 +21,9 @@ from .view import ReplyView
 
 #: Minimum seconds between two in-place updates of a streaming reply.
 STREAM_INTERVAL = 0.1
+#: Each update re-renders the whole reply so far, which costs more as it grows; waiting
+#: this many times the last update's cost keeps rendering to ~5% of a long stream.
+RENDER_BACKOFF = 20.0
 _SECRET_SHAPES = re.compile(r"^(AQVN|t1\.|y[0-3]_)")
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
 #: Fenced blocks and inline code spans: code is left exactly as typed under --vars.
@@ -226,23 +229,26 @@ class ChatMagics(Magics):
         live = hasattr(self.shell, "kernel")
         handle: Any = None
         last = 0.0
+        interval = STREAM_INTERVAL
 
         def on_fit(fit: Fit) -> None:
             view.left_out = fit.left_out
             view.window = self.context_window
 
         def on_text(text: str) -> None:
-            nonlocal handle, last
+            nonlocal handle, last, interval
             view.text = text
             if not live:
                 return
             now = time.monotonic()
             if handle is None:
                 handle = self._display(view, display_id=True)
-                last = now
-            elif now - last >= STREAM_INTERVAL:
+            elif now - last >= interval:
                 handle.update(view)
-                last = now
+            else:
+                return
+            last = time.monotonic()
+            interval = max(STREAM_INTERVAL, RENDER_BACKOFF * (last - now))
 
         try:
             answer = self.session.ask(
