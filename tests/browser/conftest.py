@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, Request, Route, sync_playwright
 
+from yagpt_magic.emulator import Emulator
+
+from ..conftest import TEST_API_KEY, emulator_env
 from .jupyter import JupyterServer, ServerFactory, is_loopback, screenshot, start_server
 
 CHROMIUM = os.environ.get("YAGPT_CHROMIUM", "/usr/bin/chromium")
@@ -131,3 +134,24 @@ def page(
         if page_errors:
             print("page errors:", *page_errors, sep="\n  ")
     context.close()
+
+
+@pytest.fixture(scope="session")
+def chat_emulator() -> Iterator[Emulator]:
+    """One emulator for the session, in this process, so tests script its replies."""
+    emu = Emulator(api_key=TEST_API_KEY).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def emu(chat_emulator: Emulator) -> Emulator:
+    """The session's emulator, with scripts, delays and recordings of earlier tests gone."""
+    chat_emulator.reset()
+    return chat_emulator
+
+
+@pytest.fixture(scope="session")
+def chat_env(chat_emulator: Emulator) -> dict[str, str]:
+    """Server env whose kernels talk to `chat_emulator`; one env, so servers are shared."""
+    return emulator_env(chat_emulator)
