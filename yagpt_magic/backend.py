@@ -192,10 +192,14 @@ class Backend:
             else:
                 put(await model.run(list(messages), timeout=timeout))
 
-        for result in self._drive(produce, cancel=cancel, first_timeout=timeout, started=started):
-            results.append(result)
-            if on_text is not None and options.stream:
-                on_text(result.text)
+        # closing(): an interrupt inside on_text must cancel the RPC now, not when the
+        # traceback that holds this generator is finally collected.
+        stream = self._drive(produce, cancel=cancel, first_timeout=timeout, started=started)
+        with contextlib.closing(stream):
+            for result in stream:
+                results.append(result)
+                if on_text is not None and options.stream:
+                    on_text(result.text)
         if not results:
             raise ServiceError("the service sent no answer. Run the cell again.", code="EMPTY")
         last = results[-1]
