@@ -13,10 +13,8 @@ import pytest
 from IPython.utils.capture import capture_output
 from ipywidgets.widgets.widget import _instances
 
-from yagpt_magic.conversation import Thread
 from yagpt_magic.emulator import Emulator
 from yagpt_magic.render import safe_markdown
-from yagpt_magic.session import ThreadEvent
 from yagpt_magic.widget import ChatWidget
 
 from .commcount import counting_comms
@@ -265,13 +263,20 @@ def test_a_rerun_replaces_its_turn_in_place_and_marks_later_ones_stale(
     assert all("yagpt-stale" not in t["classes"] for t in shown_turns(widget))
 
 
-def test_load_redraws_the_history(magics: Any, widget: ChatWidget) -> None:
-    session = magics.session
-    session.ask("default", "old", options=magics.options(), context_window=32768)
-    loaded = Thread("default", turns=[*session.thread("default").turns] * 3)
-    session.threads["default"] = loaded  # what %chat load does, then it notifies
-    session.notify(ThreadEvent("default", "load"))
-    assert [t["user"] for t in shown_turns(widget)] == ["old"] * 3
+def test_load_redraws_the_history(
+    shell: Any, magics: Any, widget: ChatWidget, tmp_path: Path
+) -> None:
+    shell.run_cell("%%chat\nto be saved").raise_error()
+    shell.run_cell("%%chat\nand this too").raise_error()
+    saved = [(t.user, t.reply) for t in magics.session.thread("default").turns]
+    path = tmp_path / "chat.json"
+    shell.run_cell(f"%chat save {path}").raise_error()
+    shell.run_cell("%chat reset").raise_error()
+    assert shown_turns(widget) == []
+
+    shell.run_cell(f"%chat load {path}").raise_error()
+    assert [(t["user"], t["reply"]) for t in shown_turns(widget)] == saved
+    assert "in 2 turns" in widget.usage_line.value
 
 
 def test_two_widgets_on_one_thread_stay_in_step(magics: Any, widget: ChatWidget) -> None:

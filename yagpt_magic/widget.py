@@ -145,10 +145,12 @@ class ChatWidget(widgets.VBox):
         self.model_box = widgets.Combobox(
             value=self.magics.model, options=tuple(models), ensure_option=False,
             description="model", layout=widgets.Layout(width="16em"),
+            style={"description_width": "initial"},
         )
         self.temperature_slider = widgets.FloatSlider(
             value=self.magics.temperature, min=0.0, max=1.0, step=0.05,
             description="temperature", readout_format=".2f",
+            style={"description_width": "initial"},
         )
         self.usage_line = widgets.Label()
         self.status_line = widgets.Label("idle")
@@ -179,6 +181,7 @@ class ChatWidget(widgets.VBox):
         with self._lock:
             self._rebuild()
         self._unsubscribe = session.subscribe(self._on_event)
+        self._ready = True
 
     # -- public ----------------------------------------------------------------------
     @property
@@ -196,15 +199,14 @@ class ChatWidget(widgets.VBox):
 
     def close(self) -> None:
         """Stop listening to the session, cancel a request in flight, close every part."""
-        unsubscribe, self._unsubscribe = getattr(self, "_unsubscribe", None), None
-        if unsubscribe is not None:
-            unsubscribe()
-        cancel = getattr(self, "_cancel", None)
-        if cancel is not None:
-            cancel.set()
-        lock = getattr(self, "_lock", None)
-        if lock is not None:
-            with lock:
+        if getattr(self, "_ready", False):  # also called by __del__, even after a failed init
+            self._ready = False
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+            if self._cancel is not None:
+                self._cancel.set()
+            with self._lock:
                 self._clear_history()
                 if self._pending is not None:
                     self._pending.close()
