@@ -35,6 +35,7 @@ turn's SHA-256 against the messages it claims were sent, before any thread chang
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -118,7 +119,8 @@ def _json(src: _Source, text: str, where: str = "") -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        end = " (the file looks truncated)" if err.pos >= len(text.rstrip()) else ""
+        cut = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")
+        end = " (the file looks truncated)" if cut else ""
         src.fail(f"malformed JSON{where} at line {err.lineno} column {err.colno}: {err.msg}{end}")
     except RecursionError:
         src.fail(f"JSON{where} nested too deeply")
@@ -221,18 +223,74 @@ def sent_messages(thread: Thread, index: int) -> list[Message]:
     return messages
 
 
+def _encoded(role: str, text: str) -> str:
+    # One message exactly as messages_sha256 serialises it inside its JSON list.
+    return json.dumps([role, text], ensure_ascii=False, separators=(",", ":"))
+
+
+class _Hashes:
+    """``messages_sha256(sent_messages(thread, i))`` for each turn in O(turn), not O(thread).
+
+    Turns answered from the same context start share a prefix; one running hash per
+    start is extended turn by turn and copied, so a 1,000-turn thread costs no more
+    than hashing its text once (plus a restart when the window moved).
+    """
+
+    def __init__(self, thread: Thread) -> None:
+        self.thread = thread
+        self.key: tuple[str, int] | None = None
+        self.hasher: Any = None
+        self.upto = 0
+        self.empty = True
+        self.pairs: dict[int, bytes] = {}  # turn index -> its two messages, serialised once
+
+    def _add(self, role: str, text: str) -> None:
+        self._update(_encoded(role, text).encode())
+
+    def _update(self, data: bytes) -> None:
+        self.hasher.update((b"[" if self.empty else b",") + data)
+        self.empty = False
+
+    def _pair(self, index: int) -> bytes:
+        found = self.pairs.get(index)
+        if found is None:
+            turn = self.thread.turns[index]
+            found = self.pairs[index] = (_encoded("user", turn.user) + ","
+                                         + _encoded("assistant", turn.reply)).encode()
+        return found
+
+    def of(self, index: int) -> str:
+        import hashlib
+
+        turn = self.thread.turns[index]
+        start = turn.context_start or 0
+        if self.key != (turn.system_prompt, start) or self.upto > index:
+            self.key, self.hasher, self.upto, self.empty = (
+                (turn.system_prompt, start), hashlib.sha256(), start, True)
+            if turn.system_prompt:
+                self._add("system", turn.system_prompt)
+        for earlier in range(self.upto, index):
+            self._update(self._pair(earlier))
+        self.upto = index
+        final = self.hasher.copy()
+        final.update(("[" if self.empty else ",").encode()
+                     + _encoded("user", turn.user).encode() + b"]")
+        return final.hexdigest()
+
+
 def _check_hashes(src: _Source, thread: Thread, *, lenient: bool) -> None:
     """Each turn's recorded SHA-256 must match its messages; a stale turn is exempt.
 
     ``lenient`` (a live notebook, whose re-run cells leave older outputs below them)
     marks a mismatching turn stale instead, which is what the kernel had shown.
     """
+    hashes = _Hashes(thread)
     for index, turn in enumerate(thread.turns):
         if not turn.sha256 or turn.stale:
             continue
         if turn.context_start is not None and turn.context_start > index:
             src.fail(f"turn {index} of {thread.name!r}: context_start is after the turn")
-        if messages_sha256(sent_messages(thread, index)) != turn.sha256:
+        if hashes.of(index) != turn.sha256:
             if lenient:
                 turn.stale = True
             else:
@@ -325,7 +383,7 @@ def _fence(text: str, info: str) -> str:
 def _md_heading(text: str) -> str:
     from .view import inert_markdown
 
-    return inert_markdown(text)
+    return inert_markdown(_one_line(text))
 
 
 def _dump_md(threads: Sequence[Thread]) -> str:
@@ -547,9 +605,14 @@ def _reply_output(thread: str, index: int, turn: Turn) -> dict[str, Any]:
     }
 
 
+def _one_line(text: str) -> str:
+    """``text`` with every line break IPython splits on made a space (a magic line is one line)."""
+    return " ".join(text.splitlines())
+
+
 def _system_cell(thread: Thread) -> str:
-    text = " ".join(thread.system_prompt.split("\n"))
-    return f"%chat system -t {_shell_quote(thread.name)} {_shell_quote(text)}"
+    name, text = _one_line(thread.name), _one_line(thread.system_prompt)
+    return f"%chat system -t {_shell_quote(name)} {_shell_quote(text)}"
 
 
 def _shell_quote(value: str) -> str:
@@ -584,7 +647,7 @@ def notebook_dict(threads: Sequence[Thread]) -> dict[str, Any]:
         text = f"## Thread {_md_heading(thread.name)}\n\n"
         if thread.system_prompt:
             text += "System prompt:\n\n" + _fence(thread.system_prompt, "text")
-            if "\n" in thread.system_prompt:
+            if _one_line(thread.system_prompt) != thread.system_prompt:
                 text += ("\n\nA `%chat` line cannot hold line breaks, so the cell below sets "
                          "it with spaces; `%chat load` of this file sets it exactly.")
         else:
@@ -593,7 +656,7 @@ def notebook_dict(threads: Sequence[Thread]) -> dict[str, Any]:
             "thread": thread.name, "system_prompt": thread.system_prompt}}))
         if thread.system_prompt:
             cells.append(code(_system_cell(thread), f"{tag}-system"))
-        line = f"%%chat -t {_quote_arg(thread.name)}\n"
+        line = f"%%chat -t {_quote_arg(_one_line(thread.name))}\n"
         for index, turn in enumerate(thread.turns):
             cells.append(code(line + turn.user, f"{tag}-turn-{index}", turn.cell_id,
                               [_reply_output(thread.name, index, turn)]))
@@ -681,13 +744,59 @@ def _validate_notebook(src: _Source, data: Any) -> None:
     if major != 4:
         src.fail(f"nbformat {major!r} notebook; only nbformat 4 is read (open and save it in "
                  "a current Jupyter to convert it)")
-    import nbformat
+    minor = data.get("nbformat_minor")
+    check = _schema_check(minor if isinstance(minor, int) else -1)
+    problem = check(data)
+    if problem:
+        src.fail(f"not a valid nbformat 4 notebook ({problem.splitlines()[0][:160]})")
 
+
+def _schema_file(minor: int) -> Path | None:
+    """nbformat's JSON schema for 4.``minor``, found without importing nbformat."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nbformat")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "v4"
+    exact = folder / f"nbformat.v4.{minor}.schema.json"
+    return exact if exact.exists() else folder / "nbformat.v4.schema.json"
+
+
+@functools.cache
+def _schema_check(minor: int) -> Callable[[Any], str]:
+    """A checker for nbformat 4.``minor`` that returns the first problem, or ''.
+
+    It compiles nbformat's own schema with fastjsonschema, as ``nbformat.validate``
+    does, without importing nbformat: that import pulls in jsonschema's format
+    checkers, which can take seconds on first use.
+    """
     try:
-        nbformat.validate(data, version=4, version_minor=data.get("nbformat_minor"))
-    except nbformat.ValidationError as err:
-        message = str(err.message).split("\n")[0][:160]
-        src.fail(f"not a valid nbformat 4 notebook ({message})")
+        import fastjsonschema
+
+        schema = _schema_file(minor)
+        assert schema is not None
+        validate = fastjsonschema.compile(json.loads(schema.read_text("utf-8")))
+    except Exception:  # no schema file or no fastjsonschema: nbformat's own path
+        import nbformat
+
+        def check(data: Any) -> str:
+            try:
+                nbformat.validate(data, version=4, version_minor=minor)
+            except nbformat.ValidationError as err:
+                return str(err.message)
+            return ""
+
+        return check
+
+    def fast(data: Any) -> str:
+        try:
+            validate(data)
+        except fastjsonschema.JsonSchemaException as err:
+            return str(err.message)
+        return ""
+
+    return fast
 
 
 def read_notebook(path: str | os.PathLike[str], *, use_cell_ids: bool = False,
