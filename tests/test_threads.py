@@ -156,6 +156,13 @@ def test_output_variable_and_config_sources(shell: Any, emulator: Emulator) -> N
     assert rows["endpoint"][2] == "env YC_API_ENDPOINT"
     assert rows["credential"][1:] == ("api_key (hidden)", "env YC_API_KEY")
     assert emulator.api_key not in repr(table)
+    shell.run_cell("%%chat -m yandexgpt-lite --temperature 0.1\nhello").raise_error()
+    rows = shell.run_line_magic("chat", "config").rows
+    assert ("model", "yandexgpt-lite", "per-cell flag (turn 1 of 'default')") in rows
+    assert ("temperature", "0.1", "per-cell flag (turn 1 of 'default')") in rows
+    shell.run_cell("%config ChatMagics.stream = False").raise_error()
+    shell.run_cell("%%chat\nunary please").raise_error()
+    assert emulator.completions[-1].options["stream"] is False
 
 
 def test_window_fitting_through_the_emulator(shell: Any, emulator: Emulator) -> None:

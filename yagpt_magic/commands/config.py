@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..connection import resolve_credential, resolve_endpoint, resolve_folder, resolve_insecure
 from ..view import Table
-from . import Parser
+from . import thread_parser
 
 if TYPE_CHECKING:
     from ..magics import ChatMagics
@@ -19,8 +19,26 @@ SETTINGS = (
 )
 
 
+def flagged(magics: ChatMagics, thread: str) -> list[tuple[str, str, str]]:
+    """Settings of the thread's last turn that a per-cell flag changed from the config."""
+    found = magics.session.threads.get(thread)
+    if found is None or not found.turns:
+        return []
+    index, turn = len(found.turns) - 1, found.turns[-1]
+    source = f"per-cell flag (turn {index} of {thread!r})"
+    rows = []
+    model = turn.model.split("/")[-2] if turn.model.count("/") >= 3 else turn.model
+    if model and model != magics.model.split("/")[0]:
+        rows.append(("model", model, source))
+    for name in ("temperature", "max_tokens"):
+        value = turn.settings.get(name)
+        if value is not None and value != getattr(magics, name):
+            rows.append((name, repr(value), source))
+    return rows
+
+
 def run(magics: ChatMagics, argv: list[str]) -> Table:
-    Parser("config").parse_args(argv)
+    args = thread_parser("config").parse_args(argv)
     configured = magics.config.get("ChatMagics", {})
     rows: list[tuple[str, str, str]] = []
     for name in SETTINGS:
@@ -44,5 +62,6 @@ def run(magics: ChatMagics, argv: list[str]) -> Table:
     else:
         shown = credential.value if credential.kind == "yc_profile" else "(hidden)"
         rows.append(("credential", f"{credential.kind} {shown}", credential.source))
+    rows += flagged(magics, args.thread)
     title = "Effective settings (per-cell flags override model, temperature, max_tokens, stream)"
     return Table(("setting", "value", "source"), rows, title)
