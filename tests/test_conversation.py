@@ -35,6 +35,10 @@ def count(messages: Sequence[Message]) -> int:
     return sum(count_one(m["role"], m["text"]) for m in messages)
 
 
+#: How full each fitted request was, as a share of the budget.
+FILL: list[float] = []
+
+
 class CountingTokenizer:
     def __init__(self) -> None:
         self.calls = 0
@@ -52,6 +56,7 @@ def answer(thread: Thread, text: str, reply: str, *, budget: int, cell_id: str |
     fit = fit_to_window(thread, text, budget=budget, count=tokenizer or count, upto=upto)
     sent = thread.request(text, upto=upto, start=fit.start)
     assert count(sent) <= budget, "the fitted request exceeds the window"
+    FILL.append(count(sent) / budget)
     assert sent[-1] == {"role": "user", "text": text}
     usage = Usage(count(sent), count([{"role": "assistant", "text": reply}]) - 3, 0, 0)
     turn = Turn(text, reply, cell_id=cell_id, usage=usage, system_prompt=thread.system_prompt,
@@ -157,6 +162,7 @@ def test_two_thousand_turns_cost_at_most_one_tokenize_call_each() -> None:
     tokenizer = CountingTokenizer()
     budget = 32768 - 2000
     calls = []
+    FILL.clear()
     for i in range(2000):
         before = tokenizer.calls
         answer(thread, f"Question {i}: what about item {i * 7}?" + " more" * (i % 13),
@@ -167,6 +173,11 @@ def test_two_thousand_turns_cost_at_most_one_tokenize_call_each() -> None:
     # Well inside the window no call is needed at all; at the edge, about one per turn.
     assert calls[:100] == [0] * 100
     assert thread.turns[-1].context_start > 1500
+    # Past the edge the window stays well used: exact sizes, not byte bounds, decide.
+    steady = FILL[-1000:]
+    print(f"window fill over the last 1,000 turns: mean {sum(steady) / len(steady):.2f}, "
+          f"min {min(steady):.2f}")
+    assert sum(steady) / len(steady) > 0.85
 
 
 def test_plainly_inside_uses_usage_not_the_tokenizer() -> None:

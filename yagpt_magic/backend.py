@@ -8,7 +8,6 @@ sync wrappers block in a way that leaves the RPC running after an interrupt.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import queue
@@ -17,7 +16,10 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 from .connection import Connection
 from .conversation import Message, Usage
@@ -94,6 +96,8 @@ class Backend:
 
     # -- lifecycle -----------------------------------------------------------------
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        import asyncio  # not at import time: it costs %load_ext ~20 ms outside a kernel
+
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
@@ -110,6 +114,7 @@ class Backend:
         self._loop = self._thread = None
         if loop is None or thread is None:
             return
+        import asyncio
 
         async def shutdown() -> None:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -238,6 +243,8 @@ class Backend:
         started: float | None = None,
     ) -> Any:
         """Run ``produce`` on the loop; yield what it puts, interruptibly, in this thread."""
+        import asyncio
+
         loop = self._ensure_loop()
         items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         finished = threading.Event()

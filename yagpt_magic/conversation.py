@@ -84,15 +84,27 @@ class Thread:
     name: str = "default"
     system_prompt: str = ""
     turns: list[Turn] = field(default_factory=list)
+    # cell id -> turn index, so finding a cell's turn costs the same at any length.
+    # It covers turns[:_indexed] and is checked against the list before each use.
+    _cells: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _indexed: int = field(default=0, init=False, repr=False, compare=False)
+    _last: Turn | None = field(default=None, init=False, repr=False, compare=False)
 
     def slot_for(self, cell_id: str | None) -> int | None:
         """Index of the turn a cell made earlier, so a re-run replaces it in place."""
         if cell_id is None:
             return None
-        for index in range(len(self.turns) - 1, -1, -1):
-            if self.turns[index].cell_id == cell_id:
-                return index
-        return None
+        turns = self.turns
+        in_step = 0 < self._indexed <= len(turns) and turns[self._indexed - 1] is self._last
+        if not in_step:
+            self._cells.clear()
+            self._indexed = 0
+        for index in range(self._indexed, len(turns)):
+            if turns[index].cell_id is not None:
+                self._cells[turns[index].cell_id] = index
+        self._indexed = len(turns)
+        self._last = turns[-1] if turns else None
+        return self._cells.get(cell_id)
 
     def request(self, text: str, *, upto: int | None = None, start: int = 0) -> list[Message]:
         """The message list for a new user message after turns[start:upto]."""
@@ -111,16 +123,30 @@ class Thread:
         if at is None or at >= len(self.turns):
             self.turns.append(turn)
             return len(self.turns) - 1
-        self.turns[at] = turn
+        old, self.turns[at] = self.turns[at], turn
+        if at == self._indexed - 1:
+            self._last = turn
+        if old.cell_id is not None and self._cells.get(old.cell_id) == at:
+            del self._cells[old.cell_id]
+        if turn.cell_id is not None and at < self._indexed:
+            self._cells[turn.cell_id] = at
         for later in self.turns[at + 1 :]:
             later.stale = True
         return at
 
     def undo(self) -> Turn:
-        return self.turns.pop()
+        turn = self.turns.pop()
+        if self._indexed > len(self.turns):
+            self._indexed = len(self.turns)
+            self._last = self.turns[-1] if self.turns else None
+            if turn.cell_id is not None and self._cells.get(turn.cell_id) == self._indexed:
+                del self._cells[turn.cell_id]
+        return turn
 
     def reset(self) -> None:
         self.turns.clear()
+        self._cells.clear()
+        self._indexed, self._last = 0, None
 
     @property
     def usage(self) -> Usage:
@@ -184,6 +210,12 @@ def _anchor(thread: Thread, upto: int) -> tuple[int, int] | None:
     return prev.context_start, prev.usage.input_tokens + message_bound(prev.reply)
 
 
+#: When the turns about to be left out have no cached count, one tokenizer call
+#: measures a block of them whose byte bound is this many times the excess, so one
+#: call almost always frees enough room (bytes run 3-4x tokens in practice).
+BLOCK_MARGIN = 4
+
+
 def fit_to_window(
     thread: Thread, text: str, *, budget: int, count: Counter, upto: int | None = None
 ) -> Fit:
@@ -191,41 +223,49 @@ def fit_to_window(
 
     The oldest whole turns are left out first; the system prompt and the new message
     never are. Sizes come from, in order of preference: the previous reply's usage
-    (exact), cached per-turn counts (exact), and UTF-8 byte bounds; the tokenizer is
-    called at most once per new message in the normal case, and only near the edge.
+    (the exact size of what was sent then), cached counts of turns, one tokenizer
+    call for a block of the oldest turns, and UTF-8 byte bounds. A thread well inside
+    the window needs no tokenizer call, and near the edge one call per new message is
+    enough; the work does not grow with the thread's length.
     Raises ``WindowOverflow`` when the message cannot fit on its own.
     """
     upto = len(thread.turns) if upto is None else upto
     turns = thread.turns
     calls = 0
     new = message_bound(text)
-    fixed = new + (message_bound(thread.system_prompt) if thread.system_prompt else 0)
 
     anchor = _anchor(thread, upto)
     start = anchor[0] if anchor else 0
-    # exact_size: anchored size (exact part + two bounded messages), valid while we
-    # only drop turns whose exact counts are known.
-    exact_size: int | None = anchor[1] + new if anchor else None
-    if exact_size is not None and exact_size <= budget:
-        return Fit(start, upto, exact_size, calls)
-
-    bound_size = fixed + sum(turns[i].bound for i in range(start, upto))
-
-    def estimate() -> int:
-        return bound_size if exact_size is None else min(exact_size, bound_size)
-
-    while estimate() > budget and start < upto:
-        turn = turns[start]
-        if turn.tokens is None and calls == 0 and exact_size is not None:
-            turn.tokens = count(turn.messages())
+    if anchor is not None:
+        # Upper bound of [system, turns[start:upto], new]: exact up to two messages.
+        size = anchor[1] + new
+        while size > budget and start < upto and turns[start].tokens is not None:
+            size -= turns[start].tokens  # type: ignore[operator]
+            start += 1
+        if size > budget and start < upto:
+            end, covered = start, 0
+            while end < upto and covered < BLOCK_MARGIN * (size - budget):
+                covered += turns[end].bound
+                end += 1
+            block = [m for turn in turns[start:end] for m in turn.messages()]
+            measured = count(block)
             calls += 1
-        if exact_size is not None:
-            exact_size = exact_size - turn.tokens if turn.tokens is not None else None
-        bound_size -= turn.bound
-        start += 1
+            if end == start + 1:
+                turns[start].tokens = measured
+            size -= measured
+            start = end
+        if size <= budget:
+            return Fit(start, upto, size, calls)
 
-    if estimate() <= budget:
-        return Fit(start, upto, estimate(), calls)
+    # No exact anchor (first turn after a load, an edit or a new system prompt), or the
+    # block was not enough: fall back to byte bounds, which never undercount.
+    fixed = new + (message_bound(thread.system_prompt) if thread.system_prompt else 0)
+    bound = fixed + sum(turns[i].bound for i in range(start, upto))
+    while bound > budget and start < upto:
+        bound -= turns[start].bound
+        start += 1
+    if bound <= budget:
+        return Fit(start, upto, bound, calls)
     # Nothing earlier is left; only the tokenizer can tell whether the message fits.
     alone = count(thread.request(text, upto=upto, start=upto))
     calls += 1
