@@ -527,7 +527,8 @@ class Recorder:
             )
         self._lock = threading.Lock()
         if append and self.path.exists():
-            load_threads(self.path)  # refuse to append to something that isn't a recording
+            # Refuse to append to anything that isn't a whole recording.
+            _parse_jsonl(_Source(self.path), _read_text(self.path))
             lines = []
         else:
             lines = [json.dumps({"format": FORMAT, "version": VERSION, "kind": "record",
@@ -911,6 +912,8 @@ def is_transcript(path: Path) -> bool:
         return head.startswith("<!-- yagpt-magic-transcript ")
     if path.suffix.lower() == ".ipynb":
         try:
+            if path.stat().st_size > MAX_BYTES:
+                return False
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return False

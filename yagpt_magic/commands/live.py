@@ -29,5 +29,5 @@ def stop(session: ChatSession) -> str:
 def run(magics: ChatMagics, argv: list[str]) -> None:
     Parser("live").parse_args(argv)
     ended = stop(magics.session)
-    print(f"{ended} ended; replies come from the service." if ended
-          else "Already live: replies come from the service.")
+    print(f"{ended} ended; turns are answered live again." if ended
+          else "Already live: neither recording nor replaying.")

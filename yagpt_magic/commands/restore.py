@@ -4,6 +4,7 @@ Without PATH it reads the notebook this kernel serves (``__session__`` or env
 ``JPY_SESSION_NAME``), so a kernel restart loses no history: each ``%%chat`` cell
 with reply metadata becomes its turn again, keyed by the cell's id so re-running it
 replaces the turn in place. Cells never run, or that failed, are skipped and counted.
+It reads the file as last saved: outputs not yet saved by the front end are not in it.
 """
 
 from __future__ import annotations
