@@ -1,11 +1,12 @@
 """SPEC 10 in a real browser: a hostile reply runs no script and fetches nothing.
 
 The emulator answers with markup that would run script or load an image if it were
-rendered as it reads.  Each vector records itself as ``"<tag>:<vector>"`` in
-``window.__pwned``, and every URL it would load points at a loopback server standing
-in for the attacker, so a hole shows up either way.  A control renders the very same
-text through ``IPython.display.Markdown`` (the unsafe path): it must trip both
-detectors, which proves the test can fail.
+rendered as it reads, and the reply is shown both ways a reply is shown live: a
+``%%chat`` cell's output and the chat widget.  Each vector records itself as
+``"<tag>:<vector>"`` in ``window.__pwned``, and every URL it would load points at a
+loopback server standing in for the attacker, so a hole shows up either way.  A
+control renders the very same text through ``IPython.display.Markdown`` (the unsafe
+path): it must trip both detectors, which proves the test can fail.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .jupyter import (
     ServerFactory,
     append_and_run,
     assert_only_loopback,
+    cell_output_locator,
     create_notebook,
     open_notebook,
     run_cell,
@@ -88,6 +90,7 @@ def attacker() -> Iterator[Attacker]:
 def hostile(tag: str, attacker: Attacker) -> str:
     """A reply that tries every way we know to run script or leak data, marked with `tag`."""
     pwn = f"(window.__pwned=window.__pwned||[]).push('{tag}:%s')"
+    parent = pwn.replace("window.", "parent.")
     leak = f"{attacker.url}/%s?tag={tag}"
     return "\n".join(
         [
@@ -99,7 +102,7 @@ def hostile(tag: str, attacker: Attacker) -> str:
             "",
             f'<svg onload="{pwn % "svg-onload"}"><circle r="1"/></svg>',
             "",
-            f'<iframe srcdoc="&lt;script&gt;parent.{pwn % "iframe"}&lt;/script&gt;"></iframe>',
+            f'<iframe srcdoc="&lt;script&gt;{parent % "iframe"}&lt;/script&gt;"></iframe>',
             "",
             f"[click me](javascript:{pwn % 'js-link'})",
             "",
@@ -128,10 +131,12 @@ def pwned(page: Page) -> list[str] | None:
 
 
 # What the unsafe control trips in both front ends: Jupyter runs <script> in trusted
-# Markdown output, keeps event attributes, and puts math back into attributes with
-# its quotes intact.  (<svg onload>, srcdoc iframes and `javascript:` links need more
-# than rendering to fire; the reply's output is checked for those elements instead.)
-CONTROL_VECTORS = ("control:script", "control:img-onerror", "control:math-alt")
+# Markdown output, keeps event attributes and srcdoc iframes, and puts math back into
+# attributes with its quotes intact.  (<svg onload> does not fire when inserted as
+# innerHTML; the reply's output is checked for such elements instead.)
+CONTROL_TAGS = ("control", "output-control")
+CONTROL_VECTORS = ("script", "img-onerror", "iframe", "math-alt")
+JS_LINK = "a[href^='javascript' i]"
 CONTROL_LEAKS = ("/leak?", "/img?", "/css?")
 
 
@@ -155,10 +160,17 @@ def wait_for_hits(attacker: Attacker, tag: str, prefixes: tuple[str, ...]) -> No
 
 
 def run_control(page: Page, attacker: Attacker) -> int:
-    """Render the hostile text the unsafe way; return the cell index."""
-    text = hostile("control", attacker)
+    """Render the hostile text the unsafe way, as cell output ("control") and inside an
+    ipywidgets Output like the widget's ("output-control"); return the cell index."""
+    cell = hostile("control", attacker)
+    widget = hostile("output-control", attacker)
     index = append_and_run(
-        page, f"from IPython.display import Markdown\nMarkdown({json.dumps(text)})"
+        page,
+        "from IPython.display import Markdown, display\n"
+        "import ipywidgets\n"
+        "box = ipywidgets.Output()\n"
+        f"box.append_display_data(Markdown({json.dumps(widget)}))\n"
+        f"display(Markdown({json.dumps(cell)}), box)",
     )
     wait_for_output(page, index, END_TEXT)
     return index
@@ -176,7 +188,7 @@ def assert_shown_as_text(output: Locator) -> None:
     )
     found = [live.nth(i).evaluate("e => e.outerHTML") for i in range(live.count())]
     assert found == [], f"the reply made live elements: {found}"
-    assert output.locator("a[href^='javascript' i]").count() == 0
+    assert output.locator(JS_LINK).count() == 0
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -197,20 +209,37 @@ def test_hostile_reply_is_inert(
     attacker.paths.clear()
     emu.reply_with(hostile("chat", attacker))
 
-    chat = append_and_run(page, "%%chat\nSummarise the page I pasted.")
-    output = wait_for_output(page, chat, END_TEXT)
+    cell = append_and_run(page, "%%chat\nSummarise the page I pasted.")
+    output = wait_for_output(page, cell, END_TEXT)
     assert_shown_as_text(output)
+
+    # The widget shows replies through the same renderer; send it the same attack.
+    widget = append_and_run(page, "%chat widget")
+    chat = cell_output_locator(page, widget).locator(".yagpt-chat")
+    emu.reply_with(hostile("widget", attacker))
+    chat.locator(".yagpt-input textarea").fill("And the other page?")
+    chat.locator("button.yagpt-send").click()
+    reply = chat.locator(".yagpt-turn").nth(1).locator(".yagpt-reply")
+    expect(reply).to_contain_text(END_TEXT)
+    expect(chat.locator(".yagpt-live")).to_have_count(0)
+    assert_shown_as_text(reply)
+
+    screenshot(page, f"xss-{kind}")
     assert pwned(page) is None
-    assert attacker.hits("chat") == []
+    assert attacker.hits("chat") == attacker.hits("widget") == []
 
     # The control: the same text rendered unsafely must trip both detectors...
-    run_control(page, attacker)
-    wait_for_pwned(page, CONTROL_VECTORS)
-    wait_for_hits(attacker, "control", CONTROL_LEAKS)
-    screenshot(page, f"xss-{kind}")
+    control = run_control(page, attacker)
+    for tag in CONTROL_TAGS:
+        wait_for_pwned(page, tuple(f"{tag}:{vector}" for vector in CONTROL_VECTORS))
+        wait_for_hits(attacker, tag, CONTROL_LEAKS)
+    screenshot(page, f"xss-{kind}-control")
+    # (Jupyter opens links in a new tab, where Chromium will not run `javascript:`;
+    # that such a link gets made at all is what the reply's output is checked for.)
+    assert cell_output_locator(page, control).locator(JS_LINK).count() == len(CONTROL_TAGS)
     # ...and once its handlers and fetches are done, the reply's would have been too.
-    assert [e for e in pwned(page) or [] if not e.startswith("control:")] == []
-    assert attacker.hits("chat") == []
+    assert [e for e in pwned(page) or [] if not e.startswith(("control:", "output-"))] == []
+    assert attacker.hits("chat") == attacker.hits("widget") == []
     # And the attacker's server does count a request from this very page.
     page.evaluate("url => fetch(url).then(r => r.status)", f"{attacker.url}/probe?tag=probe")
     assert attacker.hits("probe") == ["/probe?tag=probe"]
