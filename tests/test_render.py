@@ -232,10 +232,12 @@ def test_forbidden_link_shows_its_text_and_target() -> None:
     assert browser_parser().render(out) == "<p>[click](javascript:alert(1))</p>\n"
 
 
-def test_image_becomes_link() -> None:
+def test_image_becomes_link_showing_its_address() -> None:
     assert safe_markdown("![chart](https://host.example/c.png)") == (
-        "[\N{FRAME WITH PICTURE} chart](https://host.example/c.png)"
+        "[\N{FRAME WITH PICTURE} chart](https://host.example/c.png) `https://host.example/c.png`"
     )
+    assert safe_markdown("![x](https://h.example/`a`.png)").endswith(
+        " `https://h.example/%60a%60.png`")
 
 
 def test_image_hosts_let_named_hosts_load() -> None:

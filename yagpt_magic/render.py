@@ -693,8 +693,19 @@ def _inline_edits(
         edits.put(origin[where(event.start)], "")  # the "!"
         if link_ok:
             edits.put(origin[where(event.start + 1)], "[" + _IMAGE_MARK)
+            # SPEC 10: the link shows its address too, as code so it stays inert text.
+            last = origin[where(event.end - 1)]
+            edits.put(last, text[last] + " " + _code_span(event.href))
         else:
             neutralise(event, "&#91;" + _IMAGE_MARK)
+
+
+def _code_span(text: str) -> str:
+    """``text`` as an inline code span, whatever backticks it holds."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _apply(text: str, edits: dict[int, str]) -> str:
