@@ -27,9 +27,12 @@ Commands:
   %chat config                effective settings and where each came from
   %chat login                 enter an API key / IAM token and folder id (kept in memory)
   %chat offline               use the built-in offline emulator (no credentials needed)
-  %chat save PATH [-t T]      write a transcript (.ipynb, .md or .json)
-  %chat load PATH [-t T]      rebuild a thread from a transcript
-  %chat record PATH           append every new turn to PATH
+  %chat save PATH [-t T] [--force]
+                              write a transcript (.ipynb, .md, .json or .jsonl);
+                              --force overwrites a file yagpt-magic did not write
+  %chat load PATH [-t T]      rebuild threads from a transcript
+  %chat record PATH.jsonl [--append]
+                              append every new turn to PATH as it completes
   %chat replay PATH           answer from PATH, offline; %chat live ends either mode
   %chat restore [PATH]        rebuild threads from this notebook after a restart
   %chat widget [-t T]         a chat box on a thread
