@@ -26,7 +26,7 @@ from .conversation import (
     message_bound,
     messages_sha256,
 )
-from .errors import ContentFiltered, ContextTooLong, UsageProblem
+from .errors import ContentFiltered, ContextTooLong, TranscriptError, UsageProblem
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -151,6 +151,24 @@ class ChatSession:
         turn = thread.undo()
         self.notify(ThreadEvent(name, "undo", len(thread.turns)))
         return turn
+
+    def replace_threads(self, threads: dict[str, Thread]) -> None:
+        """Swap in whole threads (load, restore) at once, then tell the listeners."""
+        with self._lock:
+            busy = sorted(set(threads) & self._busy)
+            if busy:
+                raise TranscriptError(
+                    f"A reply is being written on {', '.join(map(repr, busy))}; wait for it, "
+                    "then try again. Nothing was changed."
+                )
+            self.threads.update(threads)
+        for name in threads:
+            self.notify(ThreadEvent(name, "load"))
+
+    def copies(self, threads: list[Thread]) -> list[Thread]:
+        """Copies taken under the lock, so a reply committing meanwhile can't tear them."""
+        with self._lock:
+            return [thread.copy() for thread in threads]
 
     def set_system(self, name: str, text: str) -> None:
         self.thread(name).system_prompt = text

@@ -11,28 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import TranscriptError
-from ..session import ThreadEvent
 from ..transcript import load_threads
 from . import Parser
 
 if TYPE_CHECKING:
-    from ..conversation import Thread
     from ..magics import ChatMagics
-    from ..session import ChatSession
-
-
-def install(session: ChatSession, threads: dict[str, Thread]) -> None:
-    """Replace the named threads at once, then tell listeners (widget, recorder)."""
-    with session._lock:
-        busy = sorted(set(threads) & session._busy)
-        if busy:
-            raise TranscriptError(
-                f"A reply is being written on {', '.join(map(repr, busy))}; wait for it, "
-                "then load again. Nothing was changed."
-            )
-        session.threads.update(threads)
-    for name in threads:
-        session.notify(ThreadEvent(name, "load"))
 
 
 def run(magics: ChatMagics, argv: list[str]) -> None:
@@ -53,6 +36,6 @@ def run(magics: ChatMagics, argv: list[str]) -> None:
             )
         chosen.name = args.thread
         threads = {args.thread: chosen}
-    install(magics.session, threads)
+    magics.session.replace_threads(threads)
     summary = ", ".join(f"{name!r} ({len(t.turns)} turns)" for name, t in threads.items())
     print(f"Loaded {summary} from {args.path}.")

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from ..errors import UsageProblem
 from ..transcript import read_notebook
 from . import Parser
-from .load import install
 
 if TYPE_CHECKING:
     from ..magics import ChatMagics
@@ -42,7 +41,7 @@ def run(magics: ChatMagics, argv: list[str]) -> None:
     args = parser.parse_args(argv)
     path = Path(args.path).expanduser() if args.path else this_notebook(magics)
     found = read_notebook(path, use_cell_ids=True, strict=False)
-    install(magics.session, found.threads)
+    magics.session.replace_threads(found.threads)
     turns = sum(len(t.turns) for t in found.threads.values())
     names = ", ".join(f"{n!r} ({len(t.turns)})" for n, t in found.threads.items()) or "none"
     notes = []

@@ -30,9 +30,7 @@ def run(magics: ChatMagics, argv: list[str]) -> None:
         threads = [t for t in session.threads.values() if t.turns or t.system_prompt]
         if not threads:
             raise UsageProblem("There is nothing to save yet: every thread is empty.")
-    with session._lock:
-        # A copy, so a reply committing from the widget meanwhile can't tear the file.
-        threads = [t.copy() for t in threads]
+    threads = session.copies(threads)
     path = save_threads(threads, args.path, force=args.force)
     turns = sum(len(t.turns) for t in threads)
     names = ", ".join(repr(t.name) for t in threads)
