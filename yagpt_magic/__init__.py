@@ -24,8 +24,6 @@ def load_ipython_extension(shell: Any) -> None:
     kept = getattr(shell, _KEPT, None)
     if kept:
         magics.session.threads.update(kept)
-    elif magics.system_prompt:
-        magics.session.set_system("default", magics.system_prompt)
     shell.register_magics(magics)
     shell._yagpt_magic = magics
 
@@ -35,8 +33,9 @@ def unload_ipython_extension(shell: Any) -> None:
     magics = getattr(shell, "_yagpt_magic", None)
     if magics is None:
         return
-    setattr(shell, _KEPT, magics.session.threads)
-    magics.session.close()
+    if magics._session is not None:
+        setattr(shell, _KEPT, magics._session.threads)
+        magics._session.close()
     for kind in ("line", "cell"):
         registry = shell.magics_manager.magics[kind]
         if getattr(registry.get("chat"), "__self__", None) is magics:

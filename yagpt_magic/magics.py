@@ -5,19 +5,21 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, validate
 
-from .backend import RequestOptions
-from .connection import Connection, resolve
-from .conversation import Fit
 from .errors import ChatError, ContentFiltered, Interrupted, UsageProblem
-from .session import Answer, ChatSession
-from .view import ReplyView
+
+if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
+    from .backend import RequestOptions
+    from .connection import Connection
+    from .conversation import Fit
+    from .session import Answer, ChatSession
+    from .view import ReplyView
 
 #: Minimum seconds between two in-place updates of a streaming reply.
 STREAM_INTERVAL = 0.1
@@ -74,7 +76,18 @@ class ChatMagics(Magics):
 
     def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
         super().__init__(shell)
-        self.session = session or ChatSession(self.connection)
+        self._session = session
+
+    @property
+    def session(self) -> ChatSession:
+        """The kernel's threads and connection, built on first use."""
+        if self._session is None:
+            from .session import ChatSession
+
+            self._session = ChatSession(self.connection)
+            if self.system_prompt:
+                self._session.set_system("default", self.system_prompt)
+        return self._session
 
     # -- validation -------------------------------------------------------------------
     @validate("temperature")
@@ -102,6 +115,8 @@ class ChatMagics(Magics):
     # -- settings ---------------------------------------------------------------------
     def connection(self) -> Connection:
         """The connection the current settings describe (SPEC 2)."""
+        from .connection import resolve
+
         if self.session.offline is None and os.environ.get("YAGPT_OFFLINE") == "1":
             self.session.start_offline()
         return resolve(
@@ -117,6 +132,8 @@ class ChatMagics(Magics):
 
     def options(self, **overrides: Any) -> RequestOptions:
         """Request options from config, with per-turn overrides that are not None."""
+        from .backend import RequestOptions
+
         values: dict[str, Any] = {
             "model": self.model,
             "model_version": self.model_version,
@@ -225,6 +242,8 @@ class ChatMagics(Magics):
         return "".join(parts)
 
     def _ask(self, thread: str, text: str, options: RequestOptions) -> Answer:
+        from .view import ReplyView
+
         view = ReplyView(thread=thread, allow_html=self.allow_html, image_hosts=self.image_hosts)
         live = hasattr(self.shell, "kernel")
         handle: Any = None
