@@ -89,6 +89,24 @@ class Thread:
     _cells: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _indexed: int = field(default=0, init=False, repr=False, compare=False)
     _last: Turn | None = field(default=None, init=False, repr=False, compare=False)
+    # Tokenizer counts of blocks of turns: (start, end) -> (first turn, last turn, count).
+    _blocks: dict[tuple[int, int], tuple[Turn, Turn, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def block_tokens(self, start: int, end: int, count: Counter) -> tuple[int, bool]:
+        """Tokens of turns[start:end] as one request, and whether the tokenizer was asked."""
+        first, last = self.turns[start], self.turns[end - 1]
+        cached = self._blocks.get((start, end))
+        if cached is not None and cached[0] is first and cached[1] is last:
+            return cached[2], False
+        measured = count([m for turn in self.turns[start:end] for m in turn.messages()])
+        if end == start + 1:
+            first.tokens = measured
+        if len(self._blocks) >= 64:
+            self._blocks.clear()
+        self._blocks[(start, end)] = (first, last, measured)
+        return measured, True
 
     def slot_for(self, cell_id: str | None) -> int | None:
         """Index of the turn a cell made earlier, so a re-run replaces it in place."""
@@ -247,11 +265,8 @@ def fit_to_window(
             while end < upto and covered < BLOCK_MARGIN * (size - budget):
                 covered += turns[end].bound
                 end += 1
-            block = [m for turn in turns[start:end] for m in turn.messages()]
-            measured = count(block)
-            calls += 1
-            if end == start + 1:
-                turns[start].tokens = measured
+            measured, asked = thread.block_tokens(start, end, count)
+            calls += asked
             size -= measured
             start = end
         if size <= budget:
