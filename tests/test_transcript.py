@@ -279,6 +279,21 @@ def test_live_output_notices_are_not_part_of_the_restored_reply(tmp_path: Path) 
     assert found.unanswered == 1
 
 
+def test_restore_keeps_the_message_a_vars_cell_sent(shell: Any, tmp_path: Path) -> None:
+    shell.run_cell("name = 'Ada'").raise_error()
+    shell.run_cell("%%chat --vars\nHello {name}").raise_error()
+    turn = shell.magics_manager.registry["ChatMagics"].session.thread().turns[0]
+    assert turn.user == "Hello Ada"
+    view = ReplyView(text=turn.reply, metadata=turn_metadata("default", 0, turn))
+    data, meta = view._repr_mimebundle_()
+    cell = nbformat.v4.new_code_cell("%%chat --vars\nHello {name}", id="v1")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=data, metadata=meta)]
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), tmp_path / "vars.ipynb")
+    found = read_notebook(tmp_path / "vars.ipynb", use_cell_ids=True)
+    assert [t.user for t in found.threads["default"].turns] == ["Hello Ada"]
+    assert found.interpolated == 0
+
+
 # -- files that must be refused ----------------------------------------------------------
 
 def saved(tmp_path: Path, suffix: str) -> Path:

@@ -98,6 +98,8 @@ def turn_metadata(thread: str, index: int, turn: Turn) -> dict[str, Any]:
         "finished": turn.finished,
         "messages_sha256": turn.sha256,
         "system_prompt": turn.system_prompt,
+        # The message as sent: with --vars the cell source is not what went out.
+        "user": turn.user,
         "context_start": turn.context_start,
         "version": __version__,
     }

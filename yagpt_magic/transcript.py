@@ -863,13 +863,17 @@ def _notebook_threads(src: _Source, data: Any, *, use_cell_ids: bool,
             result.unanswered += 1
             continue
         meta, output = reply
-        if "--vars" in line.split() and not meta.get("transcript"):
-            # The message sent was the interpolated text, which the notebook does not keep.
+        sent = meta.get("user")
+        if "--vars" in line.split() and not meta.get("transcript") and not isinstance(sent, str):
+            # Older outputs: the message sent was the interpolated text, not kept anywhere.
             result.interpolated += 1
             continue
         name = _field(src, where, meta, "thread", (str,))
         index = _field(src, where, meta, "turn", (int,))
-        user = body if meta.get("transcript") else body.strip("\n")
+        if isinstance(sent, str):
+            user = sent
+        else:
+            user = body if meta.get("transcript") else body.strip("\n")
         turn = _decode_turn(src, f"{where} (turn {index} of {name!r})", meta, user,
                             _plain(src, where, output, meta))
         if use_cell_ids and isinstance(cell.get("id"), str):
