@@ -10,12 +10,10 @@ It prints ``listening on HOST:PORT`` and serves until SIGTERM.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
-from yagpt_magic.emulator import Emulator, tokenize_text
+from yagpt_magic.emulator import Emulator, serve, tokenize_text
 
 _TEXT = (
     "the model streams a reply while the notebook shows it growing in place and "
@@ -44,20 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=None, help="stream it in this many chunks")
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     emu = Emulator(api_key=args.api_key)
     if args.reply_tokens:
         emu.reply_with(long_reply(args.reply_tokens), chunks=args.chunks, times=10**9)
-    emu.start()
-    print(f"listening on {emu.address}", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emu.stop()
-    return 0
+    return serve(emu, "listening on {address}")
 
 
 if __name__ == "__main__":

@@ -769,19 +769,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between chunks")
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-
     emu = Emulator(api_key=args.api_key, iam_token=args.iam_token, host=args.host, port=args.port)
     emu.delay = args.delay
     emu.chunk_delay = args.chunk_delay
+    return serve(emu, "yagpt-magic emulator listening on {address}")
+
+
+def serve(emu: Emulator, banner: str) -> int:
+    """Start ``emu``, print ``banner`` with its address, and serve until SIGINT/SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         emu.start()
     except OSError as err:
         print(f"yagpt-magic emulator: {err}", file=sys.stderr)
         return 1
-    print(f"yagpt-magic emulator listening on {emu.address}", flush=True)
+    print(banner.format(address=emu.address), flush=True)
     try:
         while not stop.wait(0.5):
             pass
