@@ -133,3 +133,61 @@ def test_magics_from_ipython_config(clean_env: pytest.MonkeyPatch) -> None:
         shell.run_line_magic("unload_ext", "yagpt_magic")
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_login_asks_with_getpass_and_wins_over_the_environment(
+    shell: Any, emulator: Emulator, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("YC_API_KEY", "a-stale-key-from-the-environment")
+    answers = iter([emulator.api_key, "b1gfromlogin"])
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    clean_env.setattr("getpass.getpass", fake_getpass)
+    shell.run_line_magic("chat", "login")
+    assert len(prompts) == 2 and "hidden" in prompts[0]
+    chat(shell, "hello").raise_error()
+    request = emulator.completions[-1]
+    assert request.metadata["authorization"] == f"Api-Key {emulator.api_key}"
+    assert request.model_uri.startswith("gpt://b1gfromlogin/")
+    rows = {row[0]: row for row in shell.run_line_magic("chat", "config").rows}
+    assert rows["credential"][1:] == ("api_key (hidden)", "%chat login")
+    assert rows["folder_id"][1:] == ("b1gfromlogin", "%chat login")
+
+
+def test_help_is_the_bare_command(shell: Any) -> None:
+    assert shell.run_line_magic("chat", "") == shell.run_line_magic("chat", "help")
+    text = str(shell.run_line_magic("chat", "help"))
+    for command in ("history", "threads", "system", "undo", "reset", "usage", "config",
+                    "login", "offline", "save", "load", "record", "replay", "restore",
+                    "widget"):
+        assert f"%chat {command}" in text
+    assert "Examples" in text
+
+
+def test_reasoning_mode_and_data_logging_reach_the_request(
+    shell: Any, emulator: Emulator
+) -> None:
+    shell.run_cell("%config ChatMagics.reasoning_mode = 'enabled_hidden'").raise_error()
+    shell.run_cell("%config ChatMagics.data_logging = True").raise_error()
+    chat(shell, "think first").raise_error()
+    request = emulator.completions[-1]
+    assert request.options["reasoning_mode"] == "ENABLED_HIDDEN"
+    assert request.metadata["x-data-logging-enabled"] == "true"
+
+
+def test_extensions_config_loads_it_like_load_ext(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--HistoryManager.enabled=False",
+         "--InteractiveShellApp.extensions=['yagpt_magic']",
+         "-c", "print(type(get_ipython()._yagpt_magic).__name__)"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        env={**__import__("os").environ, "IPYTHONDIR": str(tmp_path)},
+    )
+    assert "ChatMagics" in out.stdout, out.stderr

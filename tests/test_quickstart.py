@@ -84,3 +84,6 @@ def test_quickstart_command_runs_offline_without_credentials(tmp_path: Path) -> 
     assert "Reply to message 6: “Make it shorter”" in out.stdout
     assert "Thread 'default': 3 turns" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
+    # The SDK's deprecation warning and its TRACE logging never reach the user.
+    assert "deprecated" not in out.stdout + out.stderr
+    assert "TRACE" not in out.stdout + out.stderr

@@ -202,7 +202,9 @@ def test_a_message_too_long_for_the_window_is_refused_before_sending(
     assert emulator.completions == []
 
 
-def test_left_out_turns_are_reported(shell: Any, emulator: Emulator) -> None:
+def test_left_out_turns_are_reported(
+    shell: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     shell.run_cell("%config ChatMagics.context_window = 1200").raise_error()
     shell.run_cell("%config ChatMagics.max_tokens = 200").raise_error()
     for i in range(12):
@@ -210,6 +212,8 @@ def test_left_out_turns_are_reported(shell: Any, emulator: Emulator) -> None:
         result.raise_error()
     fitted = magics_of(shell).session.thread().turns[-1].context_start
     assert fitted and fitted > 0
+    assert f"[{fitted} earlier turns left out to fit the 1200-token window.]" in (
+        capsys.readouterr().out)
     assert count_tokens(emulator.completions[-1].messages) <= 1000
 
 
