@@ -223,3 +223,24 @@ def test_thread_copy_is_independent(thread: Thread) -> None:
     copy = thread.copy()
     copy.turns[0].user = "changed"
     assert thread.turns[0].user == "a"
+
+
+def test_a_thread_cannot_be_reset_or_undone_under_a_reply_being_written(
+    shell: Any, emulator: Emulator
+) -> None:
+    import threading
+
+    shell.run_cell("%%chat\nfirst").raise_error()
+    session = magics_of(shell).session
+    emulator.reply_with("slow " * 40, chunks=40)
+    emulator.chunk_delay = 0.02
+    worker = threading.Thread(target=session.ask, args=("default", "second"), kwargs={
+        "options": magics_of(shell).options(), "context_window": 32768})
+    worker.start()
+    while not emulator.completions[1:]:
+        pass
+    assert "being written" in fails(shell, "%chat reset")
+    assert "being written" in fails(shell, "%chat undo")
+    assert "being written" in fails(shell, "%%chat\nthird")
+    worker.join()
+    assert [t.user for t in turns(shell)] == ["first", "second"]

@@ -8,7 +8,7 @@ or the SDK; the backend is built on the first request.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,7 +26,7 @@ from .conversation import (
     message_bound,
     messages_sha256,
 )
-from .errors import ContentFiltered, ContextTooLong, TranscriptError, UsageProblem
+from .errors import ChatError, ContentFiltered, ContextTooLong, TranscriptError, UsageProblem
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -142,27 +142,36 @@ class ChatSession:
         for listener in list(self._listeners):
             listener(event)
 
+    def _refuse_if_busy(self, names: Iterable[str], error: type[ChatError]) -> None:
+        """A reply being written (from the widget) would commit into a changed thread."""
+        busy = sorted(set(names) & self._busy)
+        if busy:
+            raise error(
+                f"A reply is being written on {', '.join(map(repr, busy))}; wait for it "
+                "or press Stop, then try again. Nothing was changed."
+            )
+
     def reset(self, name: str) -> None:
-        self.thread(name, create=False).reset()
+        thread = self.thread(name, create=False)
+        with self._lock:
+            self._refuse_if_busy([name], UsageProblem)
+            thread.reset()
         self.notify(ThreadEvent(name, "reset"))
 
     def undo(self, name: str) -> Turn:
         thread = self.thread(name, create=False)
-        if not thread.turns:
-            raise UsageProblem(f"Thread {name!r} has no turns to undo.")
-        turn = thread.undo()
+        with self._lock:
+            self._refuse_if_busy([name], UsageProblem)
+            if not thread.turns:
+                raise UsageProblem(f"Thread {name!r} has no turns to undo.")
+            turn = thread.undo()
         self.notify(ThreadEvent(name, "undo", len(thread.turns)))
         return turn
 
     def replace_threads(self, threads: dict[str, Thread]) -> None:
         """Swap in whole threads (load, restore) at once, then tell the listeners."""
         with self._lock:
-            busy = sorted(set(threads) & self._busy)
-            if busy:
-                raise TranscriptError(
-                    f"A reply is being written on {', '.join(map(repr, busy))}; wait for it, "
-                    "then try again. Nothing was changed."
-                )
+            self._refuse_if_busy(threads, TranscriptError)
             self.threads.update(threads)
         for name in threads:
             self.notify(ThreadEvent(name, "load"))
@@ -286,6 +295,7 @@ class ChatSession:
         if on_fit is not None:
             on_fit(fit)
         messages = thread.request(text, upto=upto, start=fit.start)
+        system_prompt = thread.system_prompt  # as sent, even if changed while it streams
         started = now_iso()
         if replay is not None:
             reply = replay.answer(thread.name, upto, messages, options)
@@ -315,7 +325,7 @@ class ChatSession:
             started=started,
             finished=now_iso(),
             sha256=messages_sha256(messages),
-            system_prompt=thread.system_prompt,
+            system_prompt=system_prompt,
             context_start=fit.start,
         )
         with self._lock:
