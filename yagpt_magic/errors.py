@@ -117,6 +117,20 @@ def scrubbed_cause(err: BaseException, secrets: Iterable[str]) -> ScrubbedCause:
     return ScrubbedCause(scrub(text, secrets))
 
 
+def mask_arguments(message: str) -> str:
+    """argparse's "unrecognized arguments: ..." without the values, which may be a key.
+
+    A key typed as a flag (``--api-key AQVN...``) must not be echoed into an error
+    output that is saved with the notebook; flag names are kept so the user sees what
+    was wrong.
+    """
+    head, sep, rest = message.partition("unrecognized arguments:")
+    if not sep:
+        return message
+    shown = [word if word.startswith("-") else "…" for word in rest.split()]
+    return f"{head}{sep} {' '.join(shown)}"
+
+
 _BEARER = re.compile(r"(?i)\b(api-key|bearer)\s+\S+")
 
 

@@ -14,7 +14,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, validate
 
-from .errors import ChatError, ContentFiltered, Interrupted, UsageProblem
+from .errors import ChatError, ContentFiltered, Interrupted, UsageProblem, mask_arguments
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
     from .backend import RequestOptions
@@ -209,7 +209,10 @@ class ChatMagics(Magics):
         """The flags of a ``%%chat`` line; a notebook repeats a few lines, so they are kept."""
         parsed = self._parsed.get(line)
         if parsed is None:
-            parsed = parse_argstring(self.chat, line)
+            try:
+                parsed = parse_argstring(self.chat, line)
+            except UsageError as err:
+                raise UsageProblem(mask_arguments(str(err))) from None
             for name in ("thread", "model", "system", "output"):
                 setattr(parsed, name, _unquote(getattr(parsed, name)))
             if len(self._parsed) >= 256:

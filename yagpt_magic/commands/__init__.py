@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..errors import UsageProblem
+from ..errors import UsageProblem, mask_arguments
 
 if TYPE_CHECKING:
     from ..magics import ChatMagics
@@ -22,7 +22,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(prog=f"%chat {command}", add_help=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise UsageProblem(f"{self.prog}: {message}. See %chat help.")
+        raise UsageProblem(f"{self.prog}: {mask_arguments(message)}. See %chat help.")
 
 
 def thread_parser(command: str, *, all_flag: bool = False) -> Parser:
