@@ -23,11 +23,6 @@ if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext 
     from .session import Answer, ChatSession
     from .view import ReplyView
 
-#: Minimum seconds between two in-place updates of a streaming reply.
-STREAM_INTERVAL = 0.1
-#: Each update re-renders the whole reply so far, which costs more as it grows; waiting
-#: this many times the last update's cost keeps rendering to ~5% of a long stream.
-RENDER_BACKOFF = 20.0
 _SECRET_SHAPES = re.compile(r"^(AQVN|t1\.|y[0-3]_)")
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
 #: Fenced blocks and inline code spans: code is left exactly as typed under --vars.
@@ -258,32 +253,28 @@ class ChatMagics(Magics):
         return "".join(parts)
 
     def _ask(self, thread: str, text: str, options: RequestOptions) -> Answer:
-        from .view import ReplyView
+        from .view import ReplyView, Throttle
 
         view = ReplyView(thread=thread, allow_html=self.allow_html, image_hosts=self.image_hosts)
         live = hasattr(self.shell, "kernel")
         handle: str | None = None
-        last = 0.0
-        interval = STREAM_INTERVAL
+        throttle = Throttle()
 
         def on_fit(fit: Fit) -> None:
             view.left_out = fit.left_out
             view.window = self.context_window
 
         def on_text(text: str) -> None:
-            nonlocal handle, last, interval
+            nonlocal handle
             view.text = text
-            if not live:
+            if not live or not throttle.due():
                 return
-            now = time.monotonic()
+            started = time.monotonic()
             if handle is None:
                 handle = self._publish(view, display_id=uuid.uuid4().hex)
-            elif now - last >= interval:
-                self._publish(view, display_id=handle, update=True)
             else:
-                return
-            last = time.monotonic()
-            interval = max(STREAM_INTERVAL, RENDER_BACKOFF * (last - now))
+                self._publish(view, display_id=handle, update=True)
+            throttle.shown(started)
 
         try:
             answer = self.session.ask(

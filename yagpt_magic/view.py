@@ -6,11 +6,37 @@ The reply text itself is stored untouched; only what is displayed goes through
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .session import Answer, turn_metadata
+
+#: Minimum seconds between two in-place updates of a streaming reply.
+STREAM_INTERVAL = 0.1
+#: Each update re-renders the whole reply so far, which costs more as it grows; waiting
+#: this many times the last update's cost keeps rendering to ~5% of a long stream.
+RENDER_BACKOFF = 20.0
+
+
+class Throttle:
+    """When a streaming reply should be shown again (the magic and the widget share it).
+
+    Updating every chunk, or even every 0.1 s, re-renders an ever longer reply: O(n^2)
+    for a long answer. Spacing updates by their own cost keeps it O(n).
+    """
+
+    def __init__(self) -> None:
+        self._next = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next
+
+    def shown(self, started: float) -> None:
+        """Record an update that began at ``started`` (``time.monotonic()``)."""
+        ended = time.monotonic()
+        self._next = ended + max(STREAM_INTERVAL, RENDER_BACKOFF * (ended - started))
 
 
 @dataclass

@@ -9,7 +9,7 @@ Why it is built the way it is:
 
 - Requests run on a worker thread. A widget callback runs on the kernel's main
   thread; blocking it for a reply would freeze every other cell and widget. The
-  worker streams into a "live" Output (throttled to ``STREAM_INTERVAL``), Stop sets
+  worker streams into a "live" Output (throttled by ``view.Throttle``), Stop sets
   the request's cancel event, and errors land in the status line.
 - One request at a time per widget. A second Send while a reply is being written is
   refused, not queued: the queued message would go out with a context that lacks
@@ -44,16 +44,14 @@ import ipywidgets as widgets
 
 from .errors import ChatError
 from .session import ThreadEvent
-from .view import ReplyView
+from .view import ReplyView, Throttle
 
 if TYPE_CHECKING:
     from .conversation import Turn
     from .magics import ChatMagics
 
-__all__ = ["ChatWidget", "STREAM_INTERVAL"]
+__all__ = ["ChatWidget"]
 
-#: Minimum seconds between two updates of the reply being streamed.
-STREAM_INTERVAL = 0.1
 
 MODELS = ("yandexgpt", "yandexgpt-lite")
 BUSY = (
@@ -421,21 +419,21 @@ class ChatWidget(widgets.VBox):
     def _run(
         self, text: str, options: Any, cancel: threading.Event, pending: _TurnView
     ) -> None:
-        last = 0.0
+        throttle = Throttle()
         streaming = False
 
         def on_text(partial: str) -> None:
-            nonlocal last, streaming
-            now = time.monotonic()
-            if now - last < STREAM_INTERVAL or cancel.is_set():
+            nonlocal streaming
+            if cancel.is_set() or not throttle.due():
                 return
-            last = now
+            started = time.monotonic()
             with self._lock:
                 if self._pending is pending:
                     pending.reply.outputs = self._reply_outputs(partial)
                 if not streaming:
                     streaming = True
                     self.status_line.value = "streaming…"
+            throttle.shown(started)
 
         status = "idle"
         try:
