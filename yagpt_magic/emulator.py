@@ -283,7 +283,9 @@ class Emulator:
         if server is not None:
             server.stop(grace=0).wait()
         if self._executor is not None:
-            self._executor.shutdown(wait=False)
+            # Waiting leaves no thread behind (%unload_ext promises that); handlers see
+            # their calls cancelled by the stop above and return within one step.
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
     def __enter__(self) -> Emulator:
