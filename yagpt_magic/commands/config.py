@@ -48,6 +48,9 @@ def run(magics: ChatMagics, argv: list[str]) -> Table:
     session, env = magics.session, os.environ
     if session.offline is not None:
         rows.append(("endpoint", session.offline.address, "%chat offline (built-in emulator)"))
+    elif env.get("YAGPT_OFFLINE") == "1":
+        rows.append(("endpoint", "built-in emulator (starts on the first request)",
+                     "env YAGPT_OFFLINE"))
     else:
         endpoint, source = resolve_endpoint(magics.endpoint, env)
         rows.append(("endpoint", endpoint or "SDK default", source))
