@@ -60,7 +60,9 @@ def run(magics: ChatMagics, argv: list[str]) -> Table:
     folder, source = resolve_folder(magics.folder_id, session.login_folder, env)
     rows.append(("folder_id", folder or "(unset)", source))
     credential = resolve_credential(session.login, env, magics.yc_profile)
-    if credential is None:
+    if credential is None and env.get("YAGPT_OFFLINE") == "1":
+        rows.append(("credential", "the emulator's own key (hidden)", "env YAGPT_OFFLINE"))
+    elif credential is None:
         rows.append(("credential", "(none)", "set YC_API_KEY or run %chat login / %chat offline"))
     else:
         shown = credential.value if credential.kind == "yc_profile" else "(hidden)"
