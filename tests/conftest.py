@@ -110,3 +110,14 @@ def shell(bare_shell: Any, emulator: Emulator, clean_env: pytest.MonkeyPatch) ->
 def magics_of(shell: Any) -> Any:
     """The loaded ChatMagics instance, as IPython registered it."""
     return shell.magics_manager.registry["ChatMagics"]
+
+
+def fails(shell: Any, code: str) -> str:
+    """Run a cell that must fail with a one-line UsageError; return the message."""
+    from IPython.core.error import UsageError
+
+    result = shell.run_cell(code)
+    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
+    message = str(result.error_in_exec)
+    assert "\n" not in message and len(message) < 400
+    return message

@@ -11,11 +11,10 @@ from typing import Any
 
 import grpc
 import pytest
-from IPython.core.error import UsageError
 
 from yagpt_magic.emulator import Emulator
 
-from .conftest import magics_of
+from .conftest import fails, magics_of
 
 EXPECTED = {
     "UNAUTHENTICATED": "authentication failed",
@@ -34,14 +33,6 @@ def snapshot(shell: Any) -> str:
                       sort_keys=True)
 
 
-def failure(shell: Any, cell: str) -> str:
-    result = shell.run_cell(cell)
-    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
-    message = str(result.error_in_exec)
-    assert "\n" not in message and len(message) < 400
-    return message
-
-
 @pytest.mark.parametrize("after_chunks", [0, 3])
 @pytest.mark.parametrize("code", sorted(EXPECTED))
 def test_fault_matrix(shell: Any, emulator: Emulator, code: str, after_chunks: int) -> None:
@@ -49,7 +40,7 @@ def test_fault_matrix(shell: Any, emulator: Emulator, code: str, after_chunks: i
     before = snapshot(shell)
     emulator.reply_with("word " * 60, chunks=10)
     emulator.fail(getattr(grpc.StatusCode, code), f"injected {code}", after_chunks=after_chunks)
-    message = failure(shell, "%%chat\nsecond turn")
+    message = fails(shell, "%%chat\nsecond turn")
     assert EXPECTED[code].lower() in message.lower()
     assert snapshot(shell) == before
     assert "Traceback" not in message
@@ -59,7 +50,7 @@ def test_content_filter_commits_nothing(shell: Any, emulator: Emulator) -> None:
     shell.run_cell("%%chat\nfirst").raise_error()
     before = snapshot(shell)
     emulator.reply_with("", status="CONTENT_FILTER")
-    assert "content filter" in failure(shell, "%%chat\nsomething the filter blocks")
+    assert "content filter" in fails(shell, "%%chat\nsomething the filter blocks")
     assert snapshot(shell) == before
 
 
@@ -97,7 +88,7 @@ def test_a_closed_port_fails_fast_naming_the_endpoint(
     clean_env.setenv("YC_API_ENDPOINT", f"127.0.0.1:{port}")
     clean_env.setenv("YAGPT_INSECURE", "1")
     started = time.monotonic()
-    message = failure(bare_shell, "%%chat\nhello")
+    message = fails(bare_shell, "%%chat\nhello")
     assert f"127.0.0.1:{port}" in message and "unreachable" in message
     assert time.monotonic() - started < 10
 
@@ -129,7 +120,7 @@ def test_a_silent_server_fails_within_the_timeout(
     bare_shell.run_cell("%config ChatMagics.timeout = 1.5").raise_error()
     try:
         started = time.monotonic()
-        message = failure(bare_shell, "%%chat\nhello")
+        message = fails(bare_shell, "%%chat\nhello")
         elapsed = time.monotonic() - started
     finally:
         stop.set()

@@ -5,26 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from IPython.core.error import UsageError
 
 from yagpt_magic.conversation import Thread, Turn, Usage
 from yagpt_magic.emulator import Emulator, count_tokens, reply_for
 
-from .conftest import emulator_env, magics_of
+from .conftest import emulator_env, fails, magics_of
 from .kernel import Kernel
 
 
 def turns(shell: Any, thread: str = "default") -> list[Turn]:
     return magics_of(shell).session.thread(thread).turns
-
-
-def fails(shell: Any, code: str) -> str:
-    """Run a cell that must fail with a one-line UsageError; return the message."""
-    result = shell.run_cell(code)
-    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
-    message = str(result.error_in_exec)
-    assert "\n" not in message
-    return message
 
 
 def test_run_all_twice_in_a_kernel_keeps_one_turn_per_cell(emulator: Emulator) -> None:

@@ -12,7 +12,6 @@ import nbformat
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from IPython.core.error import UsageError
 
 from yagpt_magic.conversation import Thread, Turn, Usage, messages_sha256
 from yagpt_magic.emulator import Emulator
@@ -20,7 +19,7 @@ from yagpt_magic.session import ThreadEvent, turn_metadata
 from yagpt_magic.transcript import load_threads, read_notebook, save_threads
 from yagpt_magic.view import ReplyView
 
-from .conftest import magics_of
+from .conftest import fails, magics_of
 
 FORMATS = (".ipynb", ".md", ".json", ".jsonl")
 
@@ -154,14 +153,6 @@ def converse(shell: Any) -> None:
 
 def snapshot(shell: Any) -> dict[str, Thread]:
     return {name: t.copy() for name, t in magics_of(shell).session.threads.items()}
-
-
-def fails(shell: Any, line: str) -> str:
-    result = shell.run_cell(line)
-    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
-    message = str(result.error_in_exec)
-    assert "\n" not in message
-    return message
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
