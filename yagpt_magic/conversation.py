@@ -21,6 +21,12 @@ Counter = Callable[[Sequence[Message]], int]
 MESSAGE_ALLOWANCE = 8
 
 
+#: Tokens a request may cost beyond its messages' own (a BOS, a template). A turn or
+#: block counted as a request of its own includes it once, so subtracting that count
+#: from a larger request keeps this much back to never undercount what remains.
+REQUEST_ALLOWANCE = 8
+
+
 def message_bound(text: str) -> int:
     """An upper bound on the tokens one message costs, computed without the tokenizer."""
     return len(text.encode("utf-8")) + MESSAGE_ALLOWANCE
@@ -258,16 +264,16 @@ def fit_to_window(
         # Upper bound of [system, turns[start:upto], new]: exact up to two messages.
         size = anchor[1] + new
         while size > budget and start < upto and turns[start].tokens is not None:
-            size -= turns[start].tokens  # type: ignore[operator]
+            size -= turns[start].tokens - REQUEST_ALLOWANCE  # type: ignore[operator]
             start += 1
         if size > budget and start < upto:
             end, covered = start, 0
-            while end < upto and covered < BLOCK_MARGIN * (size - budget):
+            while end < upto and covered < BLOCK_MARGIN * (size - budget + REQUEST_ALLOWANCE):
                 covered += turns[end].bound
                 end += 1
             measured, asked = thread.block_tokens(start, end, count)
             calls += asked
-            size -= measured
+            size -= measured - REQUEST_ALLOWANCE
             start = end
         if size <= budget:
             return Fit(start, upto, size, calls)
