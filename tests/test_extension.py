@@ -43,17 +43,18 @@ def test_missing_folder_is_named(bare_shell: Any, clean_env: pytest.MonkeyPatch)
 def test_offline_works_with_no_credentials(bare_shell: Any) -> None:
     import threading
 
+    before = set(threading.enumerate())
     bare_shell.run_line_magic("chat", "offline")
     chat(bare_shell, "Hi there", "-o answer").raise_error()
     assert "offline emulator" in bare_shell.user_ns["answer"]
     chat(bare_shell, "And again?").raise_error()
     assert len(history(bare_shell)) == 2
-    assert any(t.name.startswith("yagpt") for t in threading.enumerate())
-    # Unloading stops the in-kernel emulator and the backend's loop: no thread of ours
-    # is left (grpc's own process-wide poller is not ours to stop).
+    ours = [t for t in set(threading.enumerate()) - before if t.name.startswith("yagpt")]
+    assert ours
+    # Unloading stops the in-kernel emulator and the backend's loop: no thread it
+    # started is left (grpc's own process-wide poller is not ours to stop).
     bare_shell.run_line_magic("unload_ext", "yagpt_magic")
-    leftover = [t.name for t in threading.enumerate() if t.name.startswith("yagpt")]
-    assert leftover == []
+    assert [t.name for t in ours if t.is_alive()] == []
     bare_shell.run_line_magic("load_ext", "yagpt_magic")
 
 
