@@ -186,3 +186,24 @@ def test_plainly_inside_uses_usage_not_the_tokenizer() -> None:
     for i in range(20):
         answer(thread, f"q{i}", f"r{i}", budget=32000, tokenizer=tokenizer)
     assert tokenizer.calls == 0
+
+
+@given(st.lists(st.tuples(texts, texts), max_size=12), st.text(max_size=40), texts,
+       st.data())
+@settings(max_examples=100, deadline=None)
+def test_the_running_hash_equals_hashing_the_request(
+    pairs: list[tuple[str, str]], system: str, new: str, data: st.DataObject
+) -> None:
+    from yagpt_magic.conversation import messages_sha256
+
+    thread = Thread("h", system_prompt=system)
+    for user, reply in pairs:
+        start = data.draw(st.integers(0, len(thread.turns)))
+        for text in (new, user):
+            assert thread.request_sha256(text, upto=len(thread.turns), start=start) == (
+                messages_sha256(thread.request(text, start=start)))
+        thread.commit(Turn(user, reply))
+    if thread.turns:  # a replaced turn is never hashed from the stale prefix
+        thread.commit(Turn("edited", "reply"), at=0)
+        assert thread.request_sha256(new, upto=len(thread.turns), start=0) == (
+            messages_sha256(thread.request(new)))

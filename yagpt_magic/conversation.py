@@ -95,6 +95,9 @@ class Thread:
     _cells: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _indexed: int = field(default=0, init=False, repr=False, compare=False)
     _last: Turn | None = field(default=None, init=False, repr=False, compare=False)
+    _hash: ContextHash = field(
+        default_factory=lambda: ContextHash(), init=False, repr=False, compare=False
+    )
     # Tokenizer counts of blocks of turns: (start, end) -> (first turn, last turn, count).
     _blocks: dict[tuple[int, int], tuple[Turn, Turn, int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -141,6 +144,13 @@ class Thread:
         messages.append({"role": "user", "text": text})
         return messages
 
+    def request_sha256(
+        self, text: str, *, upto: int, start: int, system: str | None = None
+    ) -> str:
+        """``messages_sha256(self.request(text, upto=upto, start=start))``, incrementally."""
+        system = self.system_prompt if system is None else system
+        return self._hash.of(self, text, start=start, upto=upto, system=system)
+
     def commit(self, turn: Turn, at: int | None = None) -> int:
         """Add a completed turn, or replace turn ``at``; later turns become stale."""
         turn.stale = False
@@ -148,6 +158,7 @@ class Thread:
             self.turns.append(turn)
             return len(self.turns) - 1
         old, self.turns[at] = self.turns[at], turn
+        self._hash = ContextHash()  # its running prefix may hold the replaced turn
         if at == self._indexed - 1:
             self._last = turn
         if old.cell_id is not None and self._cells.get(old.cell_id) == at:
@@ -169,6 +180,7 @@ class Thread:
 
     def reset(self) -> None:
         self.turns.clear()
+        self._hash = ContextHash()
         self._cells.clear()
         self._indexed, self._last = 0, None
 
@@ -189,6 +201,52 @@ def messages_sha256(messages: Sequence[Message]) -> str:
         [[m["role"], m["text"]] for m in messages], ensure_ascii=False, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _encoded(role: str, text: str) -> bytes:
+    """One message exactly as ``messages_sha256`` serialises it inside its JSON list."""
+    return json.dumps([role, text], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class ContextHash:
+    """``messages_sha256`` of requests that share a prefix, each in time for what is new.
+
+    Successive turns of a thread send the same system prompt and earlier turns plus a
+    little more, so one running hash per (system prompt, first turn) is extended and
+    copied: a request near a full 32k window costs microseconds, not a re-hash of it.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[str, int] | None = None
+        self._hasher: Any = None
+        self._upto = 0
+        self._last: Turn | None = None
+        self._empty = True
+
+    def _update(self, data: bytes) -> None:
+        self._hasher.update((b"[" if self._empty else b",") + data)
+        self._empty = False
+
+    def of(self, thread: Thread, text: str, *, start: int, upto: int, system: str) -> str:
+        """The hash of [system?, turns[start:upto], user ``text``], as ``Thread.request``."""
+        turns = thread.turns
+        in_step = (
+            self._key == (system, start)
+            and start <= self._upto <= upto
+            and (self._upto == start or turns[self._upto - 1] is self._last)
+        )
+        if not in_step:
+            self._key, self._hasher = (system, start), hashlib.sha256()
+            self._upto, self._last, self._empty = start, None, True
+            if system:
+                self._update(_encoded("system", system))
+        for turn in turns[self._upto : upto]:
+            self._update(_encoded("user", turn.user) + b"," + _encoded("assistant", turn.reply))
+            self._last = turn
+        self._upto = upto
+        final = self._hasher.copy()
+        final.update((b"[" if self._empty else b",") + _encoded("user", text) + b"]")
+        return final.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from .conversation import (
     WindowOverflow,
     fit_to_window,
     message_bound,
-    messages_sha256,
 )
 from .errors import ChatError, ContentFiltered, ContextTooLong, TranscriptError, UsageProblem
 
@@ -324,7 +323,7 @@ class ChatSession:
             status=reply.status,
             started=started,
             finished=now_iso(),
-            sha256=messages_sha256(messages),
+            sha256=thread.request_sha256(text, upto=upto, start=fit.start, system=system_prompt),
             system_prompt=system_prompt,
             context_start=fit.start,
         )

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .backend import Reply, RequestOptions
-from .conversation import Message, Thread, Turn, Usage, messages_sha256
+from .conversation import ContextHash, Message, Thread, Turn, Usage, messages_sha256
 from .errors import ReplayMiss, TranscriptError
 from .session import ThreadEvent, now_iso, turn_metadata
 
@@ -223,74 +223,21 @@ def sent_messages(thread: Thread, index: int) -> list[Message]:
     return messages
 
 
-def _encoded(role: str, text: str) -> str:
-    # One message exactly as messages_sha256 serialises it inside its JSON list.
-    return json.dumps([role, text], ensure_ascii=False, separators=(",", ":"))
-
-
-class _Hashes:
-    """``messages_sha256(sent_messages(thread, i))`` for each turn in O(turn), not O(thread).
-
-    Turns answered from the same context start share a prefix; one running hash per
-    start is extended turn by turn and copied, so a 1,000-turn thread costs no more
-    than hashing its text once (plus a restart when the window moved).
-    """
-
-    def __init__(self, thread: Thread) -> None:
-        self.thread = thread
-        self.key: tuple[str, int] | None = None
-        self.hasher: Any = None
-        self.upto = 0
-        self.empty = True
-        self.pairs: dict[int, bytes] = {}  # turn index -> its two messages, serialised once
-
-    def _add(self, role: str, text: str) -> None:
-        self._update(_encoded(role, text).encode())
-
-    def _update(self, data: bytes) -> None:
-        self.hasher.update((b"[" if self.empty else b",") + data)
-        self.empty = False
-
-    def _pair(self, index: int) -> bytes:
-        found = self.pairs.get(index)
-        if found is None:
-            turn = self.thread.turns[index]
-            found = self.pairs[index] = (_encoded("user", turn.user) + ","
-                                         + _encoded("assistant", turn.reply)).encode()
-        return found
-
-    def of(self, index: int) -> str:
-        import hashlib
-
-        turn = self.thread.turns[index]
-        start = turn.context_start or 0
-        if self.key != (turn.system_prompt, start) or self.upto > index:
-            self.key, self.hasher, self.upto, self.empty = (
-                (turn.system_prompt, start), hashlib.sha256(), start, True)
-            if turn.system_prompt:
-                self._add("system", turn.system_prompt)
-        for earlier in range(self.upto, index):
-            self._update(self._pair(earlier))
-        self.upto = index
-        final = self.hasher.copy()
-        final.update(("[" if self.empty else ",").encode()
-                     + _encoded("user", turn.user).encode() + b"]")
-        return final.hexdigest()
-
-
 def _check_hashes(src: _Source, thread: Thread, *, lenient: bool) -> None:
     """Each turn's recorded SHA-256 must match its messages; a stale turn is exempt.
 
     ``lenient`` (a live notebook, whose re-run cells leave older outputs below them)
     marks a mismatching turn stale instead, which is what the kernel had shown.
     """
-    hashes = _Hashes(thread)
+    hashes = ContextHash()
     for index, turn in enumerate(thread.turns):
         if not turn.sha256 or turn.stale:
             continue
         if turn.context_start is not None and turn.context_start > index:
             src.fail(f"turn {index} of {thread.name!r}: context_start is after the turn")
-        if hashes.of(index) != turn.sha256:
+        digest = hashes.of(thread, turn.user, start=turn.context_start or 0, upto=index,
+                           system=turn.system_prompt)
+        if digest != turn.sha256:
             if lenient:
                 turn.stale = True
             else:
