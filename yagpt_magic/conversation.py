@@ -222,6 +222,16 @@ class ContextHash:
         self._upto = 0
         self._last: Turn | None = None
         self._empty = True
+        # Serialised turns of the current window, so a moved start re-hashes bytes only.
+        self._pairs: dict[int, tuple[Turn, bytes]] = {}
+
+    def _pair(self, index: int, turn: Turn) -> bytes:
+        cached = self._pairs.get(index)
+        if cached is not None and cached[0] is turn:
+            return cached[1]
+        data = _encoded("user", turn.user) + b"," + _encoded("assistant", turn.reply)
+        self._pairs[index] = (turn, data)
+        return data
 
     def _update(self, data: bytes) -> None:
         self._hasher.update((b"[" if self._empty else b",") + data)
@@ -238,11 +248,13 @@ class ContextHash:
         if not in_step:
             self._key, self._hasher = (system, start), hashlib.sha256()
             self._upto, self._last, self._empty = start, None, True
+            for index in [i for i in self._pairs if i < start]:
+                del self._pairs[index]
             if system:
                 self._update(_encoded("system", system))
-        for turn in turns[self._upto : upto]:
-            self._update(_encoded("user", turn.user) + b"," + _encoded("assistant", turn.reply))
-            self._last = turn
+        for index in range(self._upto, upto):
+            self._last = turns[index]
+            self._update(self._pair(index, self._last))
         self._upto = upto
         final = self._hasher.copy()
         final.update((b"[" if self._empty else b",") + _encoded("user", text) + b"]")
