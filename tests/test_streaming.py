@@ -26,6 +26,8 @@ def test_a_long_stream_updates_one_display_a_few_times(emulator: Emulator) -> No
     shown = run.of_type("display_data")
     updates = run.of_type("update_display_data")
     assert len(shown) == 1
+    # The output appears as soon as the request goes out, before the first words.
+    assert shown[0]["content"]["data"]["text/plain"] == "Waiting for yandexgpt…"
     display_id = shown[0]["content"]["transient"]["display_id"]
     assert all(u["content"]["transient"]["display_id"] == display_id for u in updates)
     # Far fewer updates than the 2,000 chunks, and the last one is the whole reply.
@@ -66,3 +68,18 @@ def test_interrupt_cancels_the_stream_and_commits_nothing(emulator: Emulator) ->
     assert "Interrupted" in last["content"]["data"]["text/markdown"]
     assert again.ok, again.error
     assert "turns: ['first question', 'third question']" in after.text
+
+
+def test_a_request_that_fails_replaces_its_waiting_line(emulator: Emulator) -> None:
+    import grpc
+
+    with Kernel(emulator_env(emulator)) as kernel:
+        assert kernel.run("%load_ext yagpt_magic").ok
+        emulator.delay = 0.3
+        emulator.fail(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down")
+        run = kernel.run("%%chat\nhello")
+        turns = kernel.run(TURN_COUNT)
+    assert not run.ok and "quota or rate limit" in run.error.lower()
+    last = run.of_type("update_display_data")[-1]["content"]["data"]["text/plain"]
+    assert last == "\n[Failed: nothing was added to the thread.]"
+    assert "turns: []" in turns.text

@@ -90,18 +90,17 @@ class Thread:
     name: str = "default"
     system_prompt: str = ""
     turns: list[Turn] = field(default_factory=list)
-    # cell id -> turn index, so finding a cell's turn costs the same at any length.
-    # It covers turns[:_indexed] and is checked against the list before each use.
-    _cells: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _indexed: int = field(default=0, init=False, repr=False, compare=False)
-    _last: Turn | None = field(default=None, init=False, repr=False, compare=False)
-    _hash: ContextHash = field(
-        default_factory=lambda: ContextHash(), init=False, repr=False, compare=False
-    )
-    # Tokenizer counts of blocks of turns: (start, end) -> (first turn, last turn, count).
-    _blocks: dict[tuple[int, int], tuple[Turn, Turn, int]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
+
+    def __post_init__(self) -> None:
+        # Caches, not data: plain attributes, so asdict/replace/== see only the thread.
+        # cell id -> turn index, covering turns[:_indexed] and checked before each use,
+        # so finding a cell's turn costs the same at any length.
+        self._cells: dict[str, int] = {}
+        self._indexed = 0
+        self._last: Turn | None = None
+        self._hash = ContextHash()
+        # Tokenizer counts of blocks of turns: (start, end) -> (first turn, last turn, count).
+        self._blocks: dict[tuple[int, int], tuple[Turn, Turn, int]] = {}
 
     def block_tokens(self, start: int, end: int, count: Counter) -> tuple[int, bool]:
         """Tokens of turns[start:end] as one request, and whether the tokenizer was asked."""

@@ -261,8 +261,13 @@ class ChatMagics(Magics):
         throttle = Throttle()
 
         def on_fit(fit: Fit) -> None:
+            nonlocal handle
             view.left_out = fit.left_out
             view.window = self.context_window
+            if live and options.stream and self.session.replay is None:
+                # The request goes out now: say so at once (replay answers instantly).
+                view.waiting = f"Waiting for {options.model}…"
+                handle = self._publish(view, display_id=uuid.uuid4().hex)
 
         def on_text(text: str) -> None:
             nonlocal handle
@@ -287,7 +292,7 @@ class ChatMagics(Magics):
                 on_fit=on_fit,
             )
         except KeyboardInterrupt:
-            view.interrupted = True
+            view.interrupted, view.waiting = True, ""
             if handle is not None or view.text:
                 self._publish(view, display_id=handle, update=handle is not None)
             raise Interrupted(
@@ -295,14 +300,15 @@ class ChatMagics(Magics):
             ) from None
         except ContentFiltered:
             if handle is not None:  # what streamed before the filter stopped it is withdrawn
-                view.text, view.filtered = "", True
+                view.text, view.filtered, view.waiting = "", True, ""
                 self._publish(view, display_id=handle, update=True)
             raise
         except ChatError:
-            if handle is not None and view.text:
-                view.failed = True
+            if handle is not None:
+                view.failed, view.waiting = True, ""
                 self._publish(view, display_id=handle, update=True)
             raise
+        view.waiting = ""
         view.finish(answer)
         self._publish(view, display_id=handle, update=handle is not None)
         return answer

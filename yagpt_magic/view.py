@@ -52,6 +52,8 @@ class ReplyView:
     interrupted: bool = False
     failed: bool = False
     filtered: bool = False
+    #: Shown until the first words arrive, so a slow start never looks like a hang.
+    waiting: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     status: str = ""
 
@@ -79,7 +81,8 @@ class ReplyView:
         if self.interrupted:
             notes.append("Interrupted: this partial reply was not added to the thread.")
         elif self.failed:
-            notes.append("Failed: this partial reply was not added to the thread.")
+            notes.append("Failed: this partial reply was not added to the thread." if self.text
+                         else "Failed: nothing was added to the thread.")
         return notes
 
     def _repr_mimebundle_(
@@ -88,9 +91,12 @@ class ReplyView:
         from .render import safe_markdown
 
         body = safe_markdown(self.text, allow_html=self.allow_html, image_hosts=self.image_hosts)
+        plain = self.text
+        if self.waiting and not self.text:
+            body, plain = f"*{self.waiting}*", self.waiting
         notes = self.notices()
         markdown = body + "".join(f"\n\n*⚠ {note}*" for note in notes)
-        plain = self.text + "".join(f"\n[{note}]" for note in notes)
+        plain += "".join(f"\n[{note}]" for note in notes)
         metadata = {"yagpt_magic": self.metadata} if self.metadata else {}
         return {"text/plain": plain, "text/markdown": markdown}, metadata
 
