@@ -236,3 +236,16 @@ def test_a_thread_cannot_be_reset_or_undone_under_a_reply_being_written(
     assert "being written" in fails(shell, "%%chat\nthird")
     worker.join()
     assert [t.user for t in turns(shell)] == ["first", "second"]
+
+
+def test_system_takes_the_rest_of_the_line_as_written(shell: Any) -> None:
+    session = magics_of(shell).session
+    shell.run_line_magic("chat", "system Don't be verbose; use 'quotes' freely.")
+    assert session.thread().system_prompt == "Don't be verbose; use 'quotes' freely."
+    shell.run_line_magic("chat", 'system -t q "Be brief"')
+    assert session.thread("q").system_prompt == "Be brief"
+    shell.run_line_magic("chat", 'system -t q --json "two\\nlines"')
+    assert session.thread("q").system_prompt == "two\nlines"
+    assert "--bogus" in fails(shell, "%chat system --bogus words")
+    assert "JSON" in fails(shell, "%chat system --json not json")
+    assert session.thread("q").system_prompt == "two\nlines"

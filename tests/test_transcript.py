@@ -467,3 +467,24 @@ def test_file_mode_is_the_users_not_private(shell: Any, tmp_path: Path) -> None:
     os.umask(mask)
     assert (tmp_path / "t.json").stat().st_mode & 0o777 == 0o666 & ~mask
 
+
+
+def test_a_saved_notebook_sets_a_multiline_system_prompt_exactly(
+    shell: Any, emulator: Emulator, tmp_path: Path
+) -> None:
+    system = "You are terse.\n  Answer in \"one\" line;\n'no' lists."
+    shell.run_line_magic("chat", "system -t multi --json " + json.dumps(system))
+    shell.run_cell("%%chat -t multi\nfirst").raise_error()
+    shell.run_line_magic("chat", f"save {tmp_path / 'multi.ipynb'}")
+    first_request = emulator.completions[-1].messages
+    # Run the saved notebook's own cells in replay mode: the first turn must match.
+    shell.run_line_magic("chat", "reset --all")
+    shell.run_line_magic("chat", f"replay {tmp_path / 'multi.ipynb'}")
+    notebook = nbformat.read(tmp_path / "multi.ipynb", as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and not cell.source.startswith("%load_ext"):
+            shell.run_cell(cell.source).raise_error()
+    thread = shell.magics_manager.registry["ChatMagics"].session.thread("multi")
+    assert thread.system_prompt == system
+    assert thread.turns[0].sha256 == messages_sha256(
+        [{"role": r, "text": t} for r, t in first_request])

@@ -559,14 +559,9 @@ def _one_line(text: str) -> str:
 
 
 def _system_cell(thread: Thread) -> str:
-    name, text = _one_line(thread.name), _one_line(thread.system_prompt)
-    return f"%chat system -t {_shell_quote(name)} {_shell_quote(text)}"
+    from .commands.system import line_for
 
-
-def _shell_quote(value: str) -> str:
-    import shlex
-
-    return shlex.quote(value)
+    return line_for(_one_line(thread.name), thread.system_prompt)
 
 
 def notebook_dict(threads: Sequence[Thread]) -> dict[str, Any]:
@@ -595,9 +590,6 @@ def notebook_dict(threads: Sequence[Thread]) -> dict[str, Any]:
         text = f"## Thread {_md_heading(thread.name)}\n\n"
         if thread.system_prompt:
             text += "System prompt:\n\n" + _fence(thread.system_prompt, "text")
-            if _one_line(thread.system_prompt) != thread.system_prompt:
-                text += ("\n\nA `%chat` line cannot hold line breaks, so the cell below sets "
-                         "it with spaces; `%chat load` of this file sets it exactly.")
         else:
             text += "No system prompt."
         cells.append(markdown(text, f"{tag}-settings", {KEY: {

@@ -75,16 +75,24 @@ def _commands() -> dict[str, Command]:
     }
 
 
+#: Commands that take the rest of the line as written (prose with apostrophes, say).
+VERBATIM = frozenset({"system"})
+
+
+def split(line: str, command: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as err:
+        raise UsageProblem(f"%chat {command}: cannot parse the line ({err}).") from None
+
+
 def dispatch(magics: ChatMagics, line: str) -> Any:
     """Run ``%chat NAME ARGS``; a bare ``%chat`` is ``%chat help``."""
-    try:
-        argv = shlex.split(line)
-    except ValueError as err:
-        raise UsageProblem(f"%chat: cannot parse the line ({err}).") from None
-    name, args = (argv[0], argv[1:]) if argv else ("help", [])
+    name, _, rest = line.strip().partition(" ")
+    name = name or "help"
     commands = _commands()
     command = commands.get(name)
     if command is None:
         known = ", ".join(sorted(commands))
         raise UsageProblem(f"Unknown command %chat {name}; commands: {known}.")
-    return command(magics, args)
+    return command(magics, [rest] if name in VERBATIM else split(rest, name))

@@ -20,7 +20,8 @@ of the thread, fitted to its context window.
 Commands:
   %chat history [-t T]        the turns of a thread
   %chat threads               all threads, with turn counts and tokens
-  %chat system TEXT [-t T]    set (or, with no text, clear) a thread's system prompt
+  %chat system [-t T] TEXT    set (or, with no text, clear) a thread's system prompt;
+                              the rest of the line as typed, or --json "a\\nJSON string"
   %chat undo [-t T]           drop the last turn
   %chat reset [-t T | --all]  empty a thread, or all of them
   %chat usage [-t T]          tokens used so far
