@@ -60,7 +60,7 @@ class ChatMagics(Magics):
     system_prompt = Unicode("", help="System prompt for new threads.").tag(config=True)
     stream = Bool(True, help="Stream replies as they are written.").tag(config=True)
     context_window = Int(32768, help="The model's context window, in tokens.").tag(config=True)
-    timeout = Float(30.0, help="Seconds to wait for the service to start answering.").tag(config=True)  # noqa: E501
+    timeout = Float(30.0, help="Seconds to wait for the service to start answering (for --no-stream: for the whole answer).").tag(config=True)  # noqa: E501
     folder_id = Unicode("", help="Yandex Cloud folder id (else env YC_FOLDER_ID / FOLDER_ID).").tag(config=True)  # noqa: E501
     endpoint = Unicode("", help="gRPC endpoint host:port (else env YC_API_ENDPOINT, else the SDK default).").tag(config=True)  # noqa: E501
     insecure = Bool(False, help="Plaintext gRPC, for a local endpoint (or env YAGPT_INSECURE=1).").tag(config=True)  # noqa: E501
