@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 #: The API key every benchmark emulator requires.
 KEY = "bench-key-0000"
@@ -23,6 +23,8 @@ FOLDER = "b1gbench"
 TEMPERATURE = 0.6
 MAX_TOKENS = 2000
 WINDOW = 32768
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -47,8 +49,8 @@ def median(values: list[float]) -> float:
 
 
 def interleave(
-    baseline: Callable[[], float], ours: Callable[[], float], *, reps: int, warmup: int = 3
-) -> tuple[list[float], list[float]]:
+    baseline: Callable[[], T], ours: Callable[[], T], *, reps: int, warmup: int = 3
+) -> tuple[list[T], list[T]]:
     """Run baseline and ours alternately (ABAB) so drift hits both; each returns its own time.
 
     The callables time themselves, so setup that is not part of a figure (an undo
@@ -57,8 +59,8 @@ def interleave(
     for _ in range(warmup):
         baseline()
         ours()
-    base: list[float] = []
-    mine: list[float] = []
+    base: list[T] = []
+    mine: list[T] = []
     for i in range(reps):
         # Alternate which goes first too, so neither always runs on a "cold" step.
         if i % 2:

@@ -16,7 +16,17 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from .common import FOLDER, KEY, TEMPERATURE, Kernel, Row, emulator_process, fmt_time, median
+from .common import (
+    FOLDER,
+    KEY,
+    TEMPERATURE,
+    Kernel,
+    Row,
+    emulator_process,
+    fmt_time,
+    interleave,
+    median,
+)
 
 PROMPT = "Write a long essay about how notebooks stream replies."
 THREAD = "stream"
@@ -107,15 +117,7 @@ def run(quick: bool) -> Row:
             sdk_hash == hashes.expression("ours") == hashes.expression("stored")
             == hashlib.sha256(shown.encode()).hexdigest()
         )
-        base: list[Run] = []
-        mine: list[Run] = []
-        for i in range(reps):
-            if i % 2:
-                mine.append(ours())
-                base.append(baseline())
-            else:
-                base.append(baseline())
-                mine.append(ours())
+        base, mine = interleave(baseline, ours, reps=reps, warmup=0)
     b = median([r.cpu for r in base])
     o = median([r.cpu for r in mine])
     rate = max(most_in_a_second(r.displays) for r in [first, *mine])
