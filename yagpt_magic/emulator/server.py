@@ -795,6 +795,3 @@ def serve(emu: Emulator, banner: str) -> int:
         emu.stop()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

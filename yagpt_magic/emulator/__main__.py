@@ -1,0 +1,7 @@
+"""``python -m yagpt_magic.emulator --port P``: serve the emulator until interrupted."""
+
+import sys
+
+from .server import main
+
+sys.exit(main())
