@@ -23,7 +23,7 @@ def new_turn(magics: Any, log: Any, size: int) -> tuple[int, int, int]:
 
     name = f"w{size}"
     magics.session.threads[name] = synthetic_thread(name, size)
-    widget = ChatWidget(name, magics=magics)
+    widget = ChatWidget(name, session=magics.session)
     try:
         mark = log.mark()
         widget.message_box.value = MESSAGE

@@ -8,7 +8,7 @@ It stands in for the browser, not for anything of ours, so tests and the benchma
 can measure how much a widget sends for one change.
 
     with counting_comms() as log:
-        w = ChatWidget(magics=magics)
+        w = ChatWidget(session=magics.session)
         mark = log.mark()
         ...  # one new turn
         sent = log.since(mark)

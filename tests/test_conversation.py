@@ -134,8 +134,7 @@ TestThreadMachine.settings = settings(max_examples=60, stateful_step_count=30, d
 def test_fitting_keeps_newest_turns_whole_and_fits(
     pairs: list[tuple[str, str]], budget: int, new: str
 ) -> None:
-    thread = Thread("p", system_prompt="You are terse.")
-    thread.turns = [Turn(u, r) for u, r in pairs]
+    thread = Thread("p", system_prompt="You are terse.", turns=[Turn(u, r) for u, r in pairs])
     try:
         fit = fit_to_window(thread, new, budget=budget, count=count)
     except WindowOverflow:

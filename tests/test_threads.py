@@ -163,7 +163,7 @@ def test_window_fitting_through_the_emulator(shell: Any, emulator: Emulator) -> 
     thread.system_prompt = "You are a smart assistant"
     for i in range(1990):
         user, reply = f"Question number {i} about topic {i % 17}?", "An answer. " * (3 + i % 11)
-        thread.turns.append(Turn(user, reply))
+        thread.commit(Turn(user, reply))
     # The last synthetic turn carries usage as the service would have reported it.
     start = 1990 - 300
     sent = [("system", thread.system_prompt)]
@@ -211,7 +211,7 @@ def test_left_out_turns_are_reported(
 
 @pytest.mark.parametrize("thread", [Thread("x")])
 def test_thread_copy_is_independent(thread: Thread) -> None:
-    thread.turns.append(Turn("a", "b"))
+    thread.commit(Turn("a", "b"))
     copy = thread.copy()
     copy.turns[0].user = "changed"
     assert thread.turns[0].user == "a"

@@ -34,7 +34,7 @@ def make_thread(name: str, system: str, exchanges: list[tuple[str, str]],
     for i, (user, reply) in enumerate(exchanges):
         start = min(starts[i], i) if starts else 0
         messages = thread.request(user, upto=i, start=start)
-        thread.turns.append(Turn(
+        thread.commit(Turn(
             user=user, reply=reply,
             cell_id=cell_ids[i] if cell_ids else None,
             model="gpt://b1gtest/yandexgpt/latest",

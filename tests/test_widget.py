@@ -75,7 +75,7 @@ def magics(shell: Any) -> Any:
 
 @pytest.fixture
 def widget(magics: Any) -> Any:
-    w = ChatWidget(magics=magics)
+    w = ChatWidget(session=magics.session)
     yield w
     w.close()
 
@@ -280,7 +280,7 @@ def test_load_redraws_the_history(
 
 
 def test_two_widgets_on_one_thread_stay_in_step(magics: Any, widget: ChatWidget) -> None:
-    other = ChatWidget("default", magics=magics)
+    other = ChatWidget("default", session=magics.session)
     try:
         send_and_wait(widget, "from the first")
         send_and_wait(other, "from the second")
@@ -293,7 +293,7 @@ def test_two_widgets_on_one_thread_stay_in_step(magics: Any, widget: ChatWidget)
 
 
 def test_close_stops_listening(shell: Any, magics: Any) -> None:
-    w = ChatWidget(magics=magics)
+    w = ChatWidget(session=magics.session)
     w.close()
     assert w.comm is None and w.history.comm is None
     shell.run_cell("%%chat\nafter close").raise_error()  # no error from a closed widget
@@ -314,10 +314,11 @@ def test_chat_widget_command_displays_a_widget_on_the_thread(shell: Any, magics:
         shell.run_cell("%chat widget --bogus").raise_error()
 
 
-def test_default_magics_come_from_the_running_shell(shell: Any, magics: Any) -> None:
+def test_default_session_comes_from_the_running_shell(shell: Any, magics: Any) -> None:
+    # Was `w.magics is magics`: the widget now holds only the session (issue 15).
     w = ChatWidget()
     try:
-        assert w.magics is magics
+        assert w.session is magics.session
     finally:
         w.close()
 
@@ -341,7 +342,7 @@ def test_one_new_turn_costs_the_same_traffic_after_10_or_200_turns(
         return others, len(usage), w.usage_line.value
 
     with counting_comms() as log:
-        w = ChatWidget(magics=magics)
+        w = ChatWidget(session=magics.session)
         try:
             for _ in range(10):
                 session.ask("default", "Same question?", options=options, context_window=32768)

@@ -6,11 +6,14 @@ SDK nor gRPC: those load on the first request, so loading stays instant.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .session import ChatSession
 
 __version__ = "0.1.0"
-__all__ = ["ChatMagics", "ChatSession", "ChatWidget", "load_ipython_extension",
-           "unload_ipython_extension"]
+__all__ = ["ChatMagics", "ChatSession", "ChatWidget", "current_session",
+           "load_ipython_extension", "unload_ipython_extension"]
 
 #: Attribute on the shell that keeps threads across %unload_ext / %reload_ext.
 _KEPT = "_yagpt_magic_threads"
@@ -43,6 +46,20 @@ def unload_ipython_extension(shell: Any) -> None:
     shell.magics_manager.registry.pop(type(magics).__name__, None)
     shell.configurables = [c for c in shell.configurables if c is not magics]
     del shell._yagpt_magic
+
+
+def current_session(shell: Any = None) -> ChatSession:
+    """The running shell's chat session, loading the extension if it is not loaded yet."""
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:
+            raise RuntimeError("yagpt_magic needs a running IPython; or pass a ChatSession.")
+    if getattr(shell, "_yagpt_magic", None) is None:
+        shell.extension_manager.load_extension("yagpt_magic")
+    session: ChatSession = shell._yagpt_magic.session
+    return session
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -83,16 +83,29 @@ class Turn:
         return message_bound(self.user) + message_bound(self.reply)
 
 
-@dataclass
+@dataclass(init=False)
 class Thread:
-    """One conversation: a system prompt and its turns, in order."""
+    """One conversation: a system prompt and its turns, in order.
 
-    name: str = "default"
-    system_prompt: str = ""
-    turns: list[Turn] = field(default_factory=list)
+    The turns change only through the methods below (commit, undo, reset), so the
+    caches that keep a long thread cheap (a cell-id index, a running hash, counts of
+    blocks of turns) stay in step with them; ``turns`` is a read-only view.
+    """
 
-    def __post_init__(self) -> None:
-        # Caches, not data: plain attributes, so asdict/replace/== see only the thread.
+    name: str
+    system_prompt: str
+    _turns: list[Turn]
+
+    def __init__(
+        self, name: str = "default", system_prompt: str = "", turns: Iterable[Turn] = ()
+    ) -> None:
+        self.name = name
+        self.system_prompt = system_prompt
+        self._turns = list(turns)
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop every cache: all of them are derived from the turns and rebuilt on use."""
         # cell id -> turn index, covering turns[:_indexed] and checked before each use,
         # so finding a cell's turn costs the same at any length.
         self._cells: dict[str, int] = {}
@@ -102,9 +115,14 @@ class Thread:
         # Tokenizer counts of blocks of turns: (start, end) -> (first turn, last turn, count).
         self._blocks: dict[tuple[int, int], tuple[Turn, Turn, int]] = {}
 
+    @property
+    def turns(self) -> Sequence[Turn]:
+        """The turns, oldest first (read-only: change them through the methods)."""
+        return self._turns
+
     def block_tokens(self, start: int, end: int, count: Counter) -> tuple[int, bool]:
         """Tokens of turns[start:end] as one request, and whether the tokenizer was asked."""
-        first, last = self.turns[start], self.turns[end - 1]
+        first, last = self._turns[start], self._turns[end - 1]
         cached = self._blocks.get((start, end))
         if cached is not None and cached[0] is first and cached[1] is last:
             return cached[2], False
@@ -120,14 +138,15 @@ class Thread:
         """Index of the turn a cell made earlier, so a re-run replaces it in place."""
         if cell_id is None:
             return None
-        turns = self.turns
+        turns = self._turns
         in_step = 0 < self._indexed <= len(turns) and turns[self._indexed - 1] is self._last
         if not in_step:
             self._cells.clear()
             self._indexed = 0
         for index in range(self._indexed, len(turns)):
-            if turns[index].cell_id is not None:
-                self._cells[turns[index].cell_id] = index
+            cell = turns[index].cell_id
+            if cell is not None:
+                self._cells[cell] = index
         self._indexed = len(turns)
         self._last = turns[-1] if turns else None
         return self._cells.get(cell_id)
@@ -153,10 +172,10 @@ class Thread:
     def commit(self, turn: Turn, at: int | None = None) -> int:
         """Add a completed turn, or replace turn ``at``; later turns become stale."""
         turn.stale = False
-        if at is None or at >= len(self.turns):
-            self.turns.append(turn)
-            return len(self.turns) - 1
-        old, self.turns[at] = self.turns[at], turn
+        if at is None or at >= len(self._turns):
+            self._turns.append(turn)
+            return len(self._turns) - 1
+        old, self._turns[at] = self._turns[at], turn
         self._hash = ContextHash()  # its running prefix may hold the replaced turn
         if at == self._indexed - 1:
             self._last = turn
@@ -164,24 +183,26 @@ class Thread:
             del self._cells[old.cell_id]
         if turn.cell_id is not None and at < self._indexed:
             self._cells[turn.cell_id] = at
-        for later in self.turns[at + 1 :]:
+        for later in self._turns[at + 1 :]:
             later.stale = True
         return at
 
     def undo(self) -> Turn:
-        turn = self.turns.pop()
-        if self._indexed > len(self.turns):
-            self._indexed = len(self.turns)
-            self._last = self.turns[-1] if self.turns else None
+        turn = self._turns.pop()
+        if self._indexed > len(self._turns):
+            self._indexed = len(self._turns)
+            self._last = self._turns[-1] if self._turns else None
             if turn.cell_id is not None and self._cells.get(turn.cell_id) == self._indexed:
                 del self._cells[turn.cell_id]
         return turn
 
     def reset(self) -> None:
-        self.turns.clear()
-        self._hash = ContextHash()
-        self._cells.clear()
-        self._indexed, self._last = 0, None
+        self._turns.clear()
+        self._forget()
+
+    def mark_stale(self, index: int) -> None:
+        """Flag turn ``index``: a later re-run changed the turns it was answered with."""
+        self._turns[index].stale = True
 
     @property
     def usage(self) -> Usage:
@@ -191,7 +212,8 @@ class Thread:
         return total
 
     def copy(self) -> Thread:
-        return replace(self, turns=[replace(t, settings=dict(t.settings)) for t in self.turns])
+        return Thread(self.name, self.system_prompt,
+                      [replace(t, settings=dict(t.settings)) for t in self._turns])
 
 
 def messages_sha256(messages: Sequence[Message]) -> str:

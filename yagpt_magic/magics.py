@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, validate
+from traitlets import (
+    Bool,
+    CaselessStrEnum,
+    Float,
+    Int,
+    List,
+    TraitError,
+    Unicode,
+    observe,
+    validate,
+)
 
-from .errors import ChatError, ContentFiltered, Interrupted, UsageProblem, mask_arguments
+from .errors import ChatError, UsageProblem, mask_arguments
+from .settings import NAMES, Settings
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
     from .backend import RequestOptions
-    from .connection import Connection
-    from .conversation import Fit
     from .session import Answer, ChatSession
-    from .view import ReplyView
 
 _SECRET_SHAPES = re.compile(r"^(AQVN|t1\.|y[0-3]_)")
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
@@ -73,18 +80,28 @@ class ChatMagics(Magics):
 
     def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
         super().__init__(shell)
+        #: What the traitlets hold, as plain data the session and views read.
+        self.settings = session.settings if session is not None else Settings()
+        for name in NAMES:
+            self.settings.set(name, getattr(self, name), configured=False)
+        self.settings.configured.update(set(self.config.get("ChatMagics", {})) & set(NAMES))
         self._session = session
         self._parsed: dict[str, argparse.Namespace] = {}
 
+    @observe(*NAMES)
+    def _feed_settings(self, change: dict[str, Any]) -> None:
+        """A traitlet changed (``%config``): the session's settings follow it."""
+        settings = getattr(self, "settings", None)  # not yet built inside __init__
+        if settings is not None:
+            settings.set(change["name"], change["new"])
+
     @property
     def session(self) -> ChatSession:
-        """The kernel's threads and connection, built on first use."""
+        """The kernel's settings, threads and connection, built on first use."""
         if self._session is None:
             from .session import ChatSession
 
-            self._session = ChatSession(self.connection)
-            if self.system_prompt:
-                self._session.set_system("default", self.system_prompt)
+            self._session = ChatSession(self.settings)
         return self._session
 
     # -- validation -------------------------------------------------------------------
@@ -110,38 +127,16 @@ class ChatMagics(Magics):
     def _check_not_secret(self, proposal: dict[str, Any]) -> str:
         return _not_a_secret(proposal["value"], proposal["trait"].name)
 
-    # -- settings ---------------------------------------------------------------------
-    def connection(self) -> Connection:
-        """The connection the current settings describe (SPEC 2)."""
-        from .connection import resolve
-
-        if self.session.offline is None and os.environ.get("YAGPT_OFFLINE") == "1":
-            self.session.start_offline()
-        return resolve(
-            login=self.session.login,
-            login_folder=self.session.login_folder,
-            folder_id=self.folder_id,
-            endpoint=self.session.offline.address if self.session.offline else self.endpoint,
-            insecure=self.insecure or self.session.offline is not None,
-            yc_profile=self.yc_profile,
-            data_logging=self.data_logging,
-            timeout=self.timeout,
-        )
+    @property
+    def _shell(self) -> Any:
+        """The shell, which a registered magic always has (``Magics`` types it Optional)."""
+        if self.shell is None:
+            raise RuntimeError("ChatMagics is not registered with a shell")
+        return self.shell
 
     def options(self, **overrides: Any) -> RequestOptions:
-        """Request options from config, with per-turn overrides that are not None."""
-        from .backend import RequestOptions
-
-        values: dict[str, Any] = {
-            "model": self.model,
-            "model_version": self.model_version,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "reasoning_mode": self.reasoning_mode or None,
-            "stream": self.stream,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return RequestOptions(**values)
+        """Request options from the settings, with per-turn overrides that are not None."""
+        return self.session.options(**overrides)
 
     def cell_id(self) -> str | None:
         """The front end's id of the running cell (JupyterLab, Notebook 7), if it sent one."""
@@ -185,9 +180,7 @@ class ChatMagics(Magics):
                 raise UsageProblem("The cell is empty: write your message below the %%chat line.")
             if args.system is not None:
                 self.session.set_system(args.thread, args.system)
-            elif args.thread not in self.session.threads and self.system_prompt:
-                self.session.set_system(args.thread, self.system_prompt)
-            options = self.options(
+            options = self.session.options(
                 model=args.model,
                 temperature=args.temperature,
                 max_tokens=args.max_tokens,
@@ -198,7 +191,7 @@ class ChatMagics(Magics):
             self._fail(err)
             return
         if args.output:
-            self.shell.user_ns[args.output] = answer.turn.reply
+            self._shell.user_ns[args.output] = answer.turn.reply
 
     def _parse(self, line: str) -> argparse.Namespace:
         """The flags of a ``%%chat`` line; a notebook repeats a few lines, so they are kept."""
@@ -229,7 +222,7 @@ class ChatMagics(Magics):
 
     def _interpolate(self, text: str) -> str:
         """Replace only ``{name}``, ``{In[N]}`` and ``{Out[N]}`` outside code; the rest stays."""
-        ns = self.shell.user_ns
+        ns = self._shell.user_ns
 
         def value(match: re.Match[str]) -> str:
             history, number, name = match.groups()
@@ -253,95 +246,47 @@ class ChatMagics(Magics):
         return "".join(parts)
 
     def _ask(self, thread: str, text: str, options: RequestOptions) -> Answer:
-        from .view import ReplyView, Throttle
+        from .view import ReplyDisplay, ask_and_show
 
-        view = ReplyView(thread=thread, allow_html=self.allow_html, image_hosts=self.image_hosts)
-        live = hasattr(self.shell, "kernel")
-        handle: str | None = None
-        throttle = Throttle()
+        display = ReplyDisplay(
+            self._publisher(), thread=thread, settings=self.session.settings,
+            live=hasattr(self.shell, "kernel"),
+        )
+        return ask_and_show(self.session, display, thread, text, options=options,
+                            cell_id=self.cell_id())
 
-        def on_fit(fit: Fit) -> None:
-            nonlocal handle
-            view.left_out = fit.left_out
-            view.window = self.context_window
-            if live and options.stream and self.session.replay is None:
-                # The request goes out now: say so at once (replay answers instantly).
-                view.waiting = f"Waiting for {options.model}…"
-                handle = self._publish(view, display_id=uuid.uuid4().hex)
-
-        def on_text(text: str) -> None:
-            nonlocal handle
-            view.text = text
-            if not live or not throttle.due():
-                return
-            started = time.monotonic()
-            if handle is None:
-                handle = self._publish(view, display_id=uuid.uuid4().hex)
-            else:
-                self._publish(view, display_id=handle, update=True)
-            throttle.shown(started)
-
-        try:
-            answer = self.session.ask(
-                thread,
-                text,
-                options=options,
-                context_window=self.context_window,
-                cell_id=self.cell_id(),
-                on_text=on_text if options.stream else None,
-                on_fit=on_fit,
-            )
-        except KeyboardInterrupt:
-            view.interrupted, view.waiting = True, ""
-            if handle is not None or view.text:
-                self._publish(view, display_id=handle, update=handle is not None)
-            raise Interrupted(
-                f"Interrupted: the partial reply was not added to thread {thread!r}."
-            ) from None
-        except ContentFiltered:
-            if handle is not None:  # what streamed before the filter stopped it is withdrawn
-                view.text, view.filtered, view.waiting = "", True, ""
-                self._publish(view, display_id=handle, update=True)
-            raise
-        except ChatError:
-            if handle is not None:
-                view.failed, view.waiting = True, ""
-                self._publish(view, display_id=handle, update=True)
-            raise
-        view.waiting = ""
-        view.finish(answer)
-        self._publish(view, display_id=handle, update=handle is not None)
-        return answer
-
-    def _publish(
-        self, view: ReplyView, *, display_id: str | None, update: bool = False
-    ) -> str | None:
-        """Show (or update in place) the reply as one output, and return its display id.
+    def _publisher(self) -> Callable[[dict[str, str], dict[str, Any]], None]:
+        """Where one reply is shown: one output, created once and then updated in place.
 
         The bundle is already known, so it goes straight to the display publisher;
         ``display()`` would first ask every formatter (~0.3 ms a turn) for nothing.
         """
-        data, metadata = view._repr_mimebundle_()
-        transient = {"display_id": display_id} if display_id else None
-        self.shell.display_pub.publish(data=data, metadata=metadata, transient=transient,
-                                       update=update)
-        return display_id
+        display_id = uuid.uuid4().hex
+        shown = False
+
+        def show(data: dict[str, str], metadata: dict[str, Any]) -> None:
+            nonlocal shown
+            self._shell.display_pub.publish(data=data, metadata=metadata,
+                                           transient={"display_id": display_id}, update=shown)
+            shown = True
+
+        return show
 
     def _fail(self, err: ChatError) -> None:
         """Fail the cell: one line, or the whole traceback when ``verbose_errors``."""
-        if self.verbose_errors:
+        if self.settings.verbose_errors:
             raise err
         message = str(err)
         raise UsageError(message[:1].upper() + message[1:]) from None
 
     # -- %chat ------------------------------------------------------------------------
     @no_var_expand
-    @line_magic("chat")
+    @line_magic("chat")  # type: ignore[arg-type]  # IPython types magics as taking no args
     def chat_command(self, line: str) -> Any:
         """Commands for the chat threads; ``%chat help`` lists them."""
-        from .commands import dispatch
+        from .commands import Context, dispatch
 
         try:
-            return dispatch(self, line)
+            return dispatch(Context(self.session, self.shell), line)
         except ChatError as err:
             self._fail(err)

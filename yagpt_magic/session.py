@@ -1,21 +1,25 @@
-"""One kernel's chat state: its threads, its connection, and how a turn is made.
+"""One kernel's chat state: its settings, threads, connection, and how a turn is made.
 
 The magics and the widget are two views over one ``ChatSession``: both call ``ask``,
-and both hear about every change through ``subscribe``. Nothing here imports IPython
-or the SDK; the backend is built on the first request.
+both read ``settings``, and both hear about every change through ``subscribe``.
+Modes (record, replay, live, login, offline) are methods here, so no view sets the
+session's state by hand. Nothing here imports IPython or the SDK; the backend is
+built on the first request.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .backend import Backend, Reply, RequestOptions
-from .connection import Connection, Credential
+from .connection import Connection, Credential, resolve
 from .conversation import (
     Fit,
     Message,
@@ -26,6 +30,7 @@ from .conversation import (
     message_bound,
 )
 from .errors import ChatError, ContentFiltered, ContextTooLong, TranscriptError, UsageProblem
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -48,13 +53,25 @@ class TurnSink(Protocol):
 
     def append(self, thread: Thread, index: int) -> None: ...
 
+    def close(self) -> None: ...
+
+
+class EventKind(str, Enum):
+    """What a ``ThreadEvent`` reports; a ``str`` so it compares with the plain names."""
+
+    COMMIT = "commit"
+    RESET = "reset"
+    UNDO = "undo"
+    SYSTEM = "system"
+    LOAD = "load"
+
 
 @dataclass(frozen=True)
 class ThreadEvent:
-    """What changed: kind is commit | reset | undo | system | load."""
+    """What changed on a thread, and which turn (for commit and undo)."""
 
     thread: str
-    kind: str
+    kind: EventKind
     index: int | None = None
 
 
@@ -105,11 +122,11 @@ def turn_metadata(thread: str, index: int, turn: Turn) -> dict[str, Any]:
 
 
 class ChatSession:
-    """Threads, their listeners, and the path from a message to a committed turn."""
+    """Settings, threads, their listeners, and the path from a message to a committed turn."""
 
-    def __init__(self, connect: Callable[[], Connection]) -> None:
-        self._connect = connect
-        self.threads: dict[str, Thread] = {"default": Thread("default")}
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.threads: dict[str, Thread] = {}
         self.login: Credential | None = None
         self.login_folder = ""
         self.offline: Emulator | None = None
@@ -119,17 +136,22 @@ class ChatSession:
         self._listeners: list[Callable[[ThreadEvent], None]] = []
         self._busy: set[str] = set()
         self._lock = threading.RLock()
+        self.thread("default")
 
     # -- threads -------------------------------------------------------------------
     def thread(self, name: str = "default", *, create: bool = True) -> Thread:
-        """The named thread; an unknown name is created, or refused when ``create`` is off."""
+        """The named thread; an unknown name is created, or refused when ``create`` is off.
+
+        A new thread starts with the configured system prompt: this is the one place
+        the default prompt is applied.
+        """
         with self._lock:
             found = self.threads.get(name)
             if found is None:
                 if not create:
                     known = ", ".join(sorted(self.threads)) or "none"
                     raise UsageProblem(f"No thread named {name!r} (threads: {known}).")
-                found = self.threads[name] = Thread(name)
+                found = self.threads[name] = Thread(name, self.settings.system_prompt)
             return found
 
     def subscribe(self, listener: Callable[[ThreadEvent], None]) -> Callable[[], None]:
@@ -155,7 +177,7 @@ class ChatSession:
         with self._lock:
             self._refuse_if_busy([name], UsageProblem)
             thread.reset()
-        self.notify(ThreadEvent(name, "reset"))
+        self.notify(ThreadEvent(name, EventKind.RESET))
 
     def undo(self, name: str) -> Turn:
         thread = self.thread(name, create=False)
@@ -164,7 +186,7 @@ class ChatSession:
             if not thread.turns:
                 raise UsageProblem(f"Thread {name!r} has no turns to undo.")
             turn = thread.undo()
-        self.notify(ThreadEvent(name, "undo", len(thread.turns)))
+        self.notify(ThreadEvent(name, EventKind.UNDO, len(thread.turns)))
         return turn
 
     def replace_threads(self, threads: dict[str, Thread]) -> None:
@@ -173,7 +195,7 @@ class ChatSession:
             self._refuse_if_busy(threads, TranscriptError)
             self.threads.update(threads)
         for name in threads:
-            self.notify(ThreadEvent(name, "load"))
+            self.notify(ThreadEvent(name, EventKind.LOAD))
 
     def copies(self, threads: list[Thread]) -> list[Thread]:
         """Copies taken under the lock, so a reply committing meanwhile can't tear them."""
@@ -182,17 +204,46 @@ class ChatSession:
 
     def set_system(self, name: str, text: str) -> None:
         self.thread(name).system_prompt = text
-        self.notify(ThreadEvent(name, "system"))
+        self.notify(ThreadEvent(name, EventKind.SYSTEM))
 
-    # -- connection ------------------------------------------------------------------
-    def backend(self) -> Backend:
-        """The backend for the current settings (built once per distinct connection)."""
-        connection = self._connect()
-        with self._lock:
-            found = self._backends.get(connection)
-            if found is None:
-                found = self._backends[connection] = Backend(connection)
-            return found
+    # -- modes: record, replay, live, login, offline ---------------------------------
+    def start_recording(self, path: str | os.PathLike[str], *, append: bool = False) -> str:
+        """Write every committed turn to ``path`` from now on; returns the mode it ended."""
+        from .transcript import Recorder
+
+        recorder = Recorder(path, self, append=append)  # checked before the mode changes
+        ended = self.go_live()
+        self.recorder = recorder
+        return ended
+
+    def start_replay(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+        """Answer later turns from the transcript at ``path``; returns (ended mode, turns)."""
+        from .transcript import ReplayFile
+
+        source = ReplayFile(path)  # checked whole before the mode changes
+        ended = self.go_live()
+        self.replay = source
+        return ended, sum(len(t.turns) for t in source.threads.values())
+
+    def go_live(self) -> str:
+        """End record or replay mode; returns which one ended ('' if neither)."""
+        ended = []
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+            ended.append("recording")
+        if self.replay is not None:
+            self.replay = None
+            ended.append("replay")
+        return " and ".join(ended).capitalize()
+
+    def log_in(self, secret: str, folder: str) -> Credential:
+        """Keep a credential typed at ``%chat login`` in memory (never in a file or config)."""
+        kind = "iam_token" if secret.startswith("t1.") else "api_key"
+        self.login = Credential(kind, secret, "%chat login")
+        if folder:
+            self.login_folder = folder
+        return self.login
 
     def start_offline(self) -> Emulator:
         """Serve the built-in emulator in this process and point the session at it."""
@@ -207,6 +258,50 @@ class ChatSession:
                 self.login = Credential("api_key", key, "%chat offline")
                 self.login_folder = "offline"
             return self.offline
+
+    # -- connection ------------------------------------------------------------------
+    def connection(self) -> Connection:
+        """The connection the current settings describe (SPEC 2)."""
+        if self.offline is None and os.environ.get("YAGPT_OFFLINE") == "1":
+            self.start_offline()
+        s = self.settings
+        return resolve(
+            login=self.login,
+            login_folder=self.login_folder,
+            folder_id=s.folder_id,
+            endpoint=self.offline.address if self.offline else s.endpoint,
+            insecure=s.insecure or self.offline is not None,
+            yc_profile=s.yc_profile,
+            data_logging=s.data_logging,
+            timeout=s.timeout,
+        )
+
+    def options(self, **overrides: Any) -> RequestOptions:
+        """Request options from the settings, with per-turn overrides that are not None."""
+        s = self.settings
+        values: dict[str, Any] = {
+            "model": s.model,
+            "model_version": s.model_version,
+            "temperature": s.temperature,
+            "max_tokens": s.max_tokens,
+            "reasoning_mode": s.reasoning_mode or None,
+            "stream": s.stream,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return RequestOptions(**values)
+
+    def window(self, options: RequestOptions) -> int:
+        """The context window a request with ``options`` is fitted into."""
+        return self.settings.context_window
+
+    def backend(self) -> Backend:
+        """The backend for the current settings (built once per distinct connection)."""
+        connection = self.connection()
+        with self._lock:
+            found = self._backends.get(connection)
+            if found is None:
+                found = self._backends[connection] = Backend(connection)
+            return found
 
     def close(self) -> None:
         """Stop backends and the emulator; threads are kept for a reload."""
@@ -226,16 +321,21 @@ class ChatSession:
         thread_name: str,
         text: str,
         *,
-        options: RequestOptions,
-        context_window: int,
+        options: RequestOptions | None = None,
+        context_window: int | None = None,
         cell_id: str | None = None,
         on_text: Callable[[str], None] | None = None,
         on_fit: Callable[[Fit], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> Answer:
-        """Send ``text`` with as much earlier context as fits; commit only a finished reply."""
+        """Send ``text`` with as much earlier context as fits; commit only a finished reply.
+
+        ``options`` default to the settings; ``context_window`` to the model's window.
+        """
         if not text.strip():
             raise UsageProblem("The message is empty: write it below the %%chat line.")
+        options = options if options is not None else self.options()
+        window = context_window if context_window is not None else self.window(options)
         thread = self.thread(thread_name)
         with self._lock:
             if thread_name in self._busy:
@@ -245,9 +345,7 @@ class ChatSession:
                 )
             self._busy.add(thread_name)
         try:
-            return self._ask(
-                thread, text, options, context_window, cell_id, on_text, on_fit, cancel
-            )
+            return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel)
         finally:
             with self._lock:
                 self._busy.discard(thread_name)
@@ -331,5 +429,5 @@ class ChatSession:
             index = thread.commit(turn, slot)
         if self.recorder is not None:
             self.recorder.append(thread, index)
-        self.notify(ThreadEvent(thread.name, "commit", index))
+        self.notify(ThreadEvent(thread.name, EventKind.COMMIT, index))
         return Answer(thread.name, index, turn, fit, context_window, slot is not None, messages)

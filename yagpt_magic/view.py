@@ -1,4 +1,4 @@
-"""How a reply looks: one display object, Markdown for notebooks and text for terminals.
+"""How a reply is shown: ``ReplyDisplay`` from request to end, for ``%%chat`` and the widget.
 
 The reply text itself is stored untouched; only what is displayed goes through
 ``render.safe_markdown`` (SPEC 10), so a reply can never run script in the page.
@@ -6,12 +6,20 @@ The reply text itself is stored untouched; only what is displayed goes through
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
+from .errors import ChatError, ContentFiltered, Interrupted
 from .session import Answer, turn_metadata
+
+if TYPE_CHECKING:
+    from .backend import RequestOptions
+    from .conversation import Fit
+    from .session import ChatSession
+    from .settings import Settings
 
 #: Minimum seconds between two in-place updates of a streaming reply.
 STREAM_INTERVAL = 0.1
@@ -37,6 +45,23 @@ class Throttle:
         """Record an update that began at ``started`` (``time.monotonic()``)."""
         ended = time.monotonic()
         self._next = ended + max(STREAM_INTERVAL, RENDER_BACKOFF * (ended - started))
+
+
+NoticeKind = Literal["left_out", "truncated", "filtered", "interrupted", "failed"]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A line shown under a reply; kept in the output's metadata, so readers never parse it."""
+
+    kind: NoticeKind
+    text: str
+
+
+def plain_notices(notices: Sequence[Notice] | Sequence[dict[str, Any]]) -> str:
+    """What the notices add after the reply in ``text/plain`` (readers strip exactly this)."""
+    texts = [n.text if isinstance(n, Notice) else str(n.get("text", "")) for n in notices]
+    return "".join(f"\n[{text}]" for text in texts)
 
 
 @dataclass
@@ -65,24 +90,26 @@ class ReplyView:
         self.window = answer.window
         self.metadata = turn_metadata(answer.thread, answer.index, answer.turn)
 
-    def notices(self) -> list[str]:
+    def notices(self) -> list[Notice]:
         notes = []
         if self.left_out:
             turns = "turn" if self.left_out == 1 else "turns"
-            notes.append(
-                f"{self.left_out} earlier {turns} left out to fit the {self.window}-token window."
-            )
+            notes.append(Notice("left_out", f"{self.left_out} earlier {turns} left out to fit "
+                                            f"the {self.window}-token window."))
         if self.status == "truncated":
-            notes.append(
-                "The reply was cut at max_tokens; raise --max-tokens to get all of it."
-            )
+            notes.append(Notice(
+                "truncated", "The reply was cut at max_tokens; raise --max-tokens to get all of it."
+            ))
         if self.filtered:
-            notes.append("The content filter withheld the reply; nothing was added to the thread.")
+            notes.append(Notice("filtered", "The content filter withheld the reply; nothing "
+                                            "was added to the thread."))
         if self.interrupted:
-            notes.append("Interrupted: this partial reply was not added to the thread.")
+            notes.append(Notice("interrupted",
+                                "Interrupted: this partial reply was not added to the thread."))
         elif self.failed:
-            notes.append("Failed: this partial reply was not added to the thread." if self.text
-                         else "Failed: nothing was added to the thread.")
+            notes.append(Notice("failed", "Failed: this partial reply was not added to the "
+                                          "thread." if self.text
+                                else "Failed: nothing was added to the thread."))
         return notes
 
     def _repr_mimebundle_(
@@ -95,10 +122,108 @@ class ReplyView:
         if self.waiting and not self.text:
             body, plain = f"*{self.waiting}*", self.waiting
         notes = self.notices()
-        markdown = body + "".join(f"\n\n*⚠ {note}*" for note in notes)
-        plain += "".join(f"\n[{note}]" for note in notes)
-        metadata = {"yagpt_magic": self.metadata} if self.metadata else {}
+        markdown = body + "".join(f"\n\n*⚠ {note.text}*" for note in notes)
+        plain += plain_notices(notes)
+        metadata = {}
+        if self.metadata:
+            metadata = {"yagpt_magic": {**self.metadata, "notices": [asdict(n) for n in notes]}}
         return {"text/plain": plain, "text/markdown": markdown}, metadata
+
+
+Show = Callable[[dict[str, str], dict[str, Any]], None]
+
+
+class ReplyDisplay:
+    """One reply on screen, from the request going out to its end.
+
+    ``%%chat`` and the widget both use it; they differ only in ``show`` (a display
+    output updated in place, or a widget's Output). ``live`` off (a terminal) shows the
+    final reply only.
+    """
+
+    def __init__(self, show: Show, *, thread: str, settings: Settings, live: bool = True) -> None:
+        self.view = ReplyView(thread=thread, allow_html=settings.allow_html,
+                              image_hosts=tuple(settings.image_hosts))
+        self.shown = False
+        self._show = show
+        self._live = live
+        self._throttle = Throttle()
+
+    def _publish(self) -> None:
+        data, metadata = self.view._repr_mimebundle_()
+        self._show(data, metadata)
+        self.shown = True
+
+    def start(self, fit: Fit, window: int, *, waiting: str = "") -> None:
+        """The request goes out: say so at once, so a slow start never looks like a hang."""
+        self.view.left_out, self.view.window = fit.left_out, window
+        if waiting and self._live:
+            self.view.waiting = waiting
+            self._publish()
+
+    def update(self, text: str) -> None:
+        """More of the reply arrived; shown at most as often as ``Throttle`` allows."""
+        self.view.text = text
+        if not self._live or not self._throttle.due():
+            return
+        started = time.monotonic()
+        self._publish()
+        self._throttle.shown(started)
+
+    def finish(self, answer: Answer) -> None:
+        self.view.waiting = ""
+        self.view.finish(answer)
+        self._publish()
+
+    def interrupt(self) -> None:
+        """Stopped by the user: what streamed stays visible, marked as not kept."""
+        self.view.interrupted, self.view.waiting = True, ""
+        if self.shown or self.view.text:
+            self._publish()
+
+    def fail(self, err: ChatError) -> None:
+        """The request failed: an output already shown says nothing was kept."""
+        if isinstance(err, Interrupted):
+            self.interrupt()
+            return
+        if not self.shown:
+            return
+        if isinstance(err, ContentFiltered):  # what streamed before the filter is withdrawn
+            self.view.text, self.view.filtered = "", True
+        else:
+            self.view.failed = True
+        self.view.waiting = ""
+        self._publish()
+
+
+def ask_and_show(
+    session: ChatSession,
+    display: ReplyDisplay,
+    thread: str,
+    text: str,
+    *,
+    options: RequestOptions,
+    cell_id: str | None = None,
+    cancel: threading.Event | None = None,
+) -> Answer:
+    """Ask the session for a turn and show it through ``display`` from start to end."""
+    waiting = f"Waiting for {options.model}…" if options.stream and session.replay is None else ""
+    try:
+        answer = session.ask(
+            thread, text, options=options, cell_id=cell_id, cancel=cancel,
+            on_text=display.update if options.stream else None,
+            on_fit=lambda fit: display.start(fit, session.window(options), waiting=waiting),
+        )
+    except KeyboardInterrupt:
+        display.interrupt()
+        raise Interrupted(
+            f"Interrupted: the partial reply was not added to thread {thread!r}."
+        ) from None
+    except ChatError as err:
+        display.fail(err)
+        raise
+    display.finish(answer)
+    return answer
 
 
 _PUNCTUATION = set("\\`*_{}[]()<>#+-.!|~&$:\"'=")

@@ -21,9 +21,12 @@ Why it is built the way it is:
   last child of the history is an empty "tail" box, and a new turn is added with
   ``tail.children = (turn, new_tail)``. A full rebuild (reset, load) lays the turns
   out flat again. Re-running a cell updates that turn's Outputs only.
-- Replies are Markdown rendered by Jupyter itself from ``render.safe_markdown``
-  (through ``ReplyView``), so raw HTML, script links and remote images in a reply
-  stay inert (SPEC 10); user messages are shown as plain text.
+- A reply streams through ``view.ReplyDisplay``, the same object ``%%chat`` uses, into
+  the pending turn's Output; replies are rendered through the one safe path
+  (``ReplyView``), so raw HTML, script links and remote images in a reply stay inert
+  (SPEC 10); user messages are shown as plain text.
+- The widget knows only the session: it reads ``session.settings`` and calls
+  ``session.ask``; it never reaches the magics.
 
 Key controls carry CSS classes (``yagpt-chat``, ``yagpt-history``, ``yagpt-turn``,
 ``yagpt-user``, ``yagpt-reply``, ``yagpt-live``, ``yagpt-stale``, ``yagpt-input``,
@@ -35,7 +38,6 @@ CSS can find them.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,12 +45,13 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from .errors import ChatError
-from .session import ThreadEvent
-from .view import ReplyView, Throttle
+from .session import EventKind, ThreadEvent
+from .view import ReplyDisplay, ReplyView, ask_and_show
 
 if TYPE_CHECKING:
+    from .backend import RequestOptions
     from .conversation import Turn
-    from .magics import ChatMagics
+    from .session import ChatSession
 
 __all__ = ["ChatWidget"]
 
@@ -66,21 +69,8 @@ def _plain(text: str) -> Outputs:
     return ({"output_type": "display_data", "data": {"text/plain": text}, "metadata": {}},)
 
 
-def _bundle(view: ReplyView) -> Outputs:
-    data, _ = view._repr_mimebundle_()
+def _bundle(data: dict[str, str]) -> Outputs:
     return ({"output_type": "display_data", "data": data, "metadata": {}},)
-
-
-def _default_magics() -> ChatMagics:
-    """The running shell's ``ChatMagics``, loading the extension if it is not loaded."""
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    if shell is None:
-        raise RuntimeError("ChatWidget needs a running IPython; or pass magics=ChatMagics(...).")
-    if getattr(shell, "_yagpt_magic", None) is None:
-        shell.extension_manager.load_extension("yagpt_magic")
-    return shell._yagpt_magic
 
 
 @dataclass
@@ -104,14 +94,16 @@ class ChatWidget(widgets.VBox):
     """A chat box on one thread, shared live with ``%%chat`` and other widgets."""
 
     def __init__(
-        self, thread: str = "default", magics: ChatMagics | None = None, **kwargs: Any
+        self, thread: str = "default", session: ChatSession | None = None, **kwargs: Any
     ) -> None:
-        self.magics = magics if magics is not None else _default_magics()
+        if session is None:
+            from . import current_session
+
+            session = current_session()
+        self.session = session
         self.thread_name = thread
-        session = self.magics.session
-        if thread not in session.threads and self.magics.system_prompt:
-            session.set_system(thread, self.magics.system_prompt)
         session.thread(thread)
+        settings = session.settings
         self._lock = threading.RLock()
         self._turns: list[_TurnView] = []
         self._links: list[widgets.VBox] = []
@@ -139,14 +131,14 @@ class ChatWidget(widgets.VBox):
                                           tooltip="Cancel the reply being written")
         self.clear_button = widgets.Button(description="Clear",
                                            tooltip="Empty this thread (same as %chat reset)")
-        models = dict.fromkeys((*MODELS, self.magics.model))
+        models = dict.fromkeys((*MODELS, settings.model))
         self.model_box = widgets.Combobox(
-            value=self.magics.model, options=tuple(models), ensure_option=False,
+            value=settings.model, options=tuple(models), ensure_option=False,
             description="model", layout=widgets.Layout(width="16em"),
             style={"description_width": "initial"},
         )
         self.temperature_slider = widgets.FloatSlider(
-            value=self.magics.temperature, min=0.0, max=1.0, step=0.05,
+            value=settings.temperature, min=0.0, max=1.0, step=0.05,
             description="temperature", readout_format=".2f",
             style={"description_width": "initial"},
         )
@@ -240,14 +232,10 @@ class ChatWidget(widgets.VBox):
         return link
 
     def _reply_outputs(self, text: str, status: str = "") -> Outputs:
-        view = ReplyView(
-            thread=self.thread_name,
-            text=text,
-            status=status,
-            allow_html=self.magics.allow_html,
-            image_hosts=tuple(self.magics.image_hosts),
-        )
-        return _bundle(view)
+        settings = self.session.settings
+        view = ReplyView(thread=self.thread_name, text=text, status=status,
+                         allow_html=settings.allow_html, image_hosts=settings.image_hosts)
+        return _bundle(view._repr_mimebundle_()[0])
 
     def _turn_view(self, user: str, reply: Outputs, *, live: bool = False) -> _TurnView:
         user_out = widgets.Output(outputs=_plain(user), layout=self._layouts["user"],
@@ -300,7 +288,7 @@ class ChatWidget(widgets.VBox):
 
     def _rebuild(self) -> None:
         """Redraw the history from the thread: flat turns, then a fresh tail."""
-        thread = self.magics.session.thread(self.thread_name)
+        thread = self.session.thread(self.thread_name)
         self._clear_history()
         self._turns = [self._view_of(turn) for turn in thread.turns]
         self._tail = self._new_link()
@@ -312,7 +300,7 @@ class ChatWidget(widgets.VBox):
         self._update_usage()
 
     def _update_usage(self) -> None:
-        thread = self.magics.session.thread(self.thread_name)
+        thread = self.session.thread(self.thread_name)
         if not thread.turns:
             self.usage_line.value = f"thread {self.thread_name!r}: no turns yet"
             return
@@ -334,25 +322,25 @@ class ChatWidget(widgets.VBox):
         if event.thread != self.thread_name:
             return
         with self._lock:
-            if event.kind == "commit" and event.index is not None:
+            if event.kind is EventKind.COMMIT and event.index is not None:
                 self._on_commit(event.index)
-            elif event.kind == "undo" and len(self._turns) == event.index + 1:
+            elif (event.kind is EventKind.UNDO and event.index is not None
+                  and len(self._turns) == event.index + 1):
                 self._detach(self._turns[-1])
                 self._turns.pop().close()
                 self._update_usage()
-            elif event.kind in ("reset", "load", "undo"):
+            elif event.kind in (EventKind.RESET, EventKind.LOAD, EventKind.UNDO):
                 self._rebuild()
 
     def _on_commit(self, index: int) -> None:
-        thread = self.magics.session.thread(self.thread_name)
+        thread = self.session.thread(self.thread_name)
         turn = thread.turns[index]
         pending = self._pending
         if index == len(self._turns):
             if pending is not None and pending.worker is threading.current_thread():
-                # Our own request finished: the live turn becomes the committed one.
-                with pending.reply.hold_sync():
-                    pending.reply.outputs = self._reply_outputs(turn.reply, turn.status)
-                    pending.reply.remove_class("yagpt-live")
+                # Our own request finished: the live turn becomes the committed one (its
+                # final output comes from the ReplyDisplay that streamed it).
+                pending.reply.remove_class("yagpt-live")
                 self._pending = None
                 self._turns.append(pending)
             else:
@@ -382,7 +370,7 @@ class ChatWidget(widgets.VBox):
             if not text.strip():
                 self.status_line.value = "error: the message is empty; type it above Send."
                 return
-            options = self.magics.options(
+            options = self.session.options(
                 model=self.model_box.value.strip() or None,
                 temperature=self.temperature_slider.value,
             )
@@ -412,39 +400,30 @@ class ChatWidget(widgets.VBox):
         if self._worker is not None:
             self.status_line.value = BUSY
             return
-        self.magics.session.reset(self.thread_name)
+        self.session.reset(self.thread_name)
         self.status_line.value = "idle: thread cleared."
 
     # -- the worker thread -------------------------------------------------------------
     def _run(
-        self, text: str, options: Any, cancel: threading.Event, pending: _TurnView
+        self, text: str, options: RequestOptions, cancel: threading.Event, pending: _TurnView
     ) -> None:
-        throttle = Throttle()
         streaming = False
 
-        def on_text(partial: str) -> None:
+        def show(data: dict[str, str], metadata: dict[str, Any]) -> None:
             nonlocal streaming
-            if cancel.is_set() or not throttle.due():
-                return
-            started = time.monotonic()
             with self._lock:
-                if self._pending is pending:
-                    pending.reply.outputs = self._reply_outputs(partial)
-                if not streaming:
+                if cancel.is_set() and not display.view.interrupted:
+                    return  # stopping: the interrupted partial is shown by interrupt()
+                pending.reply.outputs = _bundle(data)
+                if not streaming and display.view.text:
                     streaming = True
                     self.status_line.value = "streaming…"
-            throttle.shown(started)
 
+        display = ReplyDisplay(show, thread=self.thread_name, settings=self.session.settings)
         status = "idle"
         try:
-            self.magics.session.ask(
-                self.thread_name,
-                text,
-                options=options,
-                context_window=self.magics.context_window,
-                on_text=on_text,
-                cancel=cancel,
-            )
+            ask_and_show(self.session, display, self.thread_name, text, options=options,
+                         cancel=cancel)
         except ChatError as err:
             status = (
                 "stopped: the partial reply was not added to the thread."

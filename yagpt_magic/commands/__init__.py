@@ -1,18 +1,42 @@
-"""``%chat`` subcommands: one short module each, dispatched by name through ``COMMANDS``."""
+"""``%chat`` subcommands: one short module each, dispatched by name through ``COMMANDS``.
+
+Each module has a docstring whose first line is ``USAGE: summary``, a ``parser()``
+with its arguments, and ``run(ctx, args)``. A command works with the ``Context``
+(the session, and the shell it displays through), never with the magics class, so
+``%chat help`` is built from the modules themselves.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
-from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import UsageProblem, mask_arguments
 
 if TYPE_CHECKING:
-    from ..magics import ChatMagics
+    from ..session import ChatSession
 
-Command = Callable[["ChatMagics", list[str]], Any]
+#: Command name -> module, in the order ``%chat help`` lists them.
+COMMANDS: tuple[str, ...] = (
+    "help", "history", "threads", "system", "undo", "reset", "usage", "config", "login",
+    "offline", "save", "load", "record", "replay", "live", "restore", "widget",
+)  # fmt: skip
+
+
+@dataclass
+class Context:
+    """What a command works with: the session, and the shell it displays through.
+
+    ``shell`` is IPython's shell: its user namespace (``%chat restore`` reads
+    ``__session__``) and its display machinery. Nothing here reaches the magics.
+    """
+
+    session: ChatSession
+    shell: Any
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,56 +51,16 @@ class Parser(argparse.ArgumentParser):
 
 def thread_parser(command: str, *, all_flag: bool = False) -> Parser:
     parser = Parser(command)
-    parser.add_argument("-t", "--thread", default="default")
+    parser.add_argument("-t", "--thread", default="default", metavar="T",
+                        help="the thread (default: default)")
     if all_flag:
-        parser.add_argument("--all", action="store_true")
+        parser.add_argument("--all", action="store_true", help="every thread")
     return parser
 
 
-def _commands() -> dict[str, Command]:
-    from . import (
-        config,
-        help,
-        history,
-        live,
-        load,
-        login,
-        offline,
-        record,
-        replay,
-        reset,
-        restore,
-        save,
-        system,
-        threads,
-        undo,
-        usage,
-        widget,
-    )
-
-    return {
-        "help": help.run,
-        "history": history.run,
-        "reset": reset.run,
-        "undo": undo.run,
-        "system": system.run,
-        "threads": threads.run,
-        "config": config.run,
-        "usage": usage.run,
-        "login": login.run,
-        "offline": offline.run,
-        "save": save.run,
-        "load": load.run,
-        "record": record.run,
-        "replay": replay.run,
-        "live": live.run,
-        "restore": restore.run,
-        "widget": widget.run,
-    }
-
-
-#: Commands that take the rest of the line as written (prose with apostrophes, say).
-VERBATIM = frozenset({"system"})
+def module(name: str) -> ModuleType:
+    """The module of command ``name``; a command's code loads only when it is used."""
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def split(line: str, command: str) -> list[str]:
@@ -86,13 +70,21 @@ def split(line: str, command: str) -> list[str]:
         raise UsageProblem(f"%chat {command}: cannot parse the line ({err}).") from None
 
 
-def dispatch(magics: ChatMagics, line: str) -> Any:
+def parse(name: str, rest: str) -> argparse.Namespace:
+    """A command's arguments: its own ``parse`` (verbatim text) or its parser over words."""
+    command = module(name)
+    custom = getattr(command, "parse", None)
+    args: argparse.Namespace = (
+        custom(rest) if custom is not None else command.parser().parse_args(split(rest, name))
+    )
+    return args
+
+
+def dispatch(ctx: Context, line: str) -> Any:
     """Run ``%chat NAME ARGS``; a bare ``%chat`` is ``%chat help``."""
     name, _, rest = line.strip().partition(" ")
     name = name or "help"
-    commands = _commands()
-    command = commands.get(name)
-    if command is None:
-        known = ", ".join(sorted(commands))
+    if name not in COMMANDS:
+        known = ", ".join(sorted(COMMANDS))
         raise UsageProblem(f"Unknown command %chat {name}; commands: {known}.")
-    return command(magics, [rest] if name in VERBATIM else split(rest, name))
+    return module(name).run(ctx, parse(name, rest))

@@ -1,65 +1,68 @@
-"""``%chat config``: each effective setting and where it came from; never a secret."""
+"""``%chat config``: effective settings and where each came from; never a secret's value."""
 
 from __future__ import annotations
 
+import argparse
 import os
-from typing import TYPE_CHECKING
 
 from ..connection import resolve_credential, resolve_endpoint, resolve_folder, resolve_insecure
+from ..session import ChatSession
 from ..view import Table
-from . import thread_parser
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import Context, Parser, thread_parser
 
 SETTINGS = (
     "model", "model_version", "temperature", "max_tokens", "system_prompt", "stream",
     "context_window", "timeout", "data_logging", "reasoning_mode", "verbose_errors",
     "allow_html", "image_hosts",
-)
+)  # fmt: skip
 
 
-def flagged(magics: ChatMagics, thread: str) -> list[tuple[str, str, str]]:
+def flagged(session: ChatSession, thread: str) -> list[tuple[str, str, str]]:
     """Settings of the thread's last turn that a per-cell flag changed from the config."""
-    found = magics.session.threads.get(thread)
+    found = session.threads.get(thread)
     if found is None or not found.turns:
         return []
+    settings = session.settings
     index, turn = len(found.turns) - 1, found.turns[-1]
     source = f"per-cell flag (turn {index} of {thread!r})"
     rows = []
     model = turn.model.split("/")[-2] if turn.model.count("/") >= 3 else turn.model
-    if model and model != magics.model.split("/")[0]:
+    if model and model != settings.model.split("/")[0]:
         rows.append(("model", model, source))
     for name in ("temperature", "max_tokens"):
         value = turn.settings.get(name)
-        if value is not None and value != getattr(magics, name):
+        if value is not None and value != getattr(settings, name):
             rows.append((name, repr(value), source))
     return rows
 
 
-def run(magics: ChatMagics, argv: list[str]) -> Table:
-    args = thread_parser("config").parse_args(argv)
-    configured = magics.config.get("ChatMagics", {})
+def parser() -> Parser:
+    return thread_parser("config")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> Table:
+    session, env = ctx.session, os.environ
+    settings = session.settings
     rows: list[tuple[str, str, str]] = []
     for name in SETTINGS:
-        source = "%config" if name in configured else "default"
-        rows.append((name, repr(getattr(magics, name)), source))
+        value = getattr(settings, name)
+        shown = repr(list(value)) if isinstance(value, tuple) else repr(value)
+        rows.append((name, shown, settings.source(name)))
 
-    session, env = magics.session, os.environ
     if session.offline is not None:
         rows.append(("endpoint", session.offline.address, "%chat offline (built-in emulator)"))
     elif env.get("YAGPT_OFFLINE") == "1":
         rows.append(("endpoint", "built-in emulator (starts on the first request)",
                      "env YAGPT_OFFLINE"))
     else:
-        endpoint, source = resolve_endpoint(magics.endpoint, env)
+        endpoint, source = resolve_endpoint(settings.endpoint, env)
         rows.append(("endpoint", endpoint or "SDK default", source))
-    insecure = resolve_insecure(magics.insecure, env) or session.offline is not None
+    insecure = resolve_insecure(settings.insecure, env) or session.offline is not None
     source = "%config / env YAGPT_INSECURE / offline" if insecure else "default"
     rows.append(("insecure", repr(insecure), source))
-    folder, source = resolve_folder(magics.folder_id, session.login_folder, env)
+    folder, source = resolve_folder(settings.folder_id, session.login_folder, env)
     rows.append(("folder_id", folder or "(unset)", source))
-    credential = resolve_credential(session.login, env, magics.yc_profile)
+    credential = resolve_credential(session.login, env, settings.yc_profile)
     if credential is None and env.get("YAGPT_OFFLINE") == "1":
         rows.append(("credential", "the emulator's own key (hidden)", "env YAGPT_OFFLINE"))
     elif credential is None:
@@ -67,6 +70,6 @@ def run(magics: ChatMagics, argv: list[str]) -> Table:
     else:
         shown = credential.value if credential.kind == "yc_profile" else "(hidden)"
         rows.append(("credential", f"{credential.kind} {shown}", credential.source))
-    rows += flagged(magics, args.thread)
+    rows += flagged(session, args.thread)
     title = "Effective settings (per-cell flags override model, temperature, max_tokens, stream)"
     return Table(("setting", "value", "source"), rows, title)

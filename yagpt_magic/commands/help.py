@@ -1,43 +1,27 @@
-"""``%chat`` / ``%chat help``: usage, with examples."""
+"""``%chat help``: usage, with examples (also a bare ``%chat``).
+
+Built from the commands themselves: each one's usage comes from its parser and its
+summary from the first line of its module docstring, so the two can't drift apart.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
+import textwrap
 
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import COMMANDS, Context, Parser, module
 
-USAGE = """\
+INTRO = """\
 yagpt-magic: chat with YandexGPT from a notebook.
 
-  %%chat [-t THREAD] [-m MODEL] [--temperature T] [--max-tokens N] [-s SYSTEM]
-         [--no-stream] [-o NAME] [--vars]
+{cell}
   <your message>
 
 Re-running a %%chat cell replaces its turn; the model always sees the earlier turns
 of the thread, fitted to its context window.
+"""
 
-Commands:
-  %chat history [-t T]        the turns of a thread
-  %chat threads               all threads, with turn counts and tokens
-  %chat system [-t T] TEXT    set (or, with no text, clear) a thread's system prompt;
-                              the rest of the line as typed, or --json "a\\nJSON string"
-  %chat undo [-t T]           drop the last turn
-  %chat reset [-t T | --all]  empty a thread, or all of them
-  %chat usage [-t T]          tokens used so far
-  %chat config                effective settings and where each came from
-  %chat login                 enter an API key / IAM token and folder id (kept in memory)
-  %chat offline               use the built-in offline emulator (no credentials needed)
-  %chat save PATH [-t T] [--force]
-                              write a transcript (.ipynb, .md, .json or .jsonl);
-                              --force overwrites a file yagpt-magic did not write
-  %chat load PATH [-t T]      rebuild threads from a transcript
-  %chat record PATH.jsonl [--append]
-                              append every new turn to PATH as it completes
-  %chat replay PATH           answer from PATH, offline; %chat live ends either mode
-  %chat restore [PATH]        rebuild threads from this notebook after a restart
-  %chat widget [-t T]         a chat box on a thread
-
+EXAMPLES = """\
 Examples:
   %%chat -s "You are a smart assistant"
   Hi! What fields of science did Albert Einstein study?
@@ -56,5 +40,42 @@ class Help(str):
         return str(self)
 
 
-def run(magics: ChatMagics, argv: list[str]) -> Help:
-    return Help(USAGE)
+def summary(name: str) -> str:
+    """The command's one-line summary: its docstring's first line after the usage."""
+    first = (module(name).__doc__ or "").strip().splitlines()[0]
+    _, sep, text = first.partition("``: ")
+    return text if sep else first
+
+
+def usage(name: str) -> str:
+    text = module(name).parser().format_usage().strip()
+    return " ".join(text.removeprefix("usage:").split())
+
+
+def cell_usage(ctx: Context) -> str:
+    """``%%chat``'s own usage, from the argument definitions of the cell magic."""
+    magic = ctx.shell.magics_manager.magics["cell"].get("chat") if ctx.shell else None
+    found = getattr(magic, "parser", None)
+    if found is None:
+        return "%%chat [flags]"
+    text = " ".join(found.format_usage().removeprefix("usage:").split())
+    return textwrap.fill(text.replace("%chat", "%%chat", 1), 88, initial_indent="  ",
+                         subsequent_indent="         ")
+
+
+def parser() -> Parser:
+    return Parser("help")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> Help:
+    lines = [INTRO.format(cell=cell_usage(ctx)), "Commands:"]
+    for name in COMMANDS:
+        if name == "help":
+            continue
+        left, right = usage(name), summary(name)
+        if len(left) <= 30:
+            lines.append(f"  {left:<30}{right}")
+        else:
+            lines.append(f"  {left}")
+            lines.append(f"  {'':<30}{right}")
+    return Help("\n".join(lines) + "\n\n" + EXAMPLES)

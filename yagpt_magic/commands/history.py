@@ -1,14 +1,11 @@
-"""``%chat history [-t T]``: the turns of a thread."""
+"""``%chat history [-t T]``: the turns of a thread: message, reply, tokens, model, stale."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
 
 from ..view import Table
-from . import thread_parser
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import Context, Parser, thread_parser
 
 
 def first_line(text: str, width: int = 60) -> str:
@@ -16,9 +13,12 @@ def first_line(text: str, width: int = 60) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def run(magics: ChatMagics, argv: list[str]) -> Table:
-    args = thread_parser("history").parse_args(argv)
-    thread = magics.session.thread(args.thread, create=False)
+def parser() -> Parser:
+    return thread_parser("history")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> Table:
+    thread = ctx.session.thread(args.thread, create=False)
     rows = [
         (
             index,

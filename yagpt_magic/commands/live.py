@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
 
-from . import Parser
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
-    from ..session import ChatSession
+from . import Context, Parser
 
 
-def stop(session: ChatSession) -> str:
-    """End record or replay mode; returns which one ended ('' if neither)."""
-    ended = []
-    if session.recorder is not None:
-        close = getattr(session.recorder, "close", None)
-        if close is not None:
-            close()
-        session.recorder = None
-        ended.append("recording")
-    if session.replay is not None:
-        session.replay = None
-        ended.append("replay")
-    return " and ".join(ended).capitalize()
+def parser() -> Parser:
+    return Parser("live")
 
 
-def run(magics: ChatMagics, argv: list[str]) -> None:
-    Parser("live").parse_args(argv)
-    ended = stop(magics.session)
+def run(ctx: Context, args: argparse.Namespace) -> None:
+    ended = ctx.session.go_live()
     print(f"{ended} ended; turns are answered live again." if ended
           else "Already live: neither recording nor replaying.")

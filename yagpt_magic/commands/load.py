@@ -8,21 +8,21 @@ can come back as ``review``. The whole file is checked before anything changes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
 
 from ..errors import TranscriptError
 from ..transcript import load_threads
-from . import Parser
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import Context, Parser
 
 
-def run(magics: ChatMagics, argv: list[str]) -> None:
+def parser() -> Parser:
     parser = Parser("load")
-    parser.add_argument("path")
-    parser.add_argument("-t", "--thread")
-    args = parser.parse_args(argv)
+    parser.add_argument("path", metavar="PATH")
+    parser.add_argument("-t", "--thread", metavar="T", help="load only this thread, as T")
+    return parser
+
+
+def run(ctx: Context, args: argparse.Namespace) -> None:
     threads = load_threads(args.path)
     if args.thread is not None:
         if args.thread in threads:
@@ -36,6 +36,6 @@ def run(magics: ChatMagics, argv: list[str]) -> None:
             )
         chosen.name = args.thread
         threads = {args.thread: chosen}
-    magics.session.replace_threads(threads)
+    ctx.session.replace_threads(threads)
     summary = ", ".join(f"{name!r} ({len(t.turns)} turns)" for name, t in threads.items())
     print(f"Loaded {summary} from {args.path}.")

@@ -1,18 +1,18 @@
-"""``%chat offline``: serve the built-in emulator in the kernel and use it."""
+"""``%chat offline``: serve the built-in emulator in the kernel and use it (no credentials)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
 
-from . import Parser
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import Context, Parser
 
 
-def run(magics: ChatMagics, argv: list[str]) -> None:
-    Parser("offline").parse_args(argv)
-    emulator = magics.session.start_offline()
+def parser() -> Parser:
+    return Parser("offline")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> None:
+    emulator = ctx.session.start_offline()
     print(
         f"Offline: replies now come from the built-in emulator at {emulator.address}, "
         "not from YandexGPT."

@@ -1,30 +1,25 @@
-"""``%chat replay PATH``: answer later turns from a transcript, offline and exactly.
+"""``%chat replay PATH``: answer from PATH, offline; ``%chat live`` ends either mode.
 
 A turn is answered only if its thread, position and exact messages match the
 recorded turn; anything else fails the cell naming the first difference, and never
-reaches the service. ``%chat live`` goes back to the service.
+reaches the service.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
 
-from ..transcript import ReplayFile
-from . import Parser
-from .live import stop
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import Context, Parser
 
 
-def run(magics: ChatMagics, argv: list[str]) -> None:
+def parser() -> Parser:
     parser = Parser("replay")
-    parser.add_argument("path")
-    args = parser.parse_args(argv)
-    source = ReplayFile(args.path)  # checked whole before the mode changes
-    ended = stop(magics.session)
-    magics.session.replay = source
-    turns = sum(len(t.turns) for t in source.threads.values())
+    parser.add_argument("path", metavar="PATH")
+    return parser
+
+
+def run(ctx: Context, args: argparse.Namespace) -> None:
+    ended, turns = ctx.session.start_replay(args.path)
     before = f"{ended} ended; " if ended else ""
     print(f"{before}Replaying {turns} recorded turns from {args.path}: no request reaches "
           "the service. %chat live ends replay.")

@@ -1,4 +1,4 @@
-"""``%chat restore [PATH]``: rebuild threads from a notebook's ``%%chat`` cells.
+"""``%chat restore [PATH]``: rebuild threads from this notebook's ``%%chat`` cells.
 
 Without PATH it reads the notebook this kernel serves (``__session__`` or env
 ``JPY_SESSION_NAME``), so a kernel restart loses no history: each ``%%chat`` cell
@@ -9,21 +9,19 @@ It reads the file as last saved: outputs not yet saved by the front end are not 
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ..errors import UsageProblem
 from ..transcript import read_notebook
-from . import Parser
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import Context, Parser
 
 
-def this_notebook(magics: ChatMagics) -> Path:
+def this_notebook(user_ns: dict[str, Any]) -> Path:
     """The path of the notebook the kernel serves, as the front end told it."""
-    name = magics.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME")
+    name = user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME")
     if not name:
         raise UsageProblem(
             "This kernel does not know its notebook's path (no __session__ or "
@@ -35,13 +33,16 @@ def this_notebook(magics: ChatMagics) -> Path:
     return path
 
 
-def run(magics: ChatMagics, argv: list[str]) -> None:
+def parser() -> Parser:
     parser = Parser("restore")
-    parser.add_argument("path", nargs="?")
-    args = parser.parse_args(argv)
-    path = Path(args.path).expanduser() if args.path else this_notebook(magics)
+    parser.add_argument("path", nargs="?", metavar="PATH")
+    return parser
+
+
+def run(ctx: Context, args: argparse.Namespace) -> None:
+    path = Path(args.path).expanduser() if args.path else this_notebook(ctx.shell.user_ns)
     found = read_notebook(path, use_cell_ids=True, strict=False)
-    magics.session.replace_threads(found.threads)
+    ctx.session.replace_threads(found.threads)
     turns = sum(len(t.turns) for t in found.threads.values())
     names = ", ".join(f"{n!r} ({len(t.turns)})" for n, t in found.threads.items()) or "none"
     notes = []

@@ -1,29 +1,30 @@
-"""``%chat save PATH [-t T] [--force]``: write threads to a transcript file.
+"""``%chat save PATH [-t T] [--force]``: write a transcript (.ipynb, .md, .json or .jsonl).
 
-The extension picks the format (.ipynb, .md, .json, .jsonl). Without ``-t`` every
-thread that has turns or a system prompt is saved. A file yagpt-magic did not write
-is not overwritten unless ``--force``.
+The extension picks the format. Without ``-t`` every thread that has turns or a
+system prompt is saved. A file yagpt-magic did not write is not overwritten unless
+``--force``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
 
 from ..errors import UsageProblem
 from ..transcript import save_threads
-from . import Parser
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import Context, Parser
 
 
-def run(magics: ChatMagics, argv: list[str]) -> None:
+def parser() -> Parser:
     parser = Parser("save")
-    parser.add_argument("path")
-    parser.add_argument("-t", "--thread")
-    parser.add_argument("--force", action="store_true")
-    args = parser.parse_args(argv)
-    session = magics.session
+    parser.add_argument("path", metavar="PATH")
+    parser.add_argument("-t", "--thread", metavar="T", help="only this thread")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite a file yagpt-magic did not write")
+    return parser
+
+
+def run(ctx: Context, args: argparse.Namespace) -> None:
+    session = ctx.session
     if args.thread is not None:
         threads = [session.thread(args.thread, create=False)]
     else:

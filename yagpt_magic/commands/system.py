@@ -1,25 +1,35 @@
-"""``%chat system [-t T] [--json] TEXT``: set a thread's system prompt; no text clears it.
+"""``%chat system [-t T] TEXT``: set a thread's system prompt (no text clears it).
 
 The text is the rest of the line exactly as typed (an apostrophe needs no quoting; one
-pair of surrounding quotes is dropped). A prompt with line breaks cannot be typed on a
-line, so ``--json`` takes a JSON string instead; saved transcripts use it to stay exact.
+pair of surrounding quotes is dropped), and ``-t T`` may stand before or after it. A
+prompt with line breaks cannot be typed on a line, so ``--json`` takes a JSON string
+instead; saved transcripts use it to stay exact.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-from typing import TYPE_CHECKING
 
 from ..errors import UsageProblem
+from . import Context, Parser
 
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+_THREAD = r"(-t|--thread)\s+(\"[^\"]*\"|'[^']*'|\S+)"
+_OPTION = re.compile(rf"\s*(?:{_THREAD}|(--json))(?=\s|$)")
+_TRAILING_THREAD = re.compile(rf"(?:^|\s+){_THREAD}\s*$")
 
-_OPTION = re.compile(r"\s*(?:(-t|--thread)\s+(\"[^\"]*\"|'[^']*'|\S+)|(--json))(?=\s|$)")
+
+def parser() -> Parser:
+    """For ``%chat help`` only: the text is parsed by ``parse``, verbatim."""
+    parser = Parser("system")
+    parser.add_argument("-t", "--thread", metavar="T")
+    parser.add_argument("--json", action="store_true", help="TEXT is a JSON string")
+    parser.add_argument("text", nargs="?", metavar="TEXT")
+    return parser
 
 
-def parse(rest: str) -> tuple[str, str]:
+def parse(rest: str) -> argparse.Namespace:
     """The thread name and the prompt from what follows ``%chat system``."""
     thread, as_json = "default", False
     while match := _OPTION.match(rest):
@@ -28,6 +38,10 @@ def parse(rest: str) -> tuple[str, str]:
         else:
             thread = _unquoted(match.group(2))
         rest = rest[match.end() :]
+    trailing = _TRAILING_THREAD.search(rest)
+    if trailing is not None:
+        thread = _unquoted(trailing.group(2))
+        rest = rest[: trailing.start()]
     text = _unquoted(rest.strip())
     if text.startswith("-") and not as_json:
         raise UsageProblem(
@@ -41,7 +55,7 @@ def parse(rest: str) -> tuple[str, str]:
             raise UsageProblem(f"%chat system --json: not a JSON string ({err}).") from None
         if not isinstance(text, str):
             raise UsageProblem("%chat system --json: the value must be a JSON string.")
-    return thread, text
+    return argparse.Namespace(thread=thread, text=text)
 
 
 def _unquoted(value: str) -> str:
@@ -50,16 +64,6 @@ def _unquoted(value: str) -> str:
     return value
 
 
-def line_for(thread: str, text: str) -> str:
-    """A ``%chat system`` line that sets exactly ``text`` (used by saved transcripts)."""
-    name = thread if re.fullmatch(r"[^\s'\"]+", thread) else json.dumps(thread)
-    plain = text.splitlines() == [text] and text == text.strip() and text[0] not in "'\"-"
-    if plain:
-        return f"%chat system -t {name} {text}"
-    return f"%chat system -t {name} --json {json.dumps(text, ensure_ascii=False)}"
-
-
-def run(magics: ChatMagics, argv: list[str]) -> None:
-    thread, text = parse(argv[0])
-    magics.session.set_system(thread, text)
-    print(f"System prompt of {thread!r} {'set' if text else 'cleared'}.")
+def run(ctx: Context, args: argparse.Namespace) -> None:
+    ctx.session.set_system(args.thread, args.text)
+    print(f"System prompt of {args.thread!r} {'set' if args.text else 'cleared'}.")

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
 
 from ..view import Table
-from . import Parser
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import Context, Parser
 
 
-def run(magics: ChatMagics, argv: list[str]) -> Table:
-    Parser("threads").parse_args(argv)
+def parser() -> Parser:
+    return Parser("threads")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> Table:
     rows = [
         (name, len(t.turns), t.usage.total_tokens, "yes" if t.system_prompt else "")
-        for name, t in magics.session.threads.items()
+        for name, t in ctx.session.threads.items()
     ]
     return Table(("thread", "turns", "tokens", "system prompt"), rows)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
 
-from . import thread_parser
+from . import Context, Parser, thread_parser
 from .history import first_line
 
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+
+def parser() -> Parser:
+    return thread_parser("undo")
 
 
-def run(magics: ChatMagics, argv: list[str]) -> None:
-    args = thread_parser("undo").parse_args(argv)
-    turn = magics.session.undo(args.thread)
+def run(ctx: Context, args: argparse.Namespace) -> None:
+    turn = ctx.session.undo(args.thread)
     print(f"Dropped the last turn of {args.thread!r}: {first_line(turn.user)}")

@@ -1,19 +1,19 @@
-"""``%chat usage [-t T]``: tokens used so far by a thread."""
+"""``%chat usage [-t T]``: input, completion, reasoning and total tokens of a thread so far."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
 
 from ..view import Table
-from . import thread_parser
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import Context, Parser, thread_parser
 
 
-def run(magics: ChatMagics, argv: list[str]) -> Table:
-    args = thread_parser("usage").parse_args(argv)
-    u = magics.session.thread(args.thread, create=False).usage
+def parser() -> Parser:
+    return thread_parser("usage")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> Table:
+    u = ctx.session.thread(args.thread, create=False).usage
     rows = [
         ("input", u.input_tokens),
         ("completion", u.completion_tokens),

@@ -1,20 +1,20 @@
-"""``%chat widget [-t T]``: show a chat widget on a thread, shared live with ``%%chat``."""
+"""``%chat widget [-t T]``: a chat box on a thread, shared live with ``%%chat``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
 
-from . import thread_parser
-
-if TYPE_CHECKING:
-    from ..magics import ChatMagics
+from . import Context, Parser, thread_parser
 
 
-def run(magics: ChatMagics, argv: list[str]) -> None:
+def parser() -> Parser:
+    return thread_parser("widget")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> None:
     # Displayed rather than returned, so it shows even when not the cell's last line.
     from IPython.display import display
 
     from ..widget import ChatWidget
 
-    args = thread_parser("widget").parse_args(argv)
-    display(ChatWidget(args.thread, magics=magics))
+    display(ChatWidget(args.thread, session=ctx.session))

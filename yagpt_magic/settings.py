@@ -1,0 +1,54 @@
+"""The session's settings: plain data that every view reads, fed by ``ChatMagics``.
+
+``%config ChatMagics.NAME = ...`` and ``ipython_config.py`` stay the user's way to
+set them (traitlets on the magics class), but the traitlets only feed this object:
+the session, the commands and the widget read ``Settings`` and never the magics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+ReasoningMode = Literal["", "disabled", "enabled_hidden"]
+
+
+@dataclass
+class Settings:
+    """Every user setting of SPEC 5, with its default."""
+
+    model: str = "yandexgpt"
+    model_version: str = "latest"
+    temperature: float = 0.6
+    max_tokens: int = 2000
+    system_prompt: str = ""
+    stream: bool = True
+    context_window: int = 32768
+    timeout: float = 30.0
+    folder_id: str = ""
+    endpoint: str = ""
+    insecure: bool = False
+    yc_profile: str = ""
+    data_logging: bool = False
+    reasoning_mode: ReasoningMode = ""
+    verbose_errors: bool = False
+    allow_html: bool = False
+    image_hosts: tuple[str, ...] = ()
+    #: Names the user set (``%config`` or a config file), for ``%chat config``'s sources.
+    configured: set[str] = field(default_factory=set, compare=False, repr=False)
+
+    def set(self, name: str, value: Any, *, configured: bool = True) -> None:
+        """Change one setting (a traitlet changed); lists become tuples, so it stays plain."""
+        if name not in NAMES:
+            raise AttributeError(f"no setting named {name!r}")
+        setattr(self, name, tuple(value) if isinstance(value, list) else value)
+        if configured:
+            self.configured.add(name)
+
+    def source(self, name: str) -> str:
+        """Where a setting's value came from, as ``%chat config`` shows it."""
+        return "%config" if name in self.configured else "default"
+
+
+#: The setting names, in the order ``%chat config`` lists them.
+NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name != "configured")

@@ -1,0 +1,122 @@
+"""``.md``: readable Markdown whose HTML comments hold the metadata and fences the texts.
+
+One heading per turn, the user message and reply in fenced blocks longer than any
+backtick run inside them, and the metadata as JSON in an HTML comment
+(``<!-- yagpt-magic-turn {...} -->``) before each turn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ..conversation import Thread, Turn
+from ..view import inert_markdown
+from .files import FORMAT, VERSION, Source, check_header, parse_json
+from .records import add_thread, check_index, decode_turn, thread_header, turn_record
+
+_COMMENT = re.compile(r"^<!-- (yagpt-magic-(?:transcript|thread|turn)) (\{.*\}) -->$")
+
+def one_line(text: str) -> str:
+    """``text`` with every line break IPython splits on made a space (a magic line is one line)."""
+    return " ".join(text.splitlines())
+
+
+def comment(kind: str, data: dict[str, Any]) -> str:
+    # '<' and '>' only occur inside JSON strings, where \u escapes keep "-->" out.
+    body = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+    return f"<!-- {kind} {body} -->"
+
+
+def fence(text: str, info: str) -> str:
+    """A fenced block that holds ``text`` exactly: its fence outruns every backtick run."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    mark = "`" * max(3, longest + 1)
+    return f"{mark}{info}\n{text}\n{mark}" if text else f"{mark}{info}\n{mark}"
+
+
+def heading(text: str) -> str:
+    return inert_markdown(one_line(text))
+
+
+def dump(threads: Sequence[Thread]) -> str:
+    from .. import __version__
+
+    parts = [comment("yagpt-magic-transcript", {"format": FORMAT, "version": VERSION}),
+             f"# Chat transcript\n\nSaved by yagpt-magic {__version__}. "
+             "`%chat load` this file to rebuild the threads; the HTML comments hold the "
+             "metadata and each fenced block is the exact text."]
+    for thread in threads:
+        name = heading(thread.name)
+        parts.append(f"## Thread {name}\n\n" + comment(
+            "yagpt-magic-thread", {"name": thread.name, "system_prompt": thread.system_prompt}))
+        if thread.system_prompt:
+            parts.append("System prompt:\n\n" + fence(thread.system_prompt, "text"))
+        for index, turn in enumerate(thread.turns):
+            record = turn_record(thread.name, index, turn, texts=False)
+            parts.append(f"### {name}, turn {index}: message\n\n"
+                         + comment("yagpt-magic-turn", record) + "\n\n"
+                         + fence(turn.user, "text"))
+            parts.append(f"### {name}, turn {index}: reply\n\n" + fence(turn.reply, "markdown"))
+    return "\n\n".join(parts) + "\n"
+
+
+def parse(src: Source, text: str) -> dict[str, Thread]:
+    lines = text.split("\n")
+    first = _COMMENT.match(lines[0]) if lines else None
+    if first is None or first.group(1) != "yagpt-magic-transcript":
+        src.fail("not a yagpt-magic transcript (the first line is not its header comment)")
+    check_header(src, parse_json(src, first.group(2), " in the header comment"), "the header")
+    found: dict[str, tuple[Thread, list[Turn]]] = {}
+    current: tuple[Thread, list[Turn]] | None = None
+    pos = 1
+
+    def fenced(after: int, where: str) -> tuple[str, int]:
+        """The exact text of the next fenced block after line ``after``, and where it ends."""
+        i = after
+        while i < len(lines) and not lines[i].startswith("```"):
+            if _COMMENT.match(lines[i]):
+                src.fail(f"{where}: a fenced block is missing")
+            i += 1
+        if i == len(lines):
+            src.fail(f"{where}: a fenced block is missing (the file looks truncated)")
+        mark = re.match(r"`+", lines[i])
+        assert mark is not None  # the loop above stopped on a line starting with ```
+        for j in range(i + 1, len(lines)):
+            if lines[j] == mark.group(0):
+                return "\n".join(lines[i + 1 : j]), j + 1
+        src.fail(f"{where}: a fenced block is not closed (the file looks truncated)")
+
+    while pos < len(lines):
+        match = _COMMENT.match(lines[pos])
+        pos += 1
+        if match is None:
+            continue
+        kind = match.group(1)
+        data = parse_json(src, match.group(2), f" in the comment on line {pos}")
+        if kind == "yagpt-magic-thread":
+            header = thread_header(src, f"the thread comment on line {pos}", data)
+            if header.name in found:
+                src.fail(f"thread {header.name!r} appears twice")
+            current = found[header.name] = (header, [])
+            if header.system_prompt:  # shown for reading; skipped so its text is never parsed
+                _, pos = fenced(pos, f"the system prompt of {header.name!r}")
+        elif kind == "yagpt-magic-turn":
+            if current is None:
+                src.fail(f"line {pos}: a turn before any thread")
+            header, turns = current
+            where = f"turn {len(turns)} of {header.name!r}"
+            if not isinstance(data, dict):
+                src.fail(f"{where}: turn metadata is not an object")
+            check_index(src, where, data, len(turns))
+            user, pos = fenced(pos, where)
+            reply, pos = fenced(pos, where)
+            turns.append(decode_turn(src, where, data, user, reply))
+        else:
+            src.fail(f"line {pos}: a second transcript header")
+    threads: dict[str, Thread] = {}
+    for header, turns in found.values():
+        add_thread(src, threads, Thread(header.name, header.system_prompt, turns))
+    return threads

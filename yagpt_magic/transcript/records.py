@@ -1,0 +1,148 @@
+"""One turn as a record: the reply metadata of SPEC 6 plus the exact texts, both ways.
+
+Every format stores a turn this way (``.json`` and ``.jsonl`` as objects, ``.md`` in
+comments, ``.ipynb`` in output metadata), so reading checks every field here, once.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..conversation import ContextHash, Message, Thread, Turn, Usage
+from ..session import turn_metadata
+from .files import Source
+
+_USAGE_FIELDS = ("input_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
+_STATUSES = ("final", "truncated")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+def turn_record(thread: str, index: int, turn: Turn, *, texts: bool = True) -> dict[str, Any]:
+    """A turn as stored in every format: its reply metadata, ``stale``, and the texts."""
+    record = turn_metadata(thread, index, turn)
+    record["stale"] = turn.stale
+    if texts:
+        record["user"] = turn.user
+        record["reply"] = turn.reply
+    return record
+
+
+def field(src: Source, where: str, record: dict[str, Any], name: str, kinds: Any,
+           default: Any = ...) -> Any:
+    if name not in record:
+        if default is not ...:
+            return default
+        src.fail(f"{where}: missing {name!r}")
+    value = record[name]
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if not ok:
+        src.fail(f"{where}: {name!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def decode_turn(src: Source, where: str, record: Any, user: str, reply: str) -> Turn:
+    """A ``Turn`` from a record, checking every field's type."""
+    if not isinstance(record, dict):
+        src.fail(f"{where}: turn metadata is not an object")
+    usage = field(src, where, record, "usage", (dict,))
+    counts = []
+    for name in _USAGE_FIELDS:
+        counts.append(field(src, where + " usage", usage, name, (int,)))
+    status = field(src, where, record, "status", (str,))
+    if status not in _STATUSES:
+        src.fail(f"{where}: unknown status {status!r}")
+    sha = field(src, where, record, "messages_sha256", (str,))
+    if sha and not _SHA.match(sha):
+        src.fail(f"{where}: messages_sha256 is not a SHA-256 hex digest")
+    context_start = field(src, where, record, "context_start", (int, type(None)))
+    if context_start is not None and context_start < 0:
+        src.fail(f"{where}: context_start {context_start} is negative")
+    cell_id = field(src, where, record, "cell_id", (str, type(None)))
+    return Turn(
+        user=user,
+        reply=reply,
+        cell_id=cell_id,
+        model=field(src, where, record, "model_uri", (str,)),
+        settings={
+            "model_version": field(src, where, record, "model_version", (str,)),
+            "temperature": field(src, where, record, "temperature", (int, float, type(None))),
+            "max_tokens": field(src, where, record, "max_tokens", (int, type(None))),
+            "reasoning_mode": field(src, where, record, "reasoning_mode", (str, type(None))),
+        },
+        usage=Usage(*counts),
+        status=status,
+        started=field(src, where, record, "started", (str,)),
+        finished=field(src, where, record, "finished", (str,)),
+        sha256=sha,
+        system_prompt=field(src, where, record, "system_prompt", (str,)),
+        context_start=context_start,
+        stale=field(src, where, record, "stale", (bool,), False),
+    )
+
+
+def record_texts(src: Source, where: str, record: Any) -> tuple[str, str]:
+    if not isinstance(record, dict):
+        src.fail(f"{where}: turn is not an object")
+    return (field(src, where, record, "user", (str,)),
+            field(src, where, record, "reply", (str,)))
+
+
+def sent_messages(thread: Thread, index: int) -> list[Message]:
+    """The messages turn ``index`` was answered with, as far as the thread still shows."""
+    turn = thread.turns[index]
+    start = turn.context_start or 0
+    messages: list[Message] = []
+    if turn.system_prompt:
+        messages.append({"role": "system", "text": turn.system_prompt})
+    for earlier in thread.turns[start:index]:
+        messages.extend(earlier.messages())
+    messages.append({"role": "user", "text": turn.user})
+    return messages
+
+
+def check_hashes(src: Source, thread: Thread, *, lenient: bool) -> None:
+    """Each turn's recorded SHA-256 must match its messages; a stale turn is exempt.
+
+    ``lenient`` (a live notebook, whose re-run cells leave older outputs below them)
+    marks a mismatching turn stale instead, which is what the kernel had shown.
+    """
+    hashes = ContextHash()
+    for index, turn in enumerate(thread.turns):
+        if not turn.sha256 or turn.stale:
+            continue
+        if turn.context_start is not None and turn.context_start > index:
+            src.fail(f"turn {index} of {thread.name!r}: context_start is after the turn")
+        digest = hashes.of(thread, turn.user, start=turn.context_start or 0, upto=index,
+                           system=turn.system_prompt)
+        if digest != turn.sha256:
+            if lenient:
+                thread.mark_stale(index)
+            else:
+                src.fail(
+                    f"turn {index} of {thread.name!r}: the recorded messages_sha256 does not "
+                    "match the messages it was answered with (edited or corrupted)"
+                )
+
+
+def thread_header(src: Source, where: str, data: Any) -> Thread:
+    if not isinstance(data, dict):
+        src.fail(f"{where} is not an object")
+    name = field(src, where, data, "name", (str,))
+    if not name.strip():
+        src.fail(f"{where}: empty thread name")
+    return Thread(name, field(src, where, data, "system_prompt", (str,), ""))
+
+
+def add_thread(src: Source, threads: dict[str, Thread], thread: Thread) -> None:
+    if thread.name in threads:
+        src.fail(f"thread {thread.name!r} appears twice")
+    threads[thread.name] = thread
+
+
+def check_index(src: Source, where: str, record: dict[str, Any], expected: int) -> None:
+    index = field(src, where, record, "turn", (int,))
+    if index != expected:
+        src.fail(f"{where}: turn index {index} where {expected} was expected")
+
+

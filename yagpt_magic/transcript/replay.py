@@ -1,0 +1,95 @@
+"""``%chat replay``: answer turns from a transcript, exactly and offline.
+
+A request is answered only when thread, position and the SHA-256 of the exact
+messages all match the recorded turn; anything else is a ``ReplayMiss`` naming the
+first difference, and never reaches the service.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..backend import Reply, RequestOptions
+from ..conversation import Message, Thread, messages_sha256
+from ..errors import ReplayMiss
+from .records import sent_messages
+
+
+def _short(text: str, at: int) -> str:
+    """A quotable piece of ``text`` around position ``at`` (the first difference)."""
+    start = max(0, at - 10) if at > 20 else 0
+    piece = text[start : start + 40]
+    return repr(("…" if start else "") + piece + ("…" if start + 40 < len(text) else ""))
+
+
+def first_difference(recorded: Sequence[Message], now: Sequence[Message],
+                     labels: Sequence[str]) -> str:
+    """Which message differs first between a recorded request and this one, and how."""
+    for k in range(max(len(recorded), len(now))):
+        label = labels[k] if k < len(labels) else f"message {k + 1}"
+        if k >= len(recorded):
+            return f"there is an extra {now[k]['role']} message ({_short(now[k]['text'], 0)})"
+        if k >= len(now):
+            return f"{label} is missing"
+        a, b = recorded[k], now[k]
+        if a["role"] != b["role"]:
+            return f"{label} is now a {b['role']} message"
+        if a["text"] != b["text"]:
+            at = next((i for i, (x, y) in enumerate(zip(a["text"], b["text"])) if x != y),
+                      min(len(a["text"]), len(b["text"])))
+            return f"{label} differs: recorded {_short(a['text'], at)}, now {_short(b['text'], at)}"
+    return "the messages differ"
+
+
+def _labels(thread: Thread, index: int) -> list[str]:
+    turn = thread.turns[index]
+    labels = ["the system prompt"] if turn.system_prompt else []
+    for k in range(turn.context_start or 0, index):
+        labels += [f"the user message of turn {k}", f"the reply of turn {k}"]
+    return [*labels, "the user message"]
+
+
+class ReplayFile:
+    """``%chat replay``: answers each turn from a transcript, exactly, with no network.
+
+    A request is answered only when thread, position and the SHA-256 of the exact
+    messages all match the recorded turn; anything else is a ``ReplayMiss`` that
+    names the first difference.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        from . import load_threads
+
+        self.threads = load_threads(self.path)
+
+    def context_start(self, thread: str, index: int) -> int | None:
+        recorded = self.threads.get(thread)
+        if recorded is None or index >= len(recorded.turns):
+            return None
+        return recorded.turns[index].context_start
+
+    def answer(self, thread: str, index: int, messages: Sequence[Message],
+               options: RequestOptions) -> Reply:
+        recorded = self.threads.get(thread)
+        where = f"turn {index} of {thread!r}"
+        if recorded is None:
+            known = ", ".join(repr(n) for n in self.threads)
+            raise ReplayMiss(f"Replay: {where}: {self.path} has no thread {thread!r} "
+                             f"(it holds {known}); nothing was sent. %chat live asks the service.")
+        if index >= len(recorded.turns):
+            raise ReplayMiss(f"Replay: {where}: {self.path} holds only {len(recorded.turns)} "
+                             f"turns of it; nothing was sent. %chat live asks the service.")
+        turn = recorded.turns[index]
+        if messages_sha256(messages) != turn.sha256:
+            if turn.stale:
+                diff = "the earlier turns differ from the ones it was answered with"
+            else:
+                diff = first_difference(sent_messages(recorded, index), messages,
+                                        _labels(recorded, index))
+            raise ReplayMiss(f"Replay: {where}: {diff}; nothing was sent. Undo the edit, or "
+                             "run %chat live to ask the service.")
+        return Reply(turn.reply, turn.status, turn.usage, turn.model,
+                     turn.settings.get("model_version", ""))
