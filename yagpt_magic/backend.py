@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import asyncio
@@ -37,7 +37,11 @@ _POLL = 0.05
 #: How long a stream may run in all; ``timeout`` bounds only the wait for its start.
 _STREAM_DEADLINE = 600.0
 
-STATUS_NAMES = {"FINAL": "final", "TRUNCATED_FINAL": "truncated", "CONTENT_FILTER": "filtered"}
+#: How a reply ended; a filtered one is never committed.
+ReplyStatus = Literal["final", "truncated", "filtered"]
+STATUS_NAMES: dict[str, ReplyStatus] = {
+    "FINAL": "final", "TRUNCATED_FINAL": "truncated", "CONTENT_FILTER": "filtered",
+}
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class Reply:
     """A finished answer from the service."""
 
     text: str
-    status: str  # final | truncated | filtered
+    status: ReplyStatus
     usage: Usage
     model_uri: str
     model_version: str

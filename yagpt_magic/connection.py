@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .errors import ConfigProblem
 
 #: Credential env vars, first found wins: the SDK's names, then the chat guide's.
-CREDENTIAL_ENV: tuple[tuple[str, str], ...] = (
+CREDENTIAL_ENV: tuple[tuple[str, CredentialKind], ...] = (
     ("YC_API_KEY", "api_key"),
     ("YC_IAM_TOKEN", "iam_token"),
     ("YC_OAUTH_TOKEN", "oauth_token"),
@@ -21,13 +22,14 @@ CREDENTIAL_ENV: tuple[tuple[str, str], ...] = (
     ("IAM_TOKEN", "iam_token"),
 )
 FOLDER_ENV = ("YC_FOLDER_ID", "FOLDER_ID")
+CredentialKind = Literal["api_key", "iam_token", "oauth_token", "yc_profile"]
 
 
 @dataclass(frozen=True)
 class Credential:
     """A secret and what kind it is; ``repr`` never shows the value."""
 
-    kind: str  # api_key | iam_token | oauth_token | yc_profile
+    kind: CredentialKind
     value: str = field(repr=False)
     source: str = ""
 

@@ -11,9 +11,11 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 Message = dict[str, str]
+#: How a committed turn's reply ended: whole, or cut at max_tokens.
+TurnStatus = Literal["final", "truncated"]
 Counter = Callable[[Sequence[Message]], int]
 
 #: Tokens a message may cost beyond one token per UTF-8 byte of its text (role markers).
@@ -60,7 +62,7 @@ class Turn:
     model: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
-    status: str = "final"
+    status: TurnStatus = "final"
     started: str = ""
     finished: str = ""
     sha256: str = ""

@@ -154,11 +154,11 @@ class ChatMagics(Magics):
     @magic_arguments()
     @argument("-t", "--thread", default="default", help="Thread to use (created if new).")
     @argument("-m", "--model", help="Model for this turn: yandexgpt, yandexgpt-lite, NAME/VERSION, gpt://...")  # noqa: E501
-    @argument("--temperature", type=float, help="Temperature for this turn, 0..1.")
-    @argument("--max-tokens", type=int, help="Most tokens for this reply.")
+    @argument("--temperature", type=float, metavar="T", help="Temperature for this turn, 0..1.")
+    @argument("--max-tokens", type=int, metavar="N", help="Most tokens for this reply.")
     @argument("-s", "--system", help="Set the thread's system prompt from this turn on.")
     @argument("--no-stream", action="store_true", help="Wait for the whole reply instead of streaming it.")  # noqa: E501
-    @argument("-o", "--output", help="Also store the reply text in this variable.")
+    @argument("-o", "--output", metavar="NAME", help="Also store the reply text in this variable.")
     @argument("--vars", action="store_true", help="Replace {name}, {In[N]} and {Out[N]} in the message.")  # noqa: E501
     @cell_magic
     def chat(self, line: str, cell: str) -> None:

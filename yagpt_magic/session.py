@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .backend import Backend, Reply, RequestOptions
-from .connection import Connection, Credential, resolve
+from .connection import Connection, Credential, CredentialKind, resolve
 from .conversation import (
     Fit,
     Message,
@@ -239,7 +239,7 @@ class ChatSession:
 
     def log_in(self, secret: str, folder: str) -> Credential:
         """Keep a credential typed at ``%chat login`` in memory (never in a file or config)."""
-        kind = "iam_token" if secret.startswith("t1.") else "api_key"
+        kind: CredentialKind = "iam_token" if secret.startswith("t1.") else "api_key"
         self.login = Credential(kind, secret, "%chat login")
         if folder:
             self.login_folder = folder

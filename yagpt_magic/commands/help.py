@@ -29,7 +29,7 @@ Examples:
   %%chat -t sql -m yandexgpt-lite --temperature 0.1 -o query
   Write a SQL query that counts orders per day.
 
-  %config ChatMagics.max_tokens = 500
+  %chat save review.ipynb
 """
 
 
@@ -44,7 +44,7 @@ def summary(name: str) -> str:
     """The command's one-line summary: its docstring's first line after the usage."""
     first = (module(name).__doc__ or "").strip().splitlines()[0]
     _, sep, text = first.partition("``: ")
-    return text if sep else first
+    return (text if sep else first).replace("``", "")
 
 
 def usage(name: str) -> str:
@@ -54,12 +54,14 @@ def usage(name: str) -> str:
 
 def cell_usage(ctx: Context) -> str:
     """``%%chat``'s own usage, from the argument definitions of the cell magic."""
-    magic = ctx.shell.magics_manager.magics["cell"].get("chat") if ctx.shell else None
+    manager = getattr(ctx.shell, "magics_manager", None)
+    magic = manager.magics["cell"].get("chat") if manager is not None else None
     found = getattr(magic, "parser", None)
     if found is None:
         return "%%chat [flags]"
-    text = " ".join(found.format_usage().removeprefix("usage:").split())
+    text = " ".join(found.format_usage().removeprefix("usage:").split()).removeprefix(":: ")
     return textwrap.fill(text.replace("%chat", "%%chat", 1), 88, initial_indent="  ",
+                         break_on_hyphens=False,
                          subsequent_indent="         ")
 
 

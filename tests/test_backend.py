@@ -1,0 +1,93 @@
+"""``Backend``: the one module that talks to the SDK, against the emulator over gRPC."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import grpc
+import pytest
+
+from yagpt_magic.backend import Backend, RequestOptions
+from yagpt_magic.connection import Connection, Credential
+from yagpt_magic.emulator import Emulator, reply_for
+from yagpt_magic.errors import Interrupted, ServiceError
+
+from .conftest import TEST_API_KEY
+
+MESSAGES = [{"role": "user", "text": "What is a monad?"}]
+
+
+def backend_for(address: str, *, timeout: float = 5.0) -> Backend:
+    credential = Credential("api_key", TEST_API_KEY, "test")
+    return Backend(Connection(credential, "b1gtest", address, insecure=True, timeout=timeout))
+
+
+@pytest.fixture
+def backend(emulator: Emulator) -> Backend:
+    found = backend_for(emulator.address)
+    yield found
+    found.close()
+
+
+def test_unary_and_streamed_replies_agree(backend: Backend, emulator: Emulator) -> None:
+    seen: list[str] = []
+    streamed = backend.complete(MESSAGES, RequestOptions(), on_text=seen.append)
+    unary = backend.complete(MESSAGES, RequestOptions(stream=False))
+    expected = reply_for("gpt://b1gtest/yandexgpt/latest", [("user", "What is a monad?")])
+    assert streamed.text == unary.text == expected
+    assert len(seen) > 1 and seen[-1] == expected  # cumulative text, growing
+    assert all(expected.startswith(part) for part in seen)
+    assert streamed.status == "final" and streamed.usage.input_tokens > 0
+    assert streamed.model_uri == "gpt://b1gtest/yandexgpt/latest"
+
+
+def test_count_uses_the_models_tokenizer(backend: Backend, emulator: Emulator) -> None:
+    assert backend.count(MESSAGES, RequestOptions()) > 0
+    assert emulator.tokenize_calls == 1
+
+
+def test_a_service_error_is_one_scrubbed_line(backend: Backend, emulator: Emulator) -> None:
+    emulator.fail(grpc.StatusCode.PERMISSION_DENIED, "denied for {authorization}")
+    with pytest.raises(ServiceError) as err:
+        backend.complete(MESSAGES, RequestOptions())
+    assert err.value.code == "PERMISSION_DENIED"
+    assert TEST_API_KEY not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_closed_port_fails_fast_naming_the_endpoint() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = backend_for(f"127.0.0.1:{port}")
+    started = time.monotonic()
+    try:
+        with pytest.raises(ServiceError) as err:
+            backend.complete(MESSAGES, RequestOptions())
+    finally:
+        backend.close()
+    assert f"127.0.0.1:{port}" in str(err.value)
+    assert time.monotonic() - started < 10
+
+
+def test_cancel_stops_the_stream_and_the_rpc(backend: Backend, emulator: Emulator) -> None:
+    emulator.chunk_delay = 0.2
+    cancel = threading.Event()
+
+    def first_text(_text: str) -> None:
+        cancel.set()
+
+    with pytest.raises(Interrupted):
+        backend.complete(MESSAGES, RequestOptions(), on_text=first_text, cancel=cancel)
+    deadline = time.monotonic() + 3
+    while emulator.cancelled == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert emulator.cancelled == 1
+
+
+def test_close_leaves_no_thread(emulator: Emulator) -> None:
+    backend = backend_for(emulator.address)
+    backend.complete(MESSAGES, RequestOptions(stream=False))
+    backend.close()
+    assert not [t for t in threading.enumerate() if t.name == "yagpt-magic-backend"]

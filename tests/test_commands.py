@@ -1,0 +1,103 @@
+"""``%chat`` commands on their own: a ``Context`` (a session and a shell), no magics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from yagpt_magic.commands import COMMANDS, Context, dispatch, module
+from yagpt_magic.commands.help import summary, usage
+from yagpt_magic.conversation import Turn
+from yagpt_magic.errors import UsageProblem
+from yagpt_magic.session import ChatSession
+from yagpt_magic.settings import Settings
+
+
+class Shell:
+    """What commands use of IPython's shell: a user namespace (and no magics here)."""
+
+    def __init__(self) -> None:
+        self.user_ns: dict[str, Any] = {}
+        self.magics_manager = None
+
+
+@pytest.fixture
+def ctx(clean_env: pytest.MonkeyPatch) -> Context:
+    session = ChatSession(Settings())
+    session.thread().commit(Turn("What is a monad?", "A *burrito*, some say."))
+    return Context(session, Shell())
+
+
+def run(ctx: Context, line: str) -> Any:
+    return dispatch(ctx, line)
+
+
+def test_every_command_has_a_summary_and_a_usage() -> None:
+    for name in COMMANDS:
+        assert module(name).run
+        assert summary(name) and not summary(name).startswith("``")
+        assert usage(name).startswith(f"%chat {name}")
+
+
+def test_help_is_built_from_the_commands(ctx: Context) -> None:
+    text = str(run(ctx, "help"))
+    for name in COMMANDS[1:]:
+        assert usage(name) in text
+        assert summary(name) in text
+    assert str(run(ctx, "")) == text
+
+
+def test_history_threads_usage_undo_reset(ctx: Context, capsys: Any) -> None:
+    table = run(ctx, "history")
+    assert table.rows[0][1:3] == ("What is a monad?", "A *burrito*, some say.")
+    assert [row[0] for row in run(ctx, "threads").rows] == ["default"]
+    assert dict(run(ctx, "usage").rows)["total"] == 0
+    run(ctx, "undo")
+    assert ctx.session.thread().turns == []
+    run(ctx, "system -t other Be terse.")
+    run(ctx, "reset --all")
+    assert "Reset all threads." in capsys.readouterr().out
+
+
+def test_system_takes_the_thread_before_or_after_the_text(ctx: Context) -> None:
+    run(ctx, "system -t x You are thread X.")
+    run(ctx, "system You are thread Y. -t y")
+    run(ctx, "system It's plain text, isn't it?")
+    assert ctx.session.thread("x").system_prompt == "You are thread X."
+    assert ctx.session.thread("y").system_prompt == "You are thread Y."
+    assert ctx.session.thread().system_prompt == "It's plain text, isn't it?"
+
+
+def test_config_reads_the_settings(ctx: Context) -> None:
+    ctx.session.settings.set("temperature", 0.3)
+    rows = {row[0]: row[1:] for row in run(ctx, "config").rows}
+    assert rows["temperature"] == ("0.3", "%config")
+    assert rows["max_tokens"] == ("2000", "default")
+    assert rows["credential"][0] == "(none)"
+
+
+def test_save_and_load_round_trip(ctx: Context, tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    run(ctx, f"save {path}")
+    run(ctx, "reset")
+    run(ctx, f"load {path}")
+    assert ctx.session.thread().turns[0].reply == "A *burrito*, some say."
+
+
+def test_restore_without_a_known_notebook_says_how(ctx: Context) -> None:
+    with pytest.raises(UsageProblem, match="restore PATH.ipynb"):
+        run(ctx, "restore")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("bogus", "Unknown command %chat bogus"),
+    ("history --nope", "unrecognized arguments: --nope"),
+    ("history -t missing", "No thread named 'missing'"),
+    ("reset -t a --all", "either -t THREAD or --all"),
+])
+def test_bad_commands_are_one_line(ctx: Context, line: str, message: str) -> None:
+    with pytest.raises(UsageProblem) as err:
+        run(ctx, line)
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -1,0 +1,82 @@
+"""``ReplyDisplay``: one reply's life on screen, the same for ``%%chat`` and the widget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yagpt_magic.conversation import Fit, Turn, Usage
+from yagpt_magic.errors import ContentFiltered, Interrupted, ServiceError
+from yagpt_magic.session import Answer
+from yagpt_magic.settings import Settings
+from yagpt_magic.view import ReplyDisplay, plain_notices
+
+
+class Screen:
+    """Records every bundle shown, as a front end would receive it."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[dict[str, str], dict[str, Any]]] = []
+
+    def __call__(self, data: dict[str, str], metadata: dict[str, Any]) -> None:
+        self.shown.append((data, metadata))
+
+    @property
+    def last(self) -> str:
+        return self.shown[-1][0]["text/plain"]
+
+
+def display(screen: Screen, *, live: bool = True) -> ReplyDisplay:
+    return ReplyDisplay(screen, thread="default", settings=Settings(), live=live)
+
+
+def answer(reply: str, *, status: str = "final", left_out: int = 0) -> Answer:
+    turn = Turn("q", reply, usage=Usage(10, 5, 0, 15), status=status)  # type: ignore[arg-type]
+    return Answer("default", 3, turn, Fit(left_out, 3, 10, 0), 4096, False)
+
+
+def test_waiting_then_text_then_final_with_metadata() -> None:
+    screen = Screen()
+    shown = display(screen)
+    shown.start(Fit(2, 3, 10, 0), 4096, waiting="Waiting for yandexgpt…")
+    assert screen.last.startswith("Waiting for yandexgpt…")
+    assert "2 earlier turns left out" in screen.last
+    shown.update("Hello")
+    assert screen.last.startswith("Hello")
+    shown.finish(answer("Hello world", status="truncated", left_out=2))
+    data, metadata = screen.shown[-1]
+    notices = metadata["yagpt_magic"]["notices"]
+    assert [n["kind"] for n in notices] == ["left_out", "truncated"]
+    assert data["text/plain"] == "Hello world" + plain_notices(notices)
+    assert metadata["yagpt_magic"]["turn"] == 3
+
+
+def test_a_terminal_sees_only_the_final_reply() -> None:
+    screen = Screen()
+    shown = display(screen, live=False)
+    shown.start(Fit(0, 0, 1, 0), 4096, waiting="Waiting…")
+    shown.update("partial")
+    assert screen.shown == []
+    shown.finish(answer("done"))
+    assert [data["text/plain"] for data, _ in screen.shown] == ["done"]
+
+
+def test_filtered_withdraws_what_streamed() -> None:
+    screen = Screen()
+    shown = display(screen)
+    shown.update("something the filter stops")
+    shown.fail(ContentFiltered("withheld"))
+    assert "something" not in screen.last and "content filter" in screen.last
+
+
+def test_interrupt_keeps_the_partial_text_marked() -> None:
+    screen = Screen()
+    shown = display(screen)
+    shown.update("half a reply")
+    shown.fail(Interrupted("stopped"))
+    assert screen.last.startswith("half a reply") and "Interrupted" in screen.last
+
+
+def test_a_failure_before_anything_was_shown_shows_nothing() -> None:
+    screen = Screen()
+    display(screen).fail(ServiceError("unreachable"))
+    assert screen.shown == []
