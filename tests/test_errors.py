@@ -1,4 +1,4 @@
-"""Issue 4: every failure is one line that says what to do, and history never changes."""
+"""Errors (SPEC 8): every failure is one line that says what to do, and history never changes."""
 
 from __future__ import annotations
 

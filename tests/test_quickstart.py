@@ -1,4 +1,4 @@
-"""Issue 2: the quickstart conversation end to end in a real kernel, and loading."""
+"""The quickstart conversation end to end in a real kernel, and loading."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 4: a distinctive key never lands in outputs, transcripts, logs or stderr."""
+"""Credentials (SPEC 2): a distinctive key never lands in outputs, transcripts, logs or stderr."""
 
 from __future__ import annotations
 

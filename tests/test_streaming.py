@@ -1,4 +1,4 @@
-"""Issue 4 in a real kernel: throttled streaming, and interrupting a streamed reply."""
+"""Streaming (SPEC 3) in a real kernel: throttled streaming, and interrupting a streamed reply."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 5 in real kernels: record, replay with the service gone, and restore after a restart."""
+"""Transcripts (SPEC 6) in real kernels: record, replay with the service gone, and restore after a restart."""
 
 from __future__ import annotations
 

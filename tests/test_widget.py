@@ -1,4 +1,4 @@
-"""Issue 6: the chat widget, driven as a user would (type, click) against the emulator."""
+"""The chat widget (SPEC 7), driven as a user would (type, click) against the emulator."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 6 in a real browser: the chat widget sends, streams, shares the thread, stops.
+"""The widget (SPEC 7) in a real browser: the chat widget sends, streams, shares the thread, stops.
 
 Everything is done the way a user does it, by typing into the message box and
 clicking buttons, against the emulator running in this process; the emulator's

@@ -1,4 +1,4 @@
-"""Issue 3: cell-aware turns in a real kernel, named threads, commands and flags."""
+"""The magics (SPEC 3-5): cell-aware turns in a real kernel, named threads, commands and flags."""
 
 from __future__ import annotations
 
