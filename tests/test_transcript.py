@@ -1,4 +1,4 @@
-"""Transcript formats (SPEC 6) — save/load round trips, record/replay, and files that must be refused."""
+"""Transcript formats (SPEC 6): round trips, record/replay, and files that must be refused."""
 
 from __future__ import annotations
 

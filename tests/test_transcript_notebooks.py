@@ -1,4 +1,4 @@
-"""Transcripts (SPEC 6) in real kernels: record, replay with the service gone, and restore after a restart."""
+"""Transcripts (SPEC 6) in real kernels: record, replay offline, restore after a restart."""
 
 from __future__ import annotations
 
