@@ -388,6 +388,45 @@ def empty(tmp_path: Path) -> Path:
     return path
 
 
+def negative_context(tmp_path: Path) -> Path:
+    def change(data: dict[str, Any]) -> None:
+        data["threads"][0]["turns"][1]["context_start"] = -5
+    return edit_json(saved(tmp_path, ".json"), change)
+
+
+def long_number(tmp_path: Path) -> Path:
+    path = saved(tmp_path, ".json")
+    text = path.read_text().replace('"context_start": 0', '"context_start": ' + "9" * 5000, 1)
+    path.write_text(text)
+    return path
+
+
+def huge_version(tmp_path: Path) -> Path:
+    path = saved(tmp_path, ".json")
+    path.write_text(path.read_text().replace('"version": 1', '"version": ' + "1" * 400, 1))
+    return path
+
+
+def device(tmp_path: Path) -> Path:
+    path = tmp_path / "zero.json"
+    path.symlink_to("/dev/zero")
+    return path
+
+
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "pipe.jsonl"
+    os.mkfifo(path)
+    return path
+
+
+def negative_turn(tmp_path: Path) -> Path:
+    def change(data: dict[str, Any]) -> None:
+        chat = [c for c in data["cells"] if "".join(c["source"]).startswith("%%chat")]
+        chat[1]["outputs"][0]["metadata"]["yagpt_magic"]["turn"] = -3
+        data["metadata"].pop("yagpt_magic")  # read as a live notebook, the lenient way
+    return edit_json(saved(tmp_path, ".ipynb"), change)
+
+
 BAD = {
     "bad JSON": (bad_json, "malformed JSON"),
     "nbformat 3": (nb3, "nbformat 3"),
@@ -406,6 +445,12 @@ BAD = {
     "wrong field type": (bad_types, "'total_tokens' has the wrong type"),
     "notebook without turns": (no_chat_notebook, "holds no chat turns"),
     "empty file": (empty, "empty"),
+    "negative context_start": (negative_context, "context_start -5 is negative"),
+    "5,000-digit number": (long_number, "number too long"),
+    "version 10**400": (huge_version, "is newer than"),
+    "symlink to /dev/zero": (device, "not a regular file"),
+    "FIFO": (fifo, "not a regular file"),
+    "negative turn in a notebook": (negative_turn, "turn index -3 is negative"),
 }
 
 
@@ -421,6 +466,7 @@ def test_a_bad_file_is_one_line_naming_it_and_changes_nothing(
     for command in ("load", "replay"):
         message = fails(shell, f"%chat {command} {path}")
         assert str(path) in message and problem in message, message
+        assert len(message) < len(str(path)) + 200
         assert session.replay is None
     assert snapshot(shell) == before
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,22 +45,39 @@ def suffix_of(path: Path) -> str:
     return suffix
 
 
+def shown(value: Any, width: int = 24) -> str:
+    """``repr(value)`` cut to ``width`` characters: a hostile file must not flood the message."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def read_text(path: Path) -> str:
-    """The file's text, refusing a missing, huge or non-UTF-8 file before parsing it."""
+    """The file's text, refusing before parsing: missing, not a regular file, huge, not UTF-8.
+
+    A device or FIFO (``/dev/zero``, a pipe, a symlink to one) is refused by its type
+    before it is opened, and at most ``MAX_BYTES`` are ever read.
+    """
     src = Source(path)
     suffix_of(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except FileNotFoundError:
         src.fail("no such file")
     except OSError as err:
         src.fail(f"cannot read it ({err.strerror})")
-    if size > MAX_BYTES:
-        src.fail(f"{size / 2**20:.0f} MB is over the {MAX_BYTES // 2**20} MB transcript limit")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a device, pipe or socket"
+        src.fail(f"not a regular file ({kind})")
+    if info.st_size > MAX_BYTES:
+        src.fail(f"{info.st_size / 2**20:.0f} MB is over the {MAX_BYTES // 2**20} MB "
+                 "transcript limit")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = file.read(MAX_BYTES + 1)
     except OSError as err:
         src.fail(f"cannot read it ({err.strerror})")
+    if len(data) > MAX_BYTES:
+        src.fail(f"it is over the {MAX_BYTES // 2**20} MB transcript limit")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -73,6 +91,8 @@ def parse_json(src: Source, text: str, where: str = "") -> Any:
         cut = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")
         end = " (the file looks truncated)" if cut else ""
         src.fail(f"malformed JSON{where} at line {err.lineno} column {err.colno}: {err.msg}{end}")
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        src.fail(f"JSON{where} holds a number too long to read")
     except RecursionError:
         src.fail(f"JSON{where} nested too deeply")
 
@@ -82,11 +102,11 @@ def check_header(src: Source, data: Any, what: str) -> None:
         src.fail(f"not a yagpt-magic transcript ({what} has no \"format\": \"{FORMAT}\")")
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        src.fail(f"bad transcript version {version!r}")
+        src.fail(f"bad transcript version {shown(version)}")
     if version > VERSION:
         src.fail(
-            f"transcript version {version} is newer than this yagpt-magic reads ({VERSION}); "
-            "upgrade yagpt-magic"
+            f"transcript version {shown(version)} is newer than this yagpt-magic reads "
+            f"({VERSION}); upgrade yagpt-magic"
         )
 
 

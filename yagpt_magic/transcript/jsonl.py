@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..conversation import Thread, Turn
-from .files import FORMAT, VERSION, Source, check_header, parse_json
+from .files import FORMAT, VERSION, Source, check_header, parse_json, shown
 from .records import decode_turn, field, record_texts, turn_record
 
 
@@ -64,13 +64,13 @@ def parse(src: Source, text: str) -> dict[str, Thread]:
             user, reply = record_texts(src, where, record)
             index = field(src, where, record, "turn", (int,))
             if not 0 <= index <= len(held):
-                src.fail(f"{where}: turn {index} of {name!r} leaves a gap")
+                src.fail(f"{where}: turn {shown(index)} of {name!r} leaves a gap")
             turn = decode_turn(src, f"{where} (turn {index} of {name!r})", record, user, reply)
             if index == len(held):
                 held.append(turn)
             else:
                 held[index] = turn
         if not 0 <= length <= len(held):
-            src.fail(f"{where}: length {length} of {name!r} is beyond its turns")
+            src.fail(f"{where}: length {shown(length)} of {name!r} is beyond its turns")
         del held[length:]
     return {name: Thread(name, prompts[name], held) for name, held in turns.items()}

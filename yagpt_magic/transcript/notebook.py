@@ -18,7 +18,7 @@ from typing import Any
 
 from ..conversation import Thread, Turn
 from ..view import ReplyView, plain_notices
-from .files import FORMAT, KEY, VERSION, Source, check_header
+from .files import FORMAT, KEY, VERSION, Source, check_header, shown
 from .markdown import fence, heading, one_line
 from .records import check_hashes, decode_turn, field, thread_header, turn_record
 
@@ -249,6 +249,8 @@ def _turn(src: Source, reply: _Reply) -> tuple[str, int, Turn]:
     meta = reply.meta
     name = field(src, where, meta, "thread", (str,))
     index = field(src, where, meta, "turn", (int,))
+    if index < 0:
+        src.fail(f"{where}: turn index {shown(index)} is negative")
     sent = meta.get("user")
     if isinstance(sent, str):
         user = sent
@@ -268,7 +270,7 @@ def read_transcript(src: Source, data: dict[str, Any]) -> NotebookRead:
         name, index, turn = _turn(src, reply)
         held = turns.setdefault(name, [])
         if index != len(held):
-            src.fail(f"cell {reply.position + 1}: turn index {index} where {len(held)} "
+            src.fail(f"cell {reply.position + 1}: turn index {shown(index)} where {len(held)} "
                      f"was expected in thread {name!r}")
         held.append(turn)
     for name, held in turns.items():

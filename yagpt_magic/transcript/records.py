@@ -11,7 +11,7 @@ from typing import Any
 
 from ..conversation import ContextHash, Message, Thread, Turn, Usage
 from ..session import turn_metadata
-from .files import Source
+from .files import Source, shown
 
 _USAGE_FIELDS = ("input_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
 _STATUSES = ("final", "truncated")
@@ -57,7 +57,7 @@ def decode_turn(src: Source, where: str, record: Any, user: str, reply: str) -> 
         src.fail(f"{where}: messages_sha256 is not a SHA-256 hex digest")
     context_start = field(src, where, record, "context_start", (int, type(None)))
     if context_start is not None and context_start < 0:
-        src.fail(f"{where}: context_start {context_start} is negative")
+        src.fail(f"{where}: context_start {shown(context_start)} is negative")
     cell_id = field(src, where, record, "cell_id", (str, type(None)))
     return Turn(
         user=user,
@@ -143,6 +143,6 @@ def add_thread(src: Source, threads: dict[str, Thread], thread: Thread) -> None:
 def check_index(src: Source, where: str, record: dict[str, Any], expected: int) -> None:
     index = field(src, where, record, "turn", (int,))
     if index != expected:
-        src.fail(f"{where}: turn index {index} where {expected} was expected")
+        src.fail(f"{where}: turn index {shown(index)} where {expected} was expected")
 
 
