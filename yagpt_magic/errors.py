@@ -54,51 +54,110 @@ class ReplayMiss(ChatError):
 
 _ADVICE = {
     "UNAUTHENTICATED": (
-        "authentication failed: the API key or IAM token was rejected. "
+        "Authentication failed: the API key or IAM token was rejected. "
         "Check YC_API_KEY / YC_IAM_TOKEN (or run %chat login); IAM tokens expire after 12 hours."
     ),
     "PERMISSION_DENIED": (
-        "permission denied: the credential may not use this model in folder {folder}. "
+        "Permission denied: the credential may not use this model in folder {folder}. "
         "Check the folder id and that the service account has the ai.languageModels.user role."
     ),
     "RESOURCE_EXHAUSTED": (
-        "quota or rate limit reached. Wait a little and run the cell again, "
+        "Quota or rate limit reached ({details}). Wait a little and run the cell again, "
         "or ask for a higher quota in the Yandex Cloud console."
     ),
     "INVALID_ARGUMENT": (
-        "the service rejected the request as invalid: {details}. "
-        "Check the model name (-m), temperature, max_tokens and the message length."
+        "The service rejected the request as invalid: {details}. "
+        "Check the model name (-m), temperature and max_tokens."
     ),
     "NOT_FOUND": (
-        "not found: {details}. Check the model name (-m) and the folder id."
+        "Not found: {details}. Check the model name (-m) and the folder id."
     ),
     "UNAVAILABLE": (
-        "the service at {endpoint} is unreachable. "
+        "The service at {endpoint} is unreachable. "
         "Check the network and ChatMagics.endpoint, then run the cell again."
     ),
     "DEADLINE_EXCEEDED": (
-        "no answer from {endpoint} within {timeout:g} s. "
+        "No answer from {endpoint} within {timeout:g} s. "
         "Run the cell again, or raise %config ChatMagics.timeout."
     ),
-    "CANCELLED": "the request was cancelled. Run the cell again.",
+    "CANCELLED": "The request was cancelled. Run the cell again.",
 }
+
+#: Advice that depends on the cause, not just the status code: (code, pattern, template).
+_CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    (
+        "INVALID_ARGUMENT",
+        re.compile(r"(?i)number of input tokens must be no more than (?P<limit>\d+),"
+                   r"\s*got (?P<got>\d+)"),
+        "The conversation is too long for the model's context window: {details}. "
+        "Shorten the message, start over with %chat reset, use a model with a bigger window "
+        "(-m), or set %config ChatMagics.context_window = {limit} so older turns are left out.",
+    ),
+    (
+        "INVALID_ARGUMENT",
+        re.compile(r"(?i)model[ _]?uri|unknown model|no such model|model\b.*\bnot found"
+                   r"|invalid model\b"),
+        "The service does not know this model: {details}. Check the model name "
+        "(-m or ChatMagics.model: yandexgpt, yandexgpt-lite, NAME/VERSION) and the folder id.",
+    ),
+    (
+        "RESOURCE_EXHAUSTED",
+        re.compile(r"(?i)message larger than max \((?P<size>\d+) vs\.? (?P<limit>\d+)\)"),
+        "The message is too large to send: {size:,} bytes, the limit is {limit:,} bytes. "
+        "Shorten the message (or the thread: %chat reset) and run the cell again.",
+    ),
+    (
+        "RESOURCE_EXHAUSTED",
+        re.compile(r"(?i)message larger than max"),
+        "The message is too large to send ({details}). "
+        "Shorten the message (or the thread: %chat reset) and run the cell again.",
+    ),
+)
+
+#: The real service puts its session ids before the cause:
+#: ``Error in session internal_id=…&request_id=…&folder_id=…: <cause>``.
+_SESSION_PREFIX = re.compile(r"(?i)^\s*error in session\b[^:]*:\s*")
+#: ``request_id=…&folder_id=…`` noise elsewhere in the details.
+_ID_NOISE = re.compile(
+    r"(?i)[(\[]?\b(?:\w*_id|request|session|trace)=[^\s&,;:)\]]*"
+    r"(?:&\w+=[^\s&,;:)\]]*)*[)\]]?[:,;]?\s*"
+)
+_CAUSE_LENGTH = 240
+
+
+def service_cause(details: str) -> str:
+    """The cause in a service's error details: no session ids, whole unless very long."""
+    lines = [line.strip() for line in details.strip().splitlines() if line.strip()]
+    text = _SESSION_PREFIX.sub("", lines[0]) if lines else ""
+    text = _ID_NOISE.sub("", text).strip(" :;,")
+    if len(text) > _CAUSE_LENGTH:
+        cut = text.rfind(" ", 0, _CAUSE_LENGTH)
+        text = text[: cut if cut > _CAUSE_LENGTH // 2 else _CAUSE_LENGTH].rstrip(" ,;:") + "…"
+    return text.rstrip(".")
 
 
 def service_error(
     code: str, details: str, *, endpoint: str, folder: str, timeout: float, secrets: Iterable[str]
 ) -> ServiceError:
     """Translate a gRPC status into the user's one-line message (scrubbed of secrets)."""
-    details = scrub(details.strip().splitlines()[0] if details.strip() else "", secrets)
-    if len(details) > 200:
-        details = details[:200] + "…"
+    secrets = tuple(secrets)
+    cause = service_cause(scrub(details, secrets))
+    values: dict[str, object] = {
+        "endpoint": endpoint, "folder": folder or "(unset)", "timeout": timeout,
+        "details": cause or code,
+    }
     template = _ADVICE.get(code)
+    for cause_code, pattern, advice in _CAUSES:
+        found = pattern.search(cause) if cause_code == code else None
+        if found:
+            template = advice
+            values.update({k: int(v) for k, v in found.groupdict().items()})
+            break
     if template is None:
-        text = f"the service failed ({code}): {details or 'no details'}. Run the cell again; " \
+        text = f"The service failed ({code}): {cause or 'no details'}. Run the cell again; " \
             "if it keeps failing, set %config ChatMagics.verbose_errors = True and report it."
     else:
-        text = template.format(
-            endpoint=endpoint, folder=folder or "(unset)", timeout=timeout, details=details or code
-        )
+        text = template.format(**values).replace("….", "…")
     return ServiceError(scrub(text, secrets), code=code)
 
 
@@ -125,10 +184,18 @@ def mask_arguments(message: str) -> str:
     was wrong.
     """
     head, sep, rest = message.partition("unrecognized arguments:")
-    if not sep:
-        return message
-    shown = [word if word.startswith("-") else "…" for word in rest.split()]
-    return f"{head}{sep} {' '.join(shown)}"
+    if sep:
+        shown = [word if word.startswith("-") else "…" for word in rest.split()]
+        message = f"{head}{sep} {' '.join(shown)}"
+    return message
+
+
+def sentence(message: str) -> str:
+    """Start a message with a capital where it starts with a word; a path or flag stays as typed."""
+    first = message.split(" ", 1)[0].rstrip(":,;.")
+    if first.isalpha() and first.islower():
+        return message[:1].upper() + message[1:]
+    return message
 
 
 _BEARER = re.compile(r"(?i)\b(api-key|bearer)\s+\S+")

@@ -14,7 +14,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, validate
 
-from .errors import ChatError, ContentFiltered, Interrupted, UsageProblem, mask_arguments
+from .errors import ChatError, ContentFiltered, Interrupted, UsageProblem, mask_arguments, sentence
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
     from .backend import RequestOptions
@@ -207,7 +207,7 @@ class ChatMagics(Magics):
             try:
                 parsed = parse_argstring(self.chat, line)
             except UsageError as err:
-                raise UsageProblem(mask_arguments(str(err))) from None
+                raise UsageProblem(sentence(mask_arguments(str(err)))) from None
             for name in ("thread", "model", "system", "output"):
                 setattr(parsed, name, _unquote(getattr(parsed, name)))
             if len(self._parsed) >= 256:
@@ -332,7 +332,7 @@ class ChatMagics(Magics):
         if self.verbose_errors:
             raise err
         message = str(err)
-        raise UsageError(message[:1].upper() + message[1:]) from None
+        raise UsageError(message) from None
 
     # -- %chat ------------------------------------------------------------------------
     @no_var_expand
