@@ -1,9 +1,13 @@
-"""Issue 4: a distinctive key never lands in outputs, transcripts, logs or stderr."""
+"""Issues 4 and 14: a distinctive key never lands in outputs, transcripts, logs or stderr,
+in any form a server may echo it back in."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import nbformat
@@ -13,6 +17,7 @@ from yagpt_magic.emulator import Emulator
 
 from .conftest import emulator_env
 from .kernel import Kernel
+from .leaks import echoes, leaked
 
 CANARY = "CANARY-7f3a9c-do-not-leak-0451"
 
@@ -73,3 +78,60 @@ def test_the_key_appears_nowhere(tmp_path: Path) -> None:
     for where, text in places.items():
         assert CANARY not in text, f"the key leaked into the {where}"
         assert CANARY[:-4] not in text, f"part of the key leaked into the {where}"
+
+
+# -- every form in which a server may echo the key back ----------------------------------
+
+#: A key whose base64 forms differ between alphabets and whose characters need escaping.
+ENCODED_CANARY = "AQVNcanary/7f3a9c-do_not.leak/0451QwErTy+~z"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside a kernel message, as a front end would show or save it."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_no_form_of_the_key_appears_anywhere(tmp_path: Path) -> None:
+    forms = echoes(ENCODED_CANARY)
+    codes = [grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT,
+             grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED]
+    session = ("Error in session internal_id=9c2f4a1b&request_id=2b0e-77&"
+               "client_request_id=6f1e&folder_id=b1gtest: ")
+    with Emulator(api_key=ENCODED_CANARY) as emulator, \
+            open(tmp_path / "kernel-stderr.txt", "wb") as stderr, \
+            Kernel(emulator_env(emulator), stderr=stderr) as kernel:
+        runs = [kernel.run("%load_ext yagpt_magic")]
+        for verbose in (False, True):
+            runs.append(kernel.run(f"%config ChatMagics.verbose_errors = {verbose}"))
+            for index, (name, form) in enumerate(sorted(forms.items())):
+                emulator.fail(codes[index % len(codes)], f"{session}denied for {form} here")
+                run = kernel.run(f"%%chat\nturn {index}")
+                assert not run.ok, name
+                runs.append(run)
+        assert emulator.completions[0].metadata["authorization"] == f"Api-Key {ENCODED_CANARY}"
+
+    shown = "\n".join(_strings([[r.messages, r.reply["content"]] for r in runs]))
+    assert shown.count("denied for") >= 2 * len(forms), "the echoes must reach the outputs"
+    one_line = [r.error for r in runs[2 : 2 + len(forms)]]
+    assert not [e for e in one_line if "internal_id" in e]
+    assert len([e for e in one_line if "denied for" in e]) >= len(forms) // 2  # cause shown
+    places = {
+        "kernel messages": _ANSI.sub("", shown),
+        "kernel stderr": (tmp_path / "kernel-stderr.txt").read_text(errors="replace"),
+    }
+    for where, text in places.items():
+        assert leaked(ENCODED_CANARY, text) == [], f"the key leaked into the {where}"
+
+
+def test_the_echo_forms_carry_the_key() -> None:
+    """The canary above proves something only if each form really holds the key."""
+    for name, form in echoes(ENCODED_CANARY).items():
+        assert ENCODED_CANARY not in form and leaked(ENCODED_CANARY, form), name

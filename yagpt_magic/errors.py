@@ -8,8 +8,11 @@ unless ``verbose_errors`` is on. gRPC errors are translated here by status-code
 
 from __future__ import annotations
 
+import base64
+import html
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 
 class ChatError(Exception):
@@ -198,12 +201,121 @@ def sentence(message: str) -> str:
     return message
 
 
-_BEARER = re.compile(r"(?i)\b(api-key|bearer)\s+\S+")
+_BEARER = re.compile(r"(?i)\b(api-key|bearer)\s+[^\s\"'`<>]+")
+#: Shortest run of a secret's characters that counts as a leak.
+_RUN = 8
+#: What a server or library may have made of the secret's characters: percent-encoding
+#: (``%2D``), JSON escapes (``\\u002D``, ``\\/``), HTML entities, and whitespace (a secret
+#: split across lines, ``%0A``), which the view drops.
+_ESCAPE = re.compile(
+    r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\[\\/\"]|\\[nrt]|&#[0-9]{1,7};|&#[xX][0-9A-Fa-f]{1,6};"
+    r"|&[A-Za-z][A-Za-z0-9]{1,31};|\s+"
+)
+
+
+@lru_cache(maxsize=8)
+def _needles(secret: str) -> tuple[int, frozenset[str]]:
+    """Every run of ``_RUN`` characters of the secret and of its base64 forms.
+
+    Base64 of a text containing the secret depends on where the secret starts (mod 3);
+    from the first 3-byte boundary inside it, whole groups encode the same way whatever
+    surrounds them, so three "cores" per alphabet cover every alignment.
+    """
+    raw = "".join(secret.split()).encode()
+    forms = [raw.decode()]
+    for skip in range(3):
+        core = base64.b64encode(raw[skip : skip + (len(raw) - skip) // 3 * 3]).decode()
+        forms += [core, core.translate(_URLSAFE)]
+    run = min(_RUN, len(forms[0]))
+    if run < 4:
+        return run, frozenset()
+    grams = {form[i : i + run] for form in forms for i in range(len(form) - run + 1)}
+    return run, frozenset(grams)
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+
+
+def _decoded(token: str) -> str:
+    """One escape sequence as the character it stands for ("" for whitespace)."""
+    if token[0] == "%":
+        return chr(int(token[1:], 16))
+    if token[0] == "\\":
+        if token[1] == "u":
+            return chr(int(token[2:], 16))
+        return "" if token[1] in "nrt" else token[1]
+    if token[0] == "&":
+        return _entity(token) if token[1] == "#" else html.unescape(token)
+    return ""
+
+
+def _entity(token: str) -> str:
+    number = int(token[3:-1], 16) if token[2] in "xX" else int(token[2:-1])
+    return chr(number) if 0 < number < 0x110000 else token
+
+
+def _view(text: str) -> tuple[str, list[int], list[int]]:
+    """The text with escapes decoded and whitespace dropped, and where each character came from."""
+    chars: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    last = 0
+    for match in _ESCAPE.finditer(text):
+        begin, end = match.span()
+        if begin > last:
+            chars.append(text[last:begin])
+            starts.extend(range(last, begin))
+            ends.extend(range(last + 1, begin + 1))
+        char = _decoded(match.group())
+        if len(char) > 1:  # an entity for several characters, or for none: keep it as is
+            chars.append(match.group())
+            starts.extend(range(begin, end))
+            ends.extend(range(begin + 1, end + 1))
+        elif char and not char.isspace():
+            chars.append(char)
+            starts.append(begin)
+            ends.append(end)
+        last = end
+    chars.append(text[last:])
+    starts.extend(range(last, len(text)))
+    ends.extend(range(last + 1, len(text) + 1))
+    return "".join(chars), starts, ends
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Remove every known secret, and anything shaped like an auth header, from text."""
+    """Remove every known secret, in any form it may be echoed back, and auth headers.
+
+    A secret counts as leaked where any run of 8 of its characters appears, verbatim,
+    percent-, JSON- or HTML-escaped, split by whitespace, or base64-encoded (either
+    alphabet, any alignment). The text is decoded once into a view that maps back to
+    the original characters; each matched stretch becomes ``***``.
+    """
+    spans: list[tuple[int, int]] = []
+    view: tuple[str, list[int], list[int]] | None = None
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+        if not secret or len(secret) < 4:
+            continue
+        run, grams = _needles(secret)
+        if view is None:
+            view = _view(text)
+        plain, starts, ends = view
+        hits = [i for i in range(len(plain) - run + 1) if plain[i : i + run] in grams]
+        spans += [(starts[i], ends[i + run - 1]) for i in hits]
+    if spans:
+        text = _cut(text, spans)
     return _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
+
+
+def _cut(text: str, spans: list[tuple[int, int]]) -> str:
+    """Replace each stretch covered by overlapping or touching spans with one ``***``."""
+    spans.sort()
+    parts, last = [], 0
+    begin, end = spans[0]
+    for start, stop in spans[1:]:
+        if start <= end:
+            end = max(end, stop)
+            continue
+        parts += [text[last:begin], "***"]
+        last, (begin, end) = end, (start, stop)
+    parts += [text[last:begin], "***", text[end:]]
+    return "".join(parts)
