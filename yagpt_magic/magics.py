@@ -14,6 +14,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, validate
 
+from .credentials import refuse_secret
 from .errors import ChatError, ContentFiltered, Interrupted, UsageProblem, mask_arguments, sentence
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext 
     from .session import Answer, ChatSession
     from .view import ReplyView
 
-_SECRET_SHAPES = re.compile(r"^(AQVN|t1\.|y[0-3]_)")
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
 #: Fenced blocks and inline code spans: code is left exactly as typed under --vars.
 _CODE = re.compile(
@@ -41,12 +41,7 @@ def _unquote(value: str | None) -> str | None:
 
 
 def _not_a_secret(value: str, name: str) -> str:
-    if _SECRET_SHAPES.match(value.strip()):
-        raise TraitError(
-            f"{name} looks like a credential; credentials never go in %config (it is saved in "
-            "the notebook). Set YC_API_KEY / YC_IAM_TOKEN in the environment or run %chat login."
-        )
-    return value
+    return refuse_secret(value, f"ChatMagics.{name}")
 
 
 @magics_class
