@@ -146,20 +146,20 @@ def test_the_echo_forms_carry_the_key() -> None:
 @pytest.mark.parametrize("value", [
     "AQVNzzzsecret", "AQVN1234abcd-_xyzAQVNabc", "t1.9euelZqJjp2Qm5aZkJeZyc", "y0_AgAAAAB3",
     "y3_AbCdEf0123", " AQVNsecret1 ", "'AQVNsecret1'", "Api-Key AQVNsecret1",
-    "Bearer t1.abcdefgh", "bearer y1_abcdefgh",
+    "Bearer t1.abcdefgh", "bearer y1_abcdefgh", ["images.example.com", "AQVNsecret1"],
     "You are a bot. Use AQVN4f3k2j1h0g9f8e7d6c5b4a to call the API.",
     "system prompt with t1.9euelZqJjp2Qm5aZkJeZycmLy in it",
     "Authorization: Bearer 3f9a8b7c6d5e4f3a2b1c",
     "header Api-Key abcdef0123456789abcdef",
 ])
-def test_credential_shapes_are_refused(value: str) -> None:
+def test_credential_shapes_are_refused(value: object) -> None:
     assert looks_like_credential(value)
     with pytest.raises(UsageProblem) as refused:
         refuse_secret(value, "-s")
     message = str(refused.value)
     assert message.startswith("-s looks like a credential") and "\n" not in message
     assert "YC_API_KEY" in message and "%chat login" in message
-    assert value.strip() not in message
+    assert str(value).strip() not in message
     assert isinstance(refused.value, TraitError)  # %config rolls the value back
 
 
@@ -168,8 +168,9 @@ def test_credential_shapes_are_refused(value: str) -> None:
     "t1", "t1.x", "thread-1", "AQV", "You are a helpful assistant.",
     "Explain Bearer authentication and API keys in two sentences.",
     "Use model version t1.5 of the API", "llm.api.cloud.yandex.net:443", "my_answer",
+    "y1_notes", "t1.draft", 0.6, 2000, True, None, ["llm.example.com", "cdn.example.com"],
 ])
-def test_ordinary_values_pass(value: str) -> None:
+def test_ordinary_values_pass(value: object) -> None:
     assert not looks_like_credential(value)
     assert refuse_secret(value, "ChatMagics.model") == value
 

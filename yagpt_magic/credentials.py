@@ -7,16 +7,22 @@ credential belongs in the environment or in ``%chat login`` (kernel memory only)
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 from traitlets import TraitError
 
 from .errors import UsageProblem
 
+T = TypeVar("T")
+
 _TOKEN = r"[A-Za-z0-9_\-.~+/=]"
 #: API keys (AQVN…), IAM tokens (t1.…) and OAuth tokens (y0_…–y3_…).
 _YANDEX = r"(?:AQVN|t1\.|y[0-3]_)"
-#: The whole value is one credential, maybe written as an auth header.
-_WHOLE = re.compile(rf"(?i:(?:api-key|bearer)\s+)?{_YANDEX}{_TOKEN}{{4,}}")
+#: The whole value is one credential, maybe written as an auth header. AQVN is rare
+#: enough to refuse at any length; "t1." and "y1_" need a token's length.
+_WHOLE = re.compile(
+    rf"(?i:(?:api-key|bearer)\s+)?(?:AQVN{_TOKEN}{{4,}}|(?:t1\.|y[0-3]_){_TOKEN}{{8,}})"
+)
 #: Inside a longer text (a system prompt): a token long enough not to be a word, or any
 #: auth header whose value looks generated (a digit in 16+ token characters).
 _INSIDE = re.compile(
@@ -25,8 +31,15 @@ _INSIDE = re.compile(
 )
 
 
-def looks_like_credential(value: str) -> bool:
-    """Whether ``value`` is, or contains, something shaped like a Yandex Cloud credential."""
+def looks_like_credential(value: object) -> bool:
+    """Whether ``value`` is, or contains, something shaped like a Yandex Cloud credential.
+
+    Anything but a string (a number, a bool) is not; a list is checked item by item.
+    """
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(looks_like_credential(item) for item in value)
+    if not isinstance(value, str):
+        return False
     stripped = value.strip().strip("'\"")
     return bool(_WHOLE.fullmatch(stripped) or _INSIDE.search(value))
 
@@ -39,7 +52,7 @@ class CredentialRefused(UsageProblem, TraitError):
     """
 
 
-def refuse_secret(value: str, where: str) -> str:
+def refuse_secret(value: T, where: str) -> T:
     """Return ``value``, or refuse it in one line if it looks like a credential.
 
     ``where`` names the place for the user: ``-s``, ``%chat system``,
