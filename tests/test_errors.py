@@ -1,4 +1,5 @@
-"""Issue 4: every failure is one line that says what to do, and history never changes."""
+"""Issues 4 and 14: every failure is one line that says what to do (the cause the service
+gave, not its session ids), and history never changes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import grpc
 import pytest
 
 from yagpt_magic.emulator import Emulator
+from yagpt_magic.errors import sentence, service_cause
 
 from .conftest import fails, magics_of
 
@@ -196,3 +198,32 @@ def test_file_names_keep_what_the_user_typed(shell: Any, tmp_path: Any,
         message = fails(shell, line)
         name = line.split()[-1]
         assert name in message and name.capitalize() not in message, message
+
+
+@pytest.mark.parametrize(("details", "cause"), [
+    (SESSION + "invalid message role 'some_role'", "invalid message role 'some_role'"),
+    ("Error in session internal_id=x: No RIFF found\nmore detail", "No RIFF found"),
+    ("deadline passed (request_id=2b0e-77&folder_id=b1g)", "deadline passed"),
+    ("request_id=2b0e-77: model is overloaded.", "model is overloaded"),
+    ("", ""),
+])
+def test_the_cause_without_session_ids(details: str, cause: str) -> None:
+    assert service_cause(details) == cause
+
+
+def test_a_long_cause_is_cut_on_a_word_boundary() -> None:
+    cause = service_cause(SESSION + "lorem ipsum dolor " * 40)
+    assert cause.endswith("…") and len(cause) <= 241
+    assert cause[:-1].split()[-1] in ("lorem", "ipsum", "dolor")
+
+
+@pytest.mark.parametrize(("message", "shown"), [
+    ("unrecognized arguments: --x", "Unrecognized arguments: --x"),
+    ("argument -t/--thread: expected one argument", "Argument -t/--thread: expected one argument"),
+    ("garbage.json is not a transcript", "garbage.json is not a transcript"),
+    ("rec.ipynb: no cells", "rec.ipynb: no cells"),
+    ("-m needs a model name", "-m needs a model name"),
+    ("%chat load: no such file", "%chat load: no such file"),
+])
+def test_sentence_capitalises_words_only(message: str, shown: str) -> None:
+    assert sentence(message) == shown
