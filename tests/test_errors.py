@@ -1,4 +1,5 @@
-"""Errors (SPEC 8): every failure is one line that says what to do, and history never changes."""
+"""Errors (SPEC 8): every failure is one line that says what to do (the cause the service
+gave, not its session ids), and history never changes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import grpc
 import pytest
 
 from yagpt_magic.emulator import Emulator
+from yagpt_magic.errors import sentence, service_cause
 
 from .conftest import fails, magics_of
 
@@ -130,3 +132,98 @@ def test_a_silent_server_fails_within_the_timeout(
         server.close()
     assert address in message and "1.5 s" in message
     assert elapsed < 6
+
+
+# -- issue 14: the cause survives, the advice matches it ---------------------------------
+
+SESSION = ("Error in session internal_id=9c2f41d3-5b8e17aa-0f6c2e91-77d1b0c4"
+           "&request_id=2b0e6a4f-91c2-4d7e-8f3a-5c6b7d8e9f01"
+           "&client_request_id=0d4a6c1e-2f3b-4a5c-9d8e-7f6a5b4c3d2e&folder_id=b1gtest: ")
+
+
+def test_a_too_long_conversation_shows_the_cause_and_what_to_do(
+    shell: Any, emulator: Emulator
+) -> None:
+    emulator.fail(grpc.StatusCode.INVALID_ARGUMENT,
+                  SESSION + "number of input tokens must be no more than 32768, got 59830")
+    message = fails(shell, "%%chat\nhello")
+    assert "number of input tokens must be no more than 32768, got 59830" in message
+    assert "internal_id" not in message and "request_id" not in message
+    assert "too long" in message and "%chat reset" in message
+    assert "context_window = 32768" in message
+    assert "Check the model name" not in message
+    assert message[0].isupper()
+
+
+def test_an_unknown_model_says_check_the_model(shell: Any, emulator: Emulator) -> None:
+    emulator.fail(grpc.StatusCode.INVALID_ARGUMENT, SESSION + "invalid model_uri")
+    message = fails(shell, "%%chat -m yandexgpt-nosuch\nhello")
+    assert "invalid model_uri" in message and "-m" in message
+    assert "internal_id" not in message
+
+
+def test_a_message_too_large_to_send_is_not_a_quota_problem(
+    shell: Any, emulator: Emulator
+) -> None:
+    emulator.fail(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                  "Received message larger than max (5242880 vs. 4194304)")
+    message = fails(shell, "%%chat\nhello")
+    assert "too large to send" in message
+    assert "5,242,880 bytes" in message and "4,194,304 bytes" in message
+    assert "quota" not in message.lower()
+
+
+def test_a_quota_error_keeps_its_cause(shell: Any, emulator: Emulator) -> None:
+    emulator.fail(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                  SESSION + "Too many requests: rate limit 10 per second exceeded")
+    message = fails(shell, "%%chat\nhello")
+    assert "quota or rate limit" in message.lower()
+    assert "rate limit 10 per second exceeded" in message and "internal_id" not in message
+
+
+def test_a_very_long_cause_is_cut_on_a_word(shell: Any, emulator: Emulator) -> None:
+    cause = " ".join(f"word{i}" for i in range(200))
+    emulator.fail(grpc.StatusCode.INTERNAL, SESSION + cause)
+    message = fails(shell, "%%chat\nhello")
+    assert "word0 word1" in message and "…" in message and "internal_id" not in message
+    shown = message.split("(INTERNAL): ", 1)[1].split("…", 1)[0]
+    assert all(w.startswith("word") and w[4:].isdigit() for w in shown.split())
+
+
+def test_file_names_keep_what_the_user_typed(shell: Any, tmp_path: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "garbage.json").write_text("not json at all")
+    for line in ("%chat load garbage.json", "%chat load rec.ipynb"):
+        message = fails(shell, line)
+        name = line.split()[-1]
+        assert name in message and name.capitalize() not in message, message
+
+
+@pytest.mark.parametrize(("details", "cause"), [
+    (SESSION + "invalid message role 'some_role'", "invalid message role 'some_role'"),
+    ("Error in session internal_id=x: No RIFF found\nmore detail", "No RIFF found"),
+    ("deadline passed (request_id=2b0e-77&folder_id=b1g)", "deadline passed"),
+    ("request_id=2b0e-77: model is overloaded.", "model is overloaded"),
+    ("", ""),
+])
+def test_the_cause_without_session_ids(details: str, cause: str) -> None:
+    assert service_cause(details) == cause
+
+
+def test_a_long_cause_is_cut_on_a_word_boundary() -> None:
+    cause = service_cause(SESSION + "lorem ipsum dolor " * 40)
+    assert cause.endswith("…") and len(cause) <= 241
+    assert cause[:-1].split()[-1] in ("lorem", "ipsum", "dolor")
+
+
+@pytest.mark.parametrize(("message", "shown"), [
+    ("unrecognized arguments: --x", "Unrecognized arguments: --x"),
+    ("argument -t/--thread: expected one argument", "Argument -t/--thread: expected one argument"),
+    ("garbage.json is not a transcript", "garbage.json is not a transcript"),
+    ("rec.ipynb: no cells", "rec.ipynb: no cells"),
+    ("-m needs a model name", "-m needs a model name"),
+    ("%chat load: no such file", "%chat load: no such file"),
+])
+def test_sentence_capitalises_words_only(message: str, shown: str) -> None:
+    assert sentence(message) == shown

@@ -1,18 +1,27 @@
-"""Credentials (SPEC 2): a distinctive key never lands in outputs, transcripts, logs or stderr."""
+"""Credentials (SPEC 2): a distinctive key never lands in outputs, transcripts, logs or
+stderr, in any form; nothing shaped like a key is accepted where the notebook saves it."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook, output_from_msg
+from traitlets import TraitError
 
+from yagpt_magic.credentials import looks_like_credential, refuse_secret
 from yagpt_magic.emulator import Emulator
+from yagpt_magic.errors import UsageProblem
 
-from .conftest import emulator_env
+from .conftest import emulator_env, magics_of
 from .kernel import Kernel
+from .leaks import echoes, leaked
 
 CANARY = "CANARY-7f3a9c-do-not-leak-0451"
 
@@ -73,3 +82,104 @@ def test_the_key_appears_nowhere(tmp_path: Path) -> None:
     for where, text in places.items():
         assert CANARY not in text, f"the key leaked into the {where}"
         assert CANARY[:-4] not in text, f"part of the key leaked into the {where}"
+
+
+# -- every form in which a server may echo the key back ----------------------------------
+
+#: A key whose base64 forms differ between alphabets and whose characters need escaping.
+ENCODED_CANARY = "AQVNcanary/7f3a9c-do_not.leak/0451QwErTy+~z"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside a kernel message, as a front end would show or save it."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_no_form_of_the_key_appears_anywhere(tmp_path: Path) -> None:
+    forms = echoes(ENCODED_CANARY)
+    codes = [grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT,
+             grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED]
+    session = ("Error in session internal_id=9c2f4a1b&request_id=2b0e-77&"
+               "client_request_id=6f1e&folder_id=b1gtest: ")
+    with Emulator(api_key=ENCODED_CANARY) as emulator, \
+            open(tmp_path / "kernel-stderr.txt", "wb") as stderr, \
+            Kernel(emulator_env(emulator), stderr=stderr) as kernel:
+        runs = [kernel.run("%load_ext yagpt_magic")]
+        for verbose in (False, True):
+            runs.append(kernel.run(f"%config ChatMagics.verbose_errors = {verbose}"))
+            for index, (name, form) in enumerate(sorted(forms.items())):
+                emulator.fail(codes[index % len(codes)], f"{session}denied for {form} here")
+                run = kernel.run(f"%%chat\nturn {index}")
+                assert not run.ok, name
+                runs.append(run)
+        assert emulator.completions[0].metadata["authorization"] == f"Api-Key {ENCODED_CANARY}"
+
+    shown = "\n".join(_strings([[r.messages, r.reply["content"]] for r in runs]))
+    assert shown.count("denied for") >= 2 * len(forms), "the echoes must reach the outputs"
+    one_line = [r.error for r in runs[2 : 2 + len(forms)]]
+    assert not [e for e in one_line if "internal_id" in e]
+    assert len([e for e in one_line if "denied for" in e]) >= len(forms) // 2  # cause shown
+    places = {
+        "kernel messages": _ANSI.sub("", shown),
+        "kernel stderr": (tmp_path / "kernel-stderr.txt").read_text(errors="replace"),
+    }
+    for where, text in places.items():
+        assert leaked(ENCODED_CANARY, text) == [], f"the key leaked into the {where}"
+
+
+def test_the_echo_forms_carry_the_key() -> None:
+    """The canary above proves something only if each form really holds the key."""
+    for name, form in echoes(ENCODED_CANARY).items():
+        assert ENCODED_CANARY not in form and leaked(ENCODED_CANARY, form), name
+
+
+# -- values shaped like a credential ---------------------------------------------------
+
+@pytest.mark.parametrize("value", [
+    "AQVNzzzsecret", "AQVN1234abcd-_xyzAQVNabc", "t1.9euelZqJjp2Qm5aZkJeZyc", "y0_AgAAAAB3",
+    "y3_AbCdEf0123", " AQVNsecret1 ", "'AQVNsecret1'", "Api-Key AQVNsecret1",
+    "Bearer t1.abcdefgh", "bearer y1_abcdefgh", ["images.example.com", "AQVNsecret1"],
+    "You are a bot. Use AQVN4f3k2j1h0g9f8e7d6c5b4a to call the API.",
+    "system prompt with t1.9euelZqJjp2Qm5aZkJeZycmLy in it",
+    "Authorization: Bearer 3f9a8b7c6d5e4f3a2b1c",
+    "header Api-Key abcdef0123456789abcdef",
+])
+def test_credential_shapes_are_refused(value: object) -> None:
+    assert looks_like_credential(value)
+    with pytest.raises(UsageProblem) as refused:
+        refuse_secret(value, "-s")
+    message = str(refused.value)
+    assert message.startswith("-s looks like a credential") and "\n" not in message
+    assert "YC_API_KEY" in message and "%chat login" in message
+    assert str(value).strip() not in message
+    assert isinstance(refused.value, TraitError)  # %config rolls the value back
+
+
+@pytest.mark.parametrize("value", [
+    "", "yandexgpt", "yandexgpt-lite/rc", "gpt://b1gtest/yandexgpt/latest", "b1gtest",
+    "t1", "t1.x", "thread-1", "AQV", "You are a helpful assistant.",
+    "Explain Bearer authentication and API keys in two sentences.",
+    "Use model version t1.5 of the API", "llm.api.cloud.yandex.net:443", "my_answer",
+    "y1_notes", "t1.draft", 0.6, 2000, True, None, ["llm.example.com", "cdn.example.com"],
+])
+def test_ordinary_values_pass(value: object) -> None:
+    assert not looks_like_credential(value)
+    assert refuse_secret(value, "ChatMagics.model") == value
+
+
+def test_a_refused_config_value_is_one_line_and_rolled_back(
+    shell: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    shell.run_cell("%config ChatMagics.model = 'Api-Key AQVN0123456789abcdef'")
+    assert magics_of(shell).model == "yandexgpt"
+    message = caplog.records[0].getMessage()
+    assert message.startswith("ChatMagics.model looks like a credential")
+    assert "AQVN0123" not in message

@@ -210,7 +210,7 @@ class Backend:
                 if on_text is not None and options.stream:
                     on_text(result.text)
         if not results:
-            raise ServiceError("the service sent no answer. Run the cell again.", code="EMPTY")
+            raise ServiceError("The service sent no answer. Run the cell again.", code="EMPTY")
         last = results[-1]
         usage = next((r.usage for r in reversed(results) if r.usage.total_tokens), last.usage)
         model = self._models[(options.model, options.model_version, options.temperature,
@@ -312,7 +312,7 @@ class Backend:
             )
         text = scrub(f"{type(err).__name__}: {err}", conn.secrets).splitlines()[0][:300]
         return ServiceError(
-            f"the request to {conn.shown_endpoint} failed: {text}. "
+            f"The request to {conn.shown_endpoint} failed: {text}. "
             "Check %chat config; set %config ChatMagics.verbose_errors = True for details.",
             code=type(err).__name__,
         )

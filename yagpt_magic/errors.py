@@ -8,8 +8,11 @@ unless ``verbose_errors`` is on. gRPC errors are translated here by status-code
 
 from __future__ import annotations
 
+import base64
+import html
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 
 class ChatError(Exception):
@@ -54,51 +57,110 @@ class ReplayMiss(ChatError):
 
 _ADVICE = {
     "UNAUTHENTICATED": (
-        "authentication failed: the API key or IAM token was rejected. "
+        "Authentication failed: the API key or IAM token was rejected. "
         "Check YC_API_KEY / YC_IAM_TOKEN (or run %chat login); IAM tokens expire after 12 hours."
     ),
     "PERMISSION_DENIED": (
-        "permission denied: the credential may not use this model in folder {folder}. "
+        "Permission denied: the credential may not use this model in folder {folder}. "
         "Check the folder id and that the service account has the ai.languageModels.user role."
     ),
     "RESOURCE_EXHAUSTED": (
-        "quota or rate limit reached. Wait a little and run the cell again, "
+        "Quota or rate limit reached ({details}). Wait a little and run the cell again, "
         "or ask for a higher quota in the Yandex Cloud console."
     ),
     "INVALID_ARGUMENT": (
-        "the service rejected the request as invalid: {details}. "
-        "Check the model name (-m), temperature, max_tokens and the message length."
+        "The service rejected the request as invalid: {details}. "
+        "Check the model name (-m), temperature and max_tokens."
     ),
     "NOT_FOUND": (
-        "not found: {details}. Check the model name (-m) and the folder id."
+        "Not found: {details}. Check the model name (-m) and the folder id."
     ),
     "UNAVAILABLE": (
-        "the service at {endpoint} is unreachable. "
+        "The service at {endpoint} is unreachable. "
         "Check the network and ChatMagics.endpoint, then run the cell again."
     ),
     "DEADLINE_EXCEEDED": (
-        "no answer from {endpoint} within {timeout:g} s. "
+        "No answer from {endpoint} within {timeout:g} s. "
         "Run the cell again, or raise %config ChatMagics.timeout."
     ),
-    "CANCELLED": "the request was cancelled. Run the cell again.",
+    "CANCELLED": "The request was cancelled. Run the cell again.",
 }
+
+#: Advice that depends on the cause, not just the status code: (code, pattern, template).
+_CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    (
+        "INVALID_ARGUMENT",
+        re.compile(r"(?i)number of input tokens must be no more than (?P<limit>\d+),"
+                   r"\s*got (?P<got>\d+)"),
+        "The conversation is too long for the model's context window: {details}. "
+        "Shorten the message, start over with %chat reset, use a model with a bigger window "
+        "(-m), or set %config ChatMagics.context_window = {limit} so older turns are left out.",
+    ),
+    (
+        "INVALID_ARGUMENT",
+        re.compile(r"(?i)model[ _]?uri|unknown model|no such model|model\b.*\bnot found"
+                   r"|invalid model\b"),
+        "The service does not know this model: {details}. Check the model name "
+        "(-m or ChatMagics.model: yandexgpt, yandexgpt-lite, NAME/VERSION) and the folder id.",
+    ),
+    (
+        "RESOURCE_EXHAUSTED",
+        re.compile(r"(?i)message larger than max \((?P<size>\d+) vs\.? (?P<limit>\d+)\)"),
+        "The message is too large to send: {size:,} bytes, the limit is {limit:,} bytes. "
+        "Shorten the message (or the thread: %chat reset) and run the cell again.",
+    ),
+    (
+        "RESOURCE_EXHAUSTED",
+        re.compile(r"(?i)message larger than max"),
+        "The message is too large to send ({details}). "
+        "Shorten the message (or the thread: %chat reset) and run the cell again.",
+    ),
+)
+
+#: The real service puts its session ids before the cause:
+#: ``Error in session internal_id=…&request_id=…&folder_id=…: <cause>``.
+_SESSION_PREFIX = re.compile(r"(?i)^\s*error in session\b[^:]*:\s*")
+#: ``request_id=…&folder_id=…`` noise elsewhere in the details.
+_ID_NOISE = re.compile(
+    r"(?i)[(\[]?\b(?:\w*_id|request|session|trace)=[^\s&,;:)\]]*"
+    r"(?:&\w+=[^\s&,;:)\]]*)*[)\]]?[:,;]?\s*"
+)
+_CAUSE_LENGTH = 240
+
+
+def service_cause(details: str) -> str:
+    """The cause in a service's error details: no session ids, whole unless very long."""
+    lines = [line.strip() for line in details.strip().splitlines() if line.strip()]
+    text = _SESSION_PREFIX.sub("", lines[0]) if lines else ""
+    text = _ID_NOISE.sub("", text).strip(" :;,")
+    if len(text) > _CAUSE_LENGTH:
+        cut = text.rfind(" ", 0, _CAUSE_LENGTH)
+        text = text[: cut if cut > _CAUSE_LENGTH // 2 else _CAUSE_LENGTH].rstrip(" ,;:") + "…"
+    return text.rstrip(".")
 
 
 def service_error(
     code: str, details: str, *, endpoint: str, folder: str, timeout: float, secrets: Iterable[str]
 ) -> ServiceError:
     """Translate a gRPC status into the user's one-line message (scrubbed of secrets)."""
-    details = scrub(details.strip().splitlines()[0] if details.strip() else "", secrets)
-    if len(details) > 200:
-        details = details[:200] + "…"
+    secrets = tuple(secrets)
+    cause = service_cause(scrub(details, secrets))
+    values: dict[str, object] = {
+        "endpoint": endpoint, "folder": folder or "(unset)", "timeout": timeout,
+        "details": cause or code,
+    }
     template = _ADVICE.get(code)
+    for cause_code, pattern, advice in _CAUSES:
+        found = pattern.search(cause) if cause_code == code else None
+        if found:
+            template = advice
+            values.update({k: int(v) for k, v in found.groupdict().items()})
+            break
     if template is None:
-        text = f"the service failed ({code}): {details or 'no details'}. Run the cell again; " \
+        text = f"The service failed ({code}): {cause or 'no details'}. Run the cell again; " \
             "if it keeps failing, set %config ChatMagics.verbose_errors = True and report it."
     else:
-        text = template.format(
-            endpoint=endpoint, folder=folder or "(unset)", timeout=timeout, details=details or code
-        )
+        text = template.format(**values).replace("….", "…")
     return ServiceError(scrub(text, secrets), code=code)
 
 
@@ -125,18 +187,135 @@ def mask_arguments(message: str) -> str:
     was wrong.
     """
     head, sep, rest = message.partition("unrecognized arguments:")
-    if not sep:
-        return message
-    shown = [word if word.startswith("-") else "…" for word in rest.split()]
-    return f"{head}{sep} {' '.join(shown)}"
+    if sep:
+        shown = [word if word.startswith("-") else "…" for word in rest.split()]
+        message = f"{head}{sep} {' '.join(shown)}"
+    return message
 
 
-_BEARER = re.compile(r"(?i)\b(api-key|bearer)\s+\S+")
+def sentence(message: str) -> str:
+    """Start a message with a capital where it starts with a word; a path or flag stays as typed."""
+    first = message.split(" ", 1)[0].rstrip(":,;.")
+    if first.isalpha() and first.islower():
+        return message[:1].upper() + message[1:]
+    return message
+
+
+_BEARER = re.compile(r"(?i)\b(api-key|bearer)\s+[^\s\"'`<>]+")
+#: Shortest run of a secret's characters that counts as a leak.
+_RUN = 8
+#: What a server or library may have made of the secret's characters: percent-encoding
+#: (``%2D``), JSON escapes (``\\u002D``, ``\\/``), HTML entities, and whitespace (a secret
+#: split across lines, ``%0A``), which the view drops.
+_ESCAPE = re.compile(
+    r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\[\\/\"]|\\[nrt]|&#[0-9]{1,7};|&#[xX][0-9A-Fa-f]{1,6};"
+    r"|&[A-Za-z][A-Za-z0-9]{1,31};|\s+"
+)
+
+
+@lru_cache(maxsize=8)
+def _needles(secret: str) -> tuple[int, frozenset[str]]:
+    """Every run of ``_RUN`` characters of the secret and of its base64 forms.
+
+    Base64 of a text containing the secret depends on where the secret starts (mod 3);
+    from the first 3-byte boundary inside it, whole groups encode the same way whatever
+    surrounds them, so three "cores" per alphabet cover every alignment.
+    """
+    raw = "".join(secret.split()).encode()
+    forms = [raw.decode()]
+    for skip in range(3):
+        core = base64.b64encode(raw[skip : skip + (len(raw) - skip) // 3 * 3]).decode()
+        forms += [core, core.translate(_URLSAFE)]
+    run = min(_RUN, len(forms[0]))
+    if run < 4:
+        return run, frozenset()
+    grams = {form[i : i + run] for form in forms for i in range(len(form) - run + 1)}
+    return run, frozenset(grams)
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+
+
+def _decoded(token: str) -> str:
+    """One escape sequence as the character it stands for ("" for whitespace)."""
+    if token[0] == "%":
+        return chr(int(token[1:], 16))
+    if token[0] == "\\":
+        if token[1] == "u":
+            return chr(int(token[2:], 16))
+        return "" if token[1] in "nrt" else token[1]
+    if token[0] == "&":
+        return _entity(token) if token[1] == "#" else html.unescape(token)
+    return ""
+
+
+def _entity(token: str) -> str:
+    number = int(token[3:-1], 16) if token[2] in "xX" else int(token[2:-1])
+    return chr(number) if 0 < number < 0x110000 else token
+
+
+def _view(text: str) -> tuple[str, list[int], list[int]]:
+    """The text with escapes decoded and whitespace dropped, and where each character came from."""
+    chars: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    last = 0
+    for match in _ESCAPE.finditer(text):
+        begin, end = match.span()
+        if begin > last:
+            chars.append(text[last:begin])
+            starts.extend(range(last, begin))
+            ends.extend(range(last + 1, begin + 1))
+        char = _decoded(match.group())
+        if len(char) > 1:  # an entity for several characters, or for none: keep it as is
+            chars.append(match.group())
+            starts.extend(range(begin, end))
+            ends.extend(range(begin + 1, end + 1))
+        elif char and not char.isspace():
+            chars.append(char)
+            starts.append(begin)
+            ends.append(end)
+        last = end
+    chars.append(text[last:])
+    starts.extend(range(last, len(text)))
+    ends.extend(range(last + 1, len(text) + 1))
+    return "".join(chars), starts, ends
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Remove every known secret, and anything shaped like an auth header, from text."""
+    """Remove every known secret, in any form it may be echoed back, and auth headers.
+
+    A secret counts as leaked where any run of 8 of its characters appears, verbatim,
+    percent-, JSON- or HTML-escaped, split by whitespace, or base64-encoded (either
+    alphabet, any alignment). The text is decoded once into a view that maps back to
+    the original characters; each matched stretch becomes ``***``.
+    """
+    spans: list[tuple[int, int]] = []
+    view: tuple[str, list[int], list[int]] | None = None
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+        if not secret or len(secret) < 4:
+            continue
+        run, grams = _needles(secret)
+        if view is None:
+            view = _view(text)
+        plain, starts, ends = view
+        hits = [i for i in range(len(plain) - run + 1) if plain[i : i + run] in grams]
+        spans += [(starts[i], ends[i + run - 1]) for i in hits]
+    if spans:
+        text = _cut(text, spans)
     return _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
+
+
+def _cut(text: str, spans: list[tuple[int, int]]) -> str:
+    """Replace each stretch covered by overlapping or touching spans with one ``***``."""
+    spans.sort()
+    parts, last = [], 0
+    begin, end = spans[0]
+    for start, stop in spans[1:]:
+        if start <= end:
+            end = max(end, stop)
+            continue
+        parts += [text[last:begin], "***"]
+        last, (begin, end) = end, (start, stop)
+    parts += [text[last:begin], "***", text[end:]]
+    return "".join(parts)

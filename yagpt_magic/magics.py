@@ -23,14 +23,14 @@ from traitlets import (
     validate,
 )
 
-from .errors import ChatError, UsageProblem, mask_arguments
+from .credentials import refuse_secret
+from .errors import ChatError, UsageProblem, mask_arguments, sentence
 from .settings import NAMES, Settings
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
     from .backend import RequestOptions
     from .session import Answer, ChatSession
 
-_SECRET_SHAPES = re.compile(r"^(AQVN|t1\.|y[0-3]_)")
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
 #: Fenced blocks and inline code spans: code is left exactly as typed under --vars.
 _CODE = re.compile(
@@ -48,12 +48,7 @@ def _unquote(value: str | None) -> str | None:
 
 
 def _not_a_secret(value: str, name: str) -> str:
-    if _SECRET_SHAPES.match(value.strip()):
-        raise TraitError(
-            f"{name} looks like a credential; credentials never go in %config (it is saved in "
-            "the notebook). Set YC_API_KEY / YC_IAM_TOKEN in the environment or run %chat login."
-        )
-    return value
+    return refuse_secret(value, f"ChatMagics.{name}")
 
 
 @magics_class
@@ -200,7 +195,7 @@ class ChatMagics(Magics):
             try:
                 parsed = parse_argstring(self.chat, line)
             except UsageError as err:
-                raise UsageProblem(mask_arguments(str(err))) from None
+                raise UsageProblem(sentence(mask_arguments(str(err)))) from None
             for name in ("thread", "model", "system", "output"):
                 setattr(parsed, name, _unquote(getattr(parsed, name)))
             if len(self._parsed) >= 256:
@@ -277,7 +272,7 @@ class ChatMagics(Magics):
         if self.settings.verbose_errors:
             raise err
         message = str(err)
-        raise UsageError(message[:1].upper() + message[1:]) from None
+        raise UsageError(message) from None
 
     # -- %chat ------------------------------------------------------------------------
     @no_var_expand
