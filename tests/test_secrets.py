@@ -19,7 +19,7 @@ from yagpt_magic.credentials import looks_like_credential, refuse_secret
 from yagpt_magic.emulator import Emulator
 from yagpt_magic.errors import UsageProblem
 
-from .conftest import emulator_env, magics_of
+from .conftest import emulator_env, fails, magics_of
 from .kernel import Kernel
 from .leaks import echoes, leaked
 
@@ -183,3 +183,37 @@ def test_a_refused_config_value_is_one_line_and_rolled_back(
     message = caplog.records[0].getMessage()
     assert message.startswith("ChatMagics.model looks like a credential")
     assert "AQVN0123" not in message
+
+
+KEY_SHAPED = "AQVNxk3d9s8f7g6h5j4k3l2"
+
+
+@pytest.mark.parametrize("cell", [
+    f"%%chat -s {KEY_SHAPED}\nhello",
+    f"%%chat -m {KEY_SHAPED}\nhello",
+    f"%%chat -t {KEY_SHAPED}\nhello",
+    f"%%chat -o {KEY_SHAPED}\nhello",
+    f"%%chat -s 'You are helpful. Use Api-Key {KEY_SHAPED}'\nhello",
+    f"%chat system You may use {KEY_SHAPED} to log in.",
+    f"%chat history -t {KEY_SHAPED}",
+])
+def test_key_shaped_values_are_refused_in_every_flag(
+    shell: Any, emulator: Emulator, cell: str
+) -> None:
+    message = fails(shell, cell)
+    assert "looks like a credential" in message and KEY_SHAPED not in message
+    assert emulator.completions == []
+    session = magics_of(shell).session
+    assert all(KEY_SHAPED not in (t.system_prompt + name) for name, t in session.threads.items())
+
+
+def test_a_refused_config_value_does_not_linger(
+    shell: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    shell.run_cell(f"%config ChatMagics.system_prompt = 'Use {KEY_SHAPED} please'")
+    shell.run_cell("%config ChatMagics.folder_id = 't1.9euelZqPjpqTl5qSkcnJyZ'")
+    assert "ChatMagics" not in shell.config or not shell.config.ChatMagics
+    shell.run_cell("%reload_ext yagpt_magic").raise_error()
+    assert "chat" in shell.magics_manager.magics["cell"]
+    assert magics_of(shell).settings.system_prompt == ""
+    assert shell.events.callbacks["post_run_cell"] == []

@@ -23,7 +23,7 @@ from traitlets import (
     validate,
 )
 
-from .credentials import refuse_secret
+from .credentials import CredentialRefused, looks_like_credential, refuse_secret
 from .errors import ChatError, UsageProblem, mask_arguments, sentence
 from .settings import NAMES, Settings
 
@@ -47,8 +47,17 @@ def _unquote(value: str | None) -> str | None:
     return value
 
 
-def _not_a_secret(value: str, name: str) -> str:
-    return refuse_secret(value, f"ChatMagics.{name}")
+def _purge_credentials(config: Any) -> None:
+    """Drop credential-shaped values from the shell's ``ChatMagics`` config section.
+
+    ``%config`` merges a value into the shell's config even when our validator refuses
+    it; left there, it would fail every later ``%reload_ext`` and stay in memory.
+    """
+    section = config.get("ChatMagics") if hasattr(config, "get") else None
+    if not section:
+        return
+    for name in [n for n, value in section.items() if looks_like_credential(value)]:
+        del section[name]
 
 
 @magics_class
@@ -74,6 +83,7 @@ class ChatMagics(Magics):
     image_hosts = List(Unicode(), help="Hosts whose images a reply may load.").tag(config=True)
 
     def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
+        _purge_credentials(getattr(shell, "config", None))
         super().__init__(shell)
         #: What the traitlets hold, as plain data the session and views read.
         self.settings = session.settings if session is not None else Settings()
@@ -118,9 +128,30 @@ class ChatMagics(Magics):
             raise TraitError("timeout must be a positive number of seconds")
         return proposal["value"]
 
-    @validate("folder_id", "endpoint", "yc_profile", "model")
-    def _check_not_secret(self, proposal: dict[str, Any]) -> str:
-        return _not_a_secret(proposal["value"], proposal["trait"].name)
+    @validate("folder_id", "endpoint", "yc_profile", "model", "model_version", "system_prompt",
+              "image_hosts")
+    def _check_not_secret(self, proposal: dict[str, Any]) -> Any:
+        name = proposal["trait"].name
+        try:
+            return refuse_secret(proposal["value"], f"ChatMagics.{name}")
+        except CredentialRefused:
+            self._purge_after_cell()
+            raise
+
+    def _purge_after_cell(self) -> None:
+        """Purge the refused value once ``%config`` has merged it (after this cell).
+
+        A one-shot ``post_run_cell`` callback: no hook stays registered.
+        """
+        shell = self.shell
+        if shell is None or not hasattr(shell, "events"):
+            return
+
+        def purge(*_args: Any) -> None:
+            _purge_credentials(shell.config)
+            shell.events.unregister("post_run_cell", purge)
+
+        shell.events.register("post_run_cell", purge)
 
     @property
     def _shell(self) -> Any:
@@ -214,6 +245,8 @@ class ChatMagics(Magics):
             raise UsageProblem(f"-o needs a Python variable name, not {args.output!r}.")
         if args.thread is not None and not args.thread.strip():
             raise UsageProblem("-t needs a thread name.")
+        for flag, name in (("-s", "system"), ("-m", "model"), ("-t", "thread"), ("-o", "output")):
+            refuse_secret(getattr(args, name), flag)
 
     def _interpolate(self, text: str) -> str:
         """Replace only ``{name}``, ``{In[N]}`` and ``{Out[N]}`` outside code; the rest stays."""

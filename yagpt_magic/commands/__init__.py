@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from ..credentials import refuse_secret
 from ..errors import UsageProblem, mask_arguments
 
 if TYPE_CHECKING:
@@ -49,9 +50,14 @@ class Parser(argparse.ArgumentParser):
         raise UsageProblem(f"{self.prog}: {mask_arguments(message)}. See %chat help.")
 
 
+def thread_name(value: str) -> str:
+    """A ``-t`` value: any name, but never one shaped like a credential (it is saved)."""
+    return refuse_secret(value, "-t")
+
+
 def thread_parser(command: str, *, all_flag: bool = False) -> Parser:
     parser = Parser(command)
-    parser.add_argument("-t", "--thread", default="default", metavar="T",
+    parser.add_argument("-t", "--thread", default="default", metavar="T", type=thread_name,
                         help="the thread (default: default)")
     if all_flag:
         parser.add_argument("--all", action="store_true", help="every thread")

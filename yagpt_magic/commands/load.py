@@ -12,13 +12,14 @@ import argparse
 
 from ..errors import TranscriptError
 from ..transcript import load_threads
-from . import Context, Parser
+from . import Context, Parser, thread_name
 
 
 def parser() -> Parser:
     parser = Parser("load")
     parser.add_argument("path", metavar="PATH")
-    parser.add_argument("-t", "--thread", metavar="T", help="load only this thread, as T")
+    parser.add_argument("-t", "--thread", metavar="T", type=thread_name,
+                        help="load only this thread, as T")
     return parser
 
 

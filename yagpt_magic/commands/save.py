@@ -11,13 +11,13 @@ import argparse
 
 from ..errors import UsageProblem
 from ..transcript import save_threads
-from . import Context, Parser
+from . import Context, Parser, thread_name
 
 
 def parser() -> Parser:
     parser = Parser("save")
     parser.add_argument("path", metavar="PATH")
-    parser.add_argument("-t", "--thread", metavar="T", help="only this thread")
+    parser.add_argument("-t", "--thread", metavar="T", type=thread_name, help="only this thread")
     parser.add_argument("--force", action="store_true",
                         help="overwrite a file yagpt-magic did not write")
     return parser

@@ -12,6 +12,7 @@ import argparse
 import json
 import re
 
+from ..credentials import refuse_secret
 from ..errors import UsageProblem
 from . import Context, Parser
 
@@ -55,7 +56,8 @@ def parse(rest: str) -> argparse.Namespace:
             raise UsageProblem(f"%chat system --json: not a JSON string ({err}).") from None
         if not isinstance(text, str):
             raise UsageProblem("%chat system --json: the value must be a JSON string.")
-    return argparse.Namespace(thread=thread, text=text)
+    refuse_secret(thread, "-t")
+    return argparse.Namespace(thread=thread, text=refuse_secret(text, "%chat system"))
 
 
 def _unquoted(value: str) -> str:
