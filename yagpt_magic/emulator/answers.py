@@ -64,18 +64,40 @@ class Reply:
 
 
 def messages_of(request: tg.CompletionRequest) -> list[tuple[str, str]]:
-    """(role, text) pairs; a tool-call or tool-result message counts as its compact JSON."""
+    """(role, text) pairs; tool calls read ``name({"arg":1})``, results ``name: content``.
+
+    That is also what they cost: close to the real counts (the recorded call and result
+    messages cost 30 tokens together; these 33).
+    """
     pairs = []
     for m in request.messages:
         kind = m.WhichOneof("Content")
         if kind == "tool_call_list":
-            text = _compact(json_format.MessageToDict(m.tool_call_list))
+            text = "; ".join(
+                f"{c.function_call.name}("
+                f"{_compact(_plain(json_format.MessageToDict(c.function_call.arguments)))})"
+                for c in m.tool_call_list.tool_calls
+            )
         elif kind == "tool_result_list":
-            text = _compact(json_format.MessageToDict(m.tool_result_list))
+            text = "; ".join(
+                f"{r.function_result.name}: {r.function_result.content}"
+                for r in m.tool_result_list.tool_results
+            )
         else:
             text = m.text
         pairs.append((m.role, text))
     return pairs
+
+
+def _plain(value: Any) -> Any:
+    """Struct numbers are doubles: show 5.0 as 5 again."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def options_of(request: tg.CompletionRequest) -> dict[str, Any]:
@@ -171,7 +193,7 @@ def _usage(reply: Reply, completion_tokens: int) -> common.ContentUsage:
 
 
 def _call_tokens(calls: Sequence[Call]) -> int:
-    return sum(len(tokenize_text(c.name + _compact(dict(c.arguments)))) for c in calls)
+    return sum(len(tokenize_text(c.name + _compact(_plain(dict(c.arguments))))) for c in calls)
 
 
 def response(

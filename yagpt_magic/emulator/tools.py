@@ -66,11 +66,21 @@ class ToolChoiceError(ValueError):
 
 
 def tool_texts(request: tg.CompletionRequest) -> list[str]:
-    """The offered tools as compact JSON, as the tokenizer counts them."""
-    return [
-        json.dumps(json_format.MessageToDict(tool), ensure_ascii=False, separators=(",", ":"))
-        for tool in request.tools
-    ]
+    """The offered tools as the tokenizer counts them: their JSON without quotes and braces.
+
+    Raw JSON would cost one token per quote and brace, twice what the real service
+    counts (about 70 tokens for the recorded one-parameter tool; this gives 86).
+    """
+    texts = []
+    for tool in request.tools:
+        compact = json.dumps(
+            json_format.MessageToDict(tool.function), ensure_ascii=False, separators=(",", ":")
+        )
+        texts.append(compact.translate(_BARE))
+    return texts
+
+
+_BARE = str.maketrans("", "", '"{}')
 
 
 def _request_index(request: tg.CompletionRequest) -> int:
