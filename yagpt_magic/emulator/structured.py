@@ -11,9 +11,12 @@ calls. The rule, the same everywhere:
   the schema's ``default``, its first ``examples`` entry, a value of its ``format``
   (date, date-time, email, uri, uuid), else ``"example"``; ``minLength``/``maxLength`` hold;
 - an ``enum`` (or ``const``) takes the first value the text mentions, else its first value;
-- booleans are the ``default`` or false; ``null`` is null;
-- objects get every property (required and optional), arrays ``minItems`` items (at
-  least one) unless the text supplies numbers or strings for them;
+- booleans are the ``default`` or false; ``null`` is null, and so is an optional
+  (``anyOf`` with null) whose ``default`` is null;
+- objects get every property (required and optional), filled scalars first, then arrays
+  and objects, each group by name (a protobuf Struct does not keep the schema's order on
+  the wire, so the order written in the schema cannot matter); arrays get ``minItems``
+  items (at least one) unless the text supplies numbers or strings for them;
 - ``$ref`` (``#/$defs/...`` as pydantic emits, or ``#/definitions/...``), ``allOf``,
   ``anyOf``/``oneOf`` (the first non-null branch) and type lists are followed.
 
@@ -91,6 +94,9 @@ class _Filler:
         for key in ("anyOf", "oneOf"):
             if key in schema:
                 branches = [self.resolve(b) for b in schema[key]]
+                nullable = any(b.get("type") == "null" for b in branches)
+                if nullable and "default" in schema and schema["default"] is None:
+                    return {"type": "null"}
                 usable = [b for b in branches if b.get("type") != "null"] or branches
                 rest = {k: v for k, v in schema.items() if k != key}
                 schema = {**rest, **usable[0]}
@@ -112,7 +118,8 @@ class _Filler:
             return None if kind == "null" else _EMPTY.get(kind, "")
         if kind == "object":
             props = schema.get("properties", {})
-            return {name: self.value(sub, depth + 1) for name, sub in props.items()}
+            filled = {name: self.value(props[name], depth + 1) for name in self.fill_order(props)}
+            return {name: filled[name] for name in props}
         if kind == "array":
             return self.array(schema, depth)
         if kind in ("integer", "number"):
@@ -122,6 +129,15 @@ class _Filler:
         if kind == "null":
             return None
         return self.string(schema)
+
+    def fill_order(self, props: Mapping[str, Any]) -> list[str]:
+        """Scalars before arrays and objects, each by name: a Struct loses the schema's order."""
+
+        def nested(name: str) -> bool:
+            sub = self.resolve(props[name])
+            return "enum" not in sub and sub.get("type", "object") in ("array", "object")
+
+        return sorted(props, key=lambda name: (nested(name), name))
 
     def array(self, schema: Mapping[str, Any], depth: int) -> list[Any]:
         items = self.resolve(schema.get("items", {}))
@@ -168,8 +184,8 @@ class _Filler:
     def string(self, schema: Mapping[str, Any]) -> str:
         text = next(self._strings, None)
         if text is None:
-            if "default" in schema:
-                text = str(schema["default"])
+            if isinstance(schema.get("default"), str):
+                text = schema["default"]
             elif schema.get("examples"):
                 text = str(schema["examples"][0])
             else:
