@@ -64,6 +64,7 @@ _SERVICE_IDS = (
     "searchapi",
 )
 
+
 @dataclass
 class RecordedRequest:
     """One call the emulator received, as a test wants to assert on it."""
@@ -96,6 +97,7 @@ class _Abort(Exception):
         super().__init__(details)
         self.code = code
         self.details = details
+
 
 # Methods the per-folder quota meters.
 _METERED = ("Completion", "AsyncCompletion")
