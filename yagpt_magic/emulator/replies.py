@@ -115,10 +115,15 @@ def reply_for(model_uri: str, messages: Sequence[tuple[str, str]]) -> str:
     opening = _opening(model_uri, messages, "Reply to message")
     earlier = max(len(messages) - 1, 0)
     has_system = any(role == "system" for role, _ in messages)
+    context = (
+        "- answer the message on its own: there is nothing earlier in the thread;"
+        if earlier == 0
+        else f"- answer the last message, using the {earlier} earlier message"
+        f"{'' if earlier == 1 else 's'} of the thread;"
+    )
     points = [
         "**What a real answer would do here:**",
-        f"- answer the last message, using the {earlier} earlier message"
-        f"{'' if earlier == 1 else 's'} of the thread;",
+        context,
         "- follow the system prompt;" if has_system else "- reply in the language of the question;",
         "- stream the answer in pieces, as this one was.",
     ]
