@@ -113,6 +113,7 @@ def test_model_version_and_usage_in_every_chunk(
 
 
 def _raw(emu: Emulator, version: str) -> list[Any]:
+    """The raw CompletionResponse messages (the SDK hides whether a field is set)."""
     from yandex.cloud.ai.foundation_models.v1.text_generation import (
         text_generation_service_pb2 as tg,
     )
@@ -122,10 +123,9 @@ def _raw(emu: Emulator, version: str) -> list[Any]:
 
     request = tg.CompletionRequest(model_uri=f"gpt://b1gtest/yandexgpt/{version}")
     request.messages.add(role="user", text="ping")
+    auth = (("authorization", f"Api-Key {emu.api_key}"),)
     with grpc.insecure_channel(emu.address) as channel:
-        stub = tg_grpc.TextGenerationServiceStub(channel)
-        return list(stub.Completion(request, metadata=(("authorization", "Api-Key " + (
-            emu.api_key or "")),)))
+        return list(tg_grpc.TextGenerationServiceStub(channel).Completion(request, metadata=auth))
 
 
 # -- 3. the model catalogue --------------------------------------------------------------
@@ -215,7 +215,7 @@ def test_quota_refuses_a_burst_with_the_real_wording(emulator: Emulator, sdk_for
     model = _model(sdk_for(emulator))
     model.run("warm up")  # discovery and channel out of the burst
     emulator.quota_rps = 5
-    barrier = threading.Barrier(12)
+    barrier = threading.Barrier(20)
 
     def one(i: int) -> str:
         barrier.wait()
@@ -226,10 +226,11 @@ def test_quota_refuses_a_burst_with_the_real_wording(emulator: Emulator, sdk_for
             return err.details() or ""
         return "ok"
 
-    with ThreadPoolExecutor(12) as pool:
-        outcomes = list(pool.map(one, range(12)))
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(one, range(20)))
     refused = [o for o in outcomes if o != "ok"]
-    assert 1 <= len(refused) <= 7
+    assert outcomes.count("ok") >= 5, "the bucket lets a second's worth through"
+    assert len(refused) >= 1, "a burst of 20 against 5 a second loses some"
     assert set(refused) == {
         "ai.textGenerationCompletionRequestsPerSecond.rate rate quota limit exceed: "
         "allowed 5 requests"
