@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -138,6 +142,58 @@ def test_a_fresh_client_picks_the_task_up_by_id_even_after_a_restart(
     result = task.wait(poll_interval=FAST)
     texts = [r["response"] for r in result.read()]
     assert texts == [_model(fresh).run(row).alternatives[0].text for row in ROWS[:3]]
+
+
+def test_another_process_fetches_the_results_by_task_id(
+    emulator: Emulator, sdk_for: SdkFor, tmp_path: Path
+) -> None:
+    """What ``%chat batch fetch ID`` will do after a kernel restart: only the id survives."""
+    sdk = sdk_for(emulator)
+    task = _model(sdk).batch.run_deferred(_upload(sdk, _jsonl(tmp_path / "p.jsonl", ROWS[:2])))
+    script = f"""
+import json, warnings
+warnings.simplefilter("ignore")
+from yandex_cloud_ml_sdk import YCloudML
+sdk = YCloudML(folder_id="b1gtest", auth={TEST_API_KEY!r}, endpoint={emulator.address!r},
+               verify=False)
+result = sdk.batch.get({task.id!r}).wait(poll_interval={FAST})
+print(json.dumps([r["response"] for r in result.read()]))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    expected = [_model(sdk).run(row).alternatives[0].text for row in ROWS[:2]]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_the_async_sdk_runs_the_same_flow(
+    emulator: Emulator, sdk_for: SdkFor, tmp_path: Path
+) -> None:
+    """``%%chat --map`` runs on the SDK's async API; the batch path must too."""
+    from yandex_cloud_ml_sdk import AsyncYCloudML
+
+    sdk = sdk_for(emulator)
+    path = _jsonl(tmp_path / "a.jsonl", ROWS[:3])
+
+    async def run() -> list[dict[str, Any]]:
+        client = AsyncYCloudML(
+            folder_id="b1gtest", auth=TEST_API_KEY, endpoint=emulator.address, verify=False
+        )
+        draft = client.datasets.draft_from_path(
+            path, task_type=REQUEST_TASK, upload_format="jsonlines"
+        )
+        dataset = await draft.upload(poll_interval=FAST)
+        model = client.models.completions("yandexgpt").configure(temperature=0.3)
+        task = await model.batch.run_deferred(dataset)
+        result = await task.wait(poll_interval=FAST)
+        return [record async for record in result.read()]
+
+    records = asyncio.run(run())
+    assert [r["response"] for r in records] == [
+        _model(sdk).run(row).alternatives[0].text for row in ROWS[:3]
+    ]
 
 
 def test_listing_tasks_and_datasets(emulator: Emulator, sdk_for: SdkFor, tmp_path: Path) -> None:

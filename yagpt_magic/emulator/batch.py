@@ -27,14 +27,20 @@ emulator's operation store follows the task (metadata ``task_status`` and counts
 as the emulator, so a new client (or process) picks a task up by id.
 
 A row over the context window fails alone: it is left out of the results and listed
-in ``errors.line_errors`` (line numbers from 1); if every row fails the task is FAILED
-with ``errors.status``. Cancel works on an IN_PROGRESS task only (as the SDK's own
+in ``errors.line_errors`` (its row number, from 1); if every row fails the task is
+FAILED with ``errors.status``. Cancel works on an IN_PROGRESS task only (as the SDK's own
 example notes of the real service); Delete on a finished one.
 
 Guessed (no recording): error wordings, 1-based line numbers, counts in the operation
 metadata (the recording shows the fields unset), step-per-poll timing. Not emulated:
 quotas, model availability for batch, per-batch errors, ``data_logging_enabled``,
 expiry. Writing results needs pyarrow (without it a task ends FAILED and says so).
+
+Every call is recorded in ``Emulator.requests`` and ``Emulator.fail(method=...)`` can
+fault it: ``BatchCompletion``, ``BatchDescribe``, ``BatchList``, ``BatchCancel``,
+``BatchDelete``, and ``Dataset`` + the DatasetService method (``DatasetCreate``,
+``DatasetGetUploadDraftUrl``, ``DatasetValidate``, ``DatasetGetDownloadUrls``...).
+``Emulator.batch`` (this class) holds the state; ``rows_per_batch`` sets the step size.
 """
 
 from __future__ import annotations

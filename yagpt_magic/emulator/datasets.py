@@ -136,7 +136,7 @@ class DatasetRecord:
 
     info: dataset_pb2.DatasetInfo
     draft_key: str
-    upload_size: int | None = None
+    #: Parts announced by StartMultipartUploadDraft (0: a single PUT).
     parts: int = 0
     rows: list[Row] = field(default_factory=list)
     #: Download keys (file names) in order, each mapped to its object key.
@@ -309,7 +309,7 @@ class DatasetServicer:
         self, request: ds.GetUploadDraftUrlRequest
     ) -> ds.GetUploadDraftUrlResponse:
         record = self._draft(request.dataset_id)
-        record.upload_size, record.parts = request.size_bytes, 0
+        record.parts = 0
         url = self.store.objects.presign("PUT", record.draft_key, size=request.size_bytes)
         return ds.GetUploadDraftUrlResponse(dataset_id=request.dataset_id, upload_url=url)
 
@@ -319,7 +319,7 @@ class DatasetServicer:
         record = self._draft(request.dataset_id)
         if request.parts < 1:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "parts must be at least 1")
-        record.upload_size, record.parts = request.size_bytes, request.parts
+        record.parts = request.parts
         urls = [
             self.store.objects.presign("PUT", f"{record.draft_key}.part{n}")
             for n in range(1, request.parts + 1)
@@ -377,7 +377,7 @@ class DatasetServicer:
         response = ds.ValidateDatasetResponse(
             dataset_id=info.dataset_id, is_valid=not errors, errors=errors
         )
-        return self.rpc_operation(metadata, response)
+        return self._finished_operation(metadata, response)
 
     def getdownloadurls(self, request: ds.GetDownloadUrlsRequest) -> ds.GetDownloadUrlsResponse:
         record = self.store.get(request.dataset_id)
@@ -421,10 +421,14 @@ class DatasetServicer:
             )
         return record
 
-    def rpc_operation(
+    def _finished_operation(
         self, metadata: ds.ValidateDatasetMetadata, response: ds.ValidateDatasetResponse
     ) -> operation_pb2.Operation:
-        """Register a finished operation for OperationService/Get; return it as started."""
+        """Register a finished operation for OperationService/Get; return it as started.
+
+        Done at the first poll (the real one took one more): the SDK's ``upload()``
+        sleeps ``poll_interval`` (60 s by default) between polls.
+        """
         started = operation_pb2.Operation(
             id=self.store.emu._next_operation_id(),
             description="Validate dataset (offline emulator)",

@@ -8,6 +8,8 @@ request goes through the SDK's own discovery, channels, interceptors and parsing
 - ``TokenizerService/TokenizeCompletion`` and ``Tokenize``,
 - ``TextGenerationAsyncService/Completion`` with ``OperationService/Get``,
 - ``IamTokenService/Create`` (so OAuth-style auth can be exercised too).
+- ``DatasetService``, ``TextGenerationBatchService`` and ``BatchInferenceService``
+  with presigned-URL storage, for ``sdk.datasets`` and ``model.batch`` (see batch.py).
 
 Replies are deterministic (:func:`reply_for`), token counts agree with the
 emulator's tokenizer (:func:`count_tokens`), the API key is checked, and faults,
