@@ -8,6 +8,8 @@ request goes through the SDK's own discovery, channels, interceptors and parsing
 - ``TokenizerService/TokenizeCompletion`` and ``Tokenize``,
 - ``TextGenerationAsyncService/Completion`` with ``OperationService/Get``,
 - ``IamTokenService/Create`` (so OAuth-style auth can be exercised too).
+- ``DatasetService``, ``TextGenerationBatchService`` and ``BatchInferenceService``
+  with presigned-URL storage, for ``sdk.datasets`` and ``model.batch`` (see batch.py).
 
 It behaves like the recorded real service (tests/real_traffic): token framing
 (:mod:`.tokenizer`), the model catalogue and its ``model_version`` dates and error
@@ -114,6 +116,9 @@ class Emulator:
         self._op_counter = 0
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
+        from .batch import BatchServices  # here, not at the top: batch builds on this module
+
+        self.batch = BatchServices(self)  # datasets, storage, batch tasks (batch.py)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -151,6 +156,7 @@ class Emulator:
             self._executor.shutdown(wait=False)
             raise OSError(f"emulator could not listen on {self.host}:{self.port}") from cause
         self.port = bound
+        self.batch.start(server)
         server.start()
         self._server = server
         return self
@@ -160,6 +166,7 @@ class Emulator:
         server, self._server = self._server, None
         if server is not None:
             server.stop(grace=0).wait()
+        self.batch.stop()
         if self._executor is not None:
             # Waiting leaves no thread behind (%unload_ext promises that); handlers see
             # their calls cancelled by the stop above and return within one step.
