@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 import time
 
 from yagpt_magic.emulator import Emulator
@@ -83,3 +87,44 @@ def test_a_request_that_fails_replaces_its_waiting_line(emulator: Emulator) -> N
     last = run.of_type("update_display_data")[-1]["content"]["data"]["text/plain"]
     assert last == "\n[Failed: nothing was added to the thread.]"
     assert "turns: []" in turns.text
+
+
+def test_terminal_ipython_shows_the_reply_as_it_streams(emulator: Emulator) -> None:
+    """In a terminal there is no output to update: the reply is written as it grows."""
+
+    emulator.chunk_delay = 0.05
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "IPython", "--simple-prompt", "--no-banner", "--colors=NoColor",
+         "--HistoryManager.enabled=False", "--TerminalInteractiveShell.confirm_exit=False"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **emulator_env(emulator)}, bufsize=0,
+    )
+    seen: list[tuple[float, str]] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1):
+            seen.append((time.monotonic(), chunk))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert proc.stdin is not None
+    # Two empty lines end a cell at the terminal's simple prompt.
+    proc.stdin.write("%load_ext yagpt_magic\n%%chat\nWhat is a monad?\n\n\nexit\n")
+    proc.stdin.flush()
+    proc.wait(timeout=60)
+    reader.join(timeout=5)
+    text = "".join(c for _, c in seen)
+    reply = emulator_reply(emulator)
+    assert reply in text
+    start = text.index(reply[:20])
+    times = [t for t, _ in seen]
+    # The first words were on screen well before the last ones arrived.
+    assert times[start + len(reply) - 1] - times[start] > 10 * emulator.chunk_delay
+
+
+def emulator_reply(emulator: Emulator) -> str:
+    from yagpt_magic.emulator import reply_for
+
+    request = emulator.completions[-1]
+    return reply_for(request.model_uri, request.messages)

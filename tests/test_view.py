@@ -25,8 +25,8 @@ class Screen:
         return self.shown[-1][0]["text/plain"]
 
 
-def display(screen: Screen, *, live: bool = True) -> ReplyDisplay:
-    return ReplyDisplay(screen, thread="default", settings=Settings(), live=live)
+def display(screen: Screen) -> ReplyDisplay:
+    return ReplyDisplay(screen, thread="default", settings=Settings())
 
 
 def answer(reply: str, *, status: str = "final", left_out: int = 0) -> Answer:
@@ -50,14 +50,16 @@ def test_waiting_then_text_then_final_with_metadata() -> None:
     assert metadata["yagpt_magic"]["turn"] == 3
 
 
-def test_a_terminal_sees_only_the_final_reply() -> None:
-    screen = Screen()
-    shown = display(screen, live=False)
+def test_a_terminal_sees_the_reply_grow_then_its_notices() -> None:
+    screen, printed = Screen(), []
+    shown = ReplyDisplay(screen, thread="default", settings=Settings(), echo=printed.append)
     shown.start(Fit(0, 0, 1, 0), 4096, waiting="Waiting…")
-    shown.update("partial")
-    assert screen.shown == []
-    shown.finish(answer("done"))
-    assert [data["text/plain"] for data, _ in screen.shown] == ["done"]
+    shown.update("Hel")
+    shown.update("Hello, wor")
+    assert printed == ["Hel", "lo, wor"]
+    shown.finish(answer("Hello, world", status="truncated"))
+    assert "".join(printed) == "Hello, world" + plain_notices(shown.view.notices()) + "\n"
+    assert screen.shown == []  # nothing published: the terminal already has it all
 
 
 def test_filtered_withdraws_what_streamed() -> None:

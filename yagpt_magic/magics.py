@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,12 @@ def _unquote(value: str | None) -> str | None:
     if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return value[1:-1]
     return value
+
+
+def _echo(text: str) -> None:
+    """Write a piece of a reply to a terminal at once."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _purge_credentials(config: Any) -> None:
@@ -276,9 +283,10 @@ class ChatMagics(Magics):
     def _ask(self, thread: str, text: str, options: RequestOptions) -> Answer:
         from .view import ReplyDisplay, ask_and_show
 
+        terminal = not hasattr(self.shell, "kernel")  # no outputs to update: print instead
         display = ReplyDisplay(
             self._publisher(), thread=thread, settings=self.session.settings,
-            live=hasattr(self.shell, "kernel"),
+            echo=_echo if terminal else None,
         )
         return ask_and_show(self.session, display, thread, text, options=options,
                             cell_id=self.cell_id())

@@ -137,34 +137,63 @@ class ReplyDisplay:
     """One reply on screen, from the request going out to its end.
 
     ``%%chat`` and the widget both use it; they differ only in ``show`` (a display
-    output updated in place, or a widget's Output). ``live`` off (a terminal) shows the
-    final reply only.
+    output updated in place, or a widget's Output). A terminal has no outputs to
+    update, so there ``echo`` writes the reply as it grows and then its notices.
     """
 
-    def __init__(self, show: Show, *, thread: str, settings: Settings, live: bool = True) -> None:
+    def __init__(
+        self,
+        show: Show,
+        *,
+        thread: str,
+        settings: Settings,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
         self.view = ReplyView(thread=thread, allow_html=settings.allow_html,
                               image_hosts=tuple(settings.image_hosts))
         self.shown = False
         self._show = show
-        self._live = live
+        self._echo = echo
+        self._echoed = ""
         self._throttle = Throttle()
 
-    def _publish(self) -> None:
+    def _publish(self, *, final: bool = False) -> None:
+        if self._echo is not None:
+            self._write(final=final)
+            return
         data, metadata = self.view._repr_mimebundle_()
         self._show(data, metadata)
         self.shown = True
 
+    def _write(self, *, final: bool) -> None:
+        """The terminal: only what is new since the last write (a stream is cumulative)."""
+        assert self._echo is not None
+        text = self.view.text
+        if text.startswith(self._echoed):
+            new = text[len(self._echoed):]
+        else:  # the text changed under us (withdrawn by the filter): start a new line
+            new = ("\n" if self._echoed else "") + text
+        if final:
+            new += plain_notices(self.view.notices()) + "\n"
+        if new:
+            self._echo(new)
+            self.shown = True
+        self._echoed = text
+
     def start(self, fit: Fit, window: int, *, waiting: str = "") -> None:
         """The request goes out: say so at once, so a slow start never looks like a hang."""
         self.view.left_out, self.view.window = fit.left_out, window
-        if waiting and self._live:
+        if waiting and self._echo is None:
             self.view.waiting = waiting
             self._publish()
 
     def update(self, text: str) -> None:
         """More of the reply arrived; shown at most as often as ``Throttle`` allows."""
         self.view.text = text
-        if not self._live or not self._throttle.due():
+        if self._echo is not None:
+            self._publish()
+            return
+        if not self._throttle.due():
             return
         started = time.monotonic()
         self._publish()
@@ -173,13 +202,13 @@ class ReplyDisplay:
     def finish(self, answer: Answer) -> None:
         self.view.waiting = ""
         self.view.finish(answer)
-        self._publish()
+        self._publish(final=True)
 
     def interrupt(self) -> None:
         """Stopped by the user: what streamed stays visible, marked as not kept."""
         self.view.interrupted, self.view.waiting = True, ""
         if self.shown or self.view.text:
-            self._publish()
+            self._publish(final=True)
 
     def fail(self, err: ChatError) -> None:
         """The request failed: an output already shown says nothing was kept."""
@@ -193,7 +222,7 @@ class ReplyDisplay:
         else:
             self.view.failed = True
         self.view.waiting = ""
-        self._publish()
+        self._publish(final=True)
 
 
 def ask_and_show(
