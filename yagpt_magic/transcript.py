@@ -7,9 +7,10 @@ one of four formats, chosen by the file's extension:
     A valid nbformat 4 notebook that is itself runnable: a Markdown cell with each
     thread's settings (also under the cell's ``yagpt_magic`` metadata, exactly), then
     one ``%%chat -t NAME`` cell per turn whose body is the user message and whose
-    output is the reply (``text/plain`` exactly the reply, ``text/markdown`` rendered
-    safely) with the turn's metadata under ``yagpt_magic``. Notebooks executed live
-    (by Jupyter or nbclient) are read too: every ``%%chat`` cell with reply metadata.
+    output is the reply (``text/plain`` exactly the reply, ``text/html`` rendered and
+    sanitized) with the turn's metadata under ``yagpt_magic``. Notebooks executed live
+    (by Jupyter or nbclient) are read too: every ``%%chat`` cell with reply metadata;
+    readers take ``text/plain`` only, so older files with ``text/markdown`` still load.
 ``.md``
     Readable Markdown: one heading per turn, the user message and reply in fenced
     blocks longer than any backtick run inside them, and the metadata as JSON in an
@@ -542,13 +543,13 @@ def _cell_id(wanted: str | None, fallback: str, used: set[str]) -> str:
 
 
 def _reply_output(thread: str, index: int, turn: Turn) -> dict[str, Any]:
-    from .render import safe_markdown
+    from .render import reply_bundle
 
     record = turn_record(thread, index, turn, texts=False)
     record["transcript"] = VERSION  # text/plain is exactly the reply, the cell body the message
     return {
         "output_type": "display_data",
-        "data": {"text/plain": turn.reply, "text/markdown": safe_markdown(turn.reply)},
+        "data": reply_bundle(turn.reply),
         "metadata": {KEY: record},
     }
 

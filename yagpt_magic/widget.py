@@ -21,9 +21,9 @@ Why it is built the way it is:
   last child of the history is an empty "tail" box, and a new turn is added with
   ``tail.children = (turn, new_tail)``. A full rebuild (reset, load) lays the turns
   out flat again. Re-running a cell updates that turn's Outputs only.
-- Replies are Markdown rendered by Jupyter itself from ``render.safe_markdown``
-  (through ``ReplyView``), so raw HTML, script links and remote images in a reply
-  stay inert (SPEC 10); user messages are shown as plain text.
+- Replies are HTML that ``render.reply_html`` rendered and sanitized (through
+  ``ReplyView``), so raw HTML, script links and remote images in a reply stay inert
+  whichever front end shows them (SPEC 10); user messages are shown as plain text.
 
 Key controls carry CSS classes (``yagpt-chat``, ``yagpt-history``, ``yagpt-turn``,
 ``yagpt-user``, ``yagpt-reply``, ``yagpt-live``, ``yagpt-stale``, ``yagpt-input``,
