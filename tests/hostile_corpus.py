@@ -23,6 +23,7 @@ The corpus is built from
 from __future__ import annotations
 
 import random
+import re
 
 #: A reply's vectors use these placeholders: {P} is a statement reporting that script
 #: ran, {L} a URL on the attacker's server.
@@ -335,3 +336,14 @@ def corpus(leak_base: str = "http://127.0.0.1:9") -> list[str]:
         .replace("{H}", f"{host}/n{n}")
         for n, t in enumerate(templates)
     ]
+
+
+# The unsafe control shows many replies in one Markdown output, so it keeps to the
+# Markdown forms: raw HTML can swallow what follows (an unclosed <iframe or <script),
+# and Jupyter pairs math delimiters across replies.
+_NOT_IN_CONTROL = re.compile(r"<[A-Za-z!?/]|\$|\\\\[(\[]|\\begin")
+
+
+def control(reply: str) -> bool:
+    """Whether the unsafe control may show ``reply`` among others in one Markdown output."""
+    return _NOT_IN_CONTROL.search(reply) is None

@@ -44,11 +44,11 @@ IMAGE_MARK = "\N{FRAME WITH PICTURE} "
 REL = "noopener noreferrer nofollow"
 
 #: TeX control words that make MathJax emit links, attributes, styles or fetches (the
-#: html, unicode, bbox, enclose and require packages, \mmlToken), and \csname, which
-#: could spell any of them.
+#: html, unicode, bbox, enclose and require packages, \mmlToken, \ref's links), and
+#: \csname, which could spell any of them.
 _TEX_DANGER = re.compile(
     r"\\(?:href|url|unicode|class|style|cssId|data|html|require|mmlToken|bbox"
-    r"|enclose|csname)"
+    r"|enclose|csname|(?:eq)?ref(?![A-Za-z]))"
 )
 
 _MARKDOWN_TAGS = {
