@@ -209,7 +209,7 @@ def test_images_become_links_unless_their_host_is_named() -> None:
     reply = "![chart](https://img.example/c.png)"
     assert reply_html(reply) == (
         '<div class="yagpt-rendered"><p><a href="https://img.example/c.png" '
-        'rel="noopener noreferrer nofollow">\N{FRAME WITH PICTURE} chart</a> '
+        'rel="noopener noreferrer nofollow">image: chart</a> '
         "<code>https://img.example/c.png</code></p>\n</div>"
     )
     assert '<img src="https://img.example/c.png" alt="chart">' in reply_html(

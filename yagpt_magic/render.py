@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # the libraries are imported lazily so `%load_ext` stays fast
 
 __all__ = ["inline_html", "reply_bundle", "reply_html", "text_html"]
 
-IMAGE_MARK = "\N{FRAME WITH PICTURE} "
+IMAGE_MARK = "image: "  # an emoji would need a font the page may not have
 REL = "noopener noreferrer nofollow"
 
 #: TeX control words that make MathJax emit links, attributes, styles or fetches (the
@@ -269,7 +269,11 @@ def _code_css() -> str:
         f"{{color:var(--jp-mirror-editor-{colour}-color)}}"
         for colour, names in groups.items()
     )
-    return f"<style>{rules}{scope} :is(.c,.c1,.cm,.cs){{font-style:italic}}</style>"
+    return (
+        f"<style>{rules}{scope} :is(.c,.ch,.cm,.c1,.cs){{font-style:italic}}"
+        ".yagpt-rendered pre.highlight{background:var(--jp-cell-editor-background);"
+        "padding:6px 8px}</style>"
+    )
 
 
 # --- sanitizing -------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from .jupyter import (
     KINDS,
     JupyterServer,
     ServerFactory,
+    append_and_run,
     cell_output_locator,
     create_notebook,
     open_notebook,
@@ -220,3 +221,85 @@ def test_control_trips_the_detectors(
     # Issue 13's image: marked fetches it (the corpus writes it with an &#104; entity).
     assert any("/leak.png?q=SECRET-CONVERSATION" in path for path in attacker.paths)
     print(f"control ({kind}): {len(problems)} live elements, {len(attacker.paths)} fetches")
+
+
+BENIGN = r"""# A benign reply
+
+Some *emphasis*, **strong**, ~~gone~~ and `inline code`; see www.example.org.
+
+Inline math $E = mc^2$ and $\frac{a}{b} < 1$, and on its own:
+
+$$
+\int_0^1 x^2\,dx = \frac{1}{3}
+$$
+
+\begin{align} a &= b + c \end{align}
+
+```python
+def greet(name: str) -> str:
+    # say hello
+    return f"Hello, {name}!" * 42
+```
+
+| Planet | Moons |
+|:-------|------:|
+| Earth  | 1 |
+| Mars   | 2 |
+
+1. first
+2. second
+   - nested
+
+> A quote with a [link](https://example.com "Example").
+
+![a chart](https://img.example/chart.png)
+
+END-OF-BENIGN"""
+
+# Runs in the page: the colour a keyword gets, and the colour the theme means for one.
+KEYWORD_COLOURS = """
+(output) => {
+  const keyword = output.querySelector('.highlight .k');
+  const probe = document.createElement('span');
+  probe.style.color = 'var(--jp-mirror-editor-keyword-color)';
+  output.appendChild(probe);
+  const wanted = getComputedStyle(probe).color;
+  probe.remove();
+  return [keyword ? getComputedStyle(keyword).color : null, wanted,
+          getComputedStyle(output).color];
+}
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_benign_reply_renders_well(
+    kind: str,
+    jupyter_server_factory: ServerFactory,
+    chat_env: dict[str, str],
+    emu: Any,
+    page: Page,
+) -> None:
+    """Through %%chat: math typeset by Jupyter's MathJax, code coloured, tables, lists."""
+    server = jupyter_server_factory(kind, chat_env)
+    name = create_notebook(server, f"benign-{kind}.ipynb", ["%load_ext yagpt_magic"])
+    open_notebook(page, server, name)
+    emu.reply_with(BENIGN)
+    run_all(page)
+    wait_for_output(page, 0, "", timeout=30)
+    index = append_and_run(page, "%%chat\nShow me what you can render.")
+    output = wait_for_output(page, index, "END-OF-BENIGN")
+    wait_for_typesetting(page)
+
+    rendered = output.locator(".jp-RenderedHTMLCommon")
+    assert output.locator("mjx-container").count() == 4  # two inline, $$, align
+    assert "$" not in output.inner_text().replace("$$", "")  # no math left untypeset
+    keyword, wanted, text = output.evaluate(KEYWORD_COLOURS)
+    assert keyword == wanted != text
+    assert rendered.locator("table th").count() == 2 and rendered.locator("ol > li").count() == 2
+    link = rendered.locator("a[href='https://example.com']")
+    # Jupyter replaces the rel we write ("noopener noreferrer nofollow") by its own.
+    assert "noopener" in (link.get_attribute("rel") or "").split()
+    assert rendered.locator("a[href='https://img.example/chart.png']").count() == 1
+    assert rendered.locator("img").count() == 0
+    output.scroll_into_view_if_needed()
+    output.screenshot(path=ARTIFACTS_DIR / f"benign-{kind}.png")
