@@ -231,17 +231,24 @@ def _highlight(code: str, lang: str, attrs: str) -> str:
     """A fenced block, highlighted by Pygments if it names a language Pygments knows."""
     from pygments import highlight  # type: ignore[import-untyped]
     from pygments.formatters import HtmlFormatter  # type: ignore[import-untyped]
-    from pygments.lexers import get_lexer_by_name  # type: ignore[import-untyped]
-    from pygments.util import ClassNotFound  # type: ignore[import-untyped]
 
-    try:
-        lexer = get_lexer_by_name(lang) if lang else None
-    except ClassNotFound:
-        lexer = None
+    lexer = _lexer(lang)
     if lexer is None:
         return f"<pre><code>{html.escape(code, quote=False)}</code></pre>"
     spans = highlight(code, lexer, HtmlFormatter(nowrap=True))
     return f'<pre class="highlight"><code>{spans}</code></pre>'
+
+
+@lru_cache(maxsize=64)
+def _lexer(lang: str) -> Any:
+    """Pygments' lexer for a fence's language name (finding one costs more than using it)."""
+    from pygments.lexers import get_lexer_by_name  # type: ignore[import-untyped]
+    from pygments.util import ClassNotFound  # type: ignore[import-untyped]
+
+    try:
+        return get_lexer_by_name(lang) if lang else None
+    except ClassNotFound:
+        return None
 
 
 @lru_cache(maxsize=1)
