@@ -271,6 +271,7 @@ MATH = [
     "$\\texttip{\\href{javascript:{P}}{x}}{tip}$",
     "$\\toggle{\\href{javascript:{P}}{a}}{b}\\endtoggle$",
     "$\\eqref{x}\\ref{y}$",
+    "$\\setOptions[tex]{tagSide=left}\\href{javascript:{P}}{x}$",
 ]
 REPLIES_FROM_ISSUE_13 = [
     "[click me](<&#106;avascript:({P})//<>)",

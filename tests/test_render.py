@@ -306,6 +306,7 @@ MARKUP_ALPHABET = st.sampled_from(
 def test_any_markup_renders_to_allowlisted_html(text: str) -> None:
     assert problems(reply_html(text)) == []
     assert problems(reply_html(text, allow_html=True), allow_html=True) == []
+    assert problems(inline_html(text)) == problems(text_html(text)) == []
 
 
 @settings(max_examples=300, deadline=None)

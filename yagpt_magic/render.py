@@ -44,11 +44,11 @@ IMAGE_MARK = "image: "  # an emoji would need a font the page may not have
 REL = "noopener noreferrer nofollow"
 
 #: TeX control words that make MathJax emit links, attributes, styles or fetches (the
-#: html, unicode, bbox, enclose and require packages, \mmlToken, \ref's links), and
-#: \csname, which could spell any of them.
+#: html, unicode, bbox, enclose and require packages, \mmlToken, \ref's links), that
+#: change its options (\setOptions), or that could spell any of them (\csname).
 _TEX_DANGER = re.compile(
     r"\\(?:href|url|unicode|class|style|cssId|data|html|require|mmlToken|bbox"
-    r"|enclose|csname|(?:eq)?ref(?![A-Za-z]))"
+    r"|enclose|setOptions|csname|(?:eq)?ref(?![A-Za-z]))"
 )
 
 _MARKDOWN_TAGS = {
