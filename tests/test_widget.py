@@ -14,7 +14,7 @@ from IPython.utils.capture import capture_output
 from ipywidgets.widgets.widget import _instances
 
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.render import safe_markdown
+from yagpt_magic.render import reply_html
 from yagpt_magic.widget import ChatWidget
 
 from .commcount import counting_comms
@@ -48,7 +48,7 @@ def shown_turns(w: ChatWidget) -> list[dict[str, Any]]:
                 found.append({
                     "user": user.outputs[0]["data"]["text/plain"],
                     "reply": data.get("text/plain", ""),
-                    "markdown": data.get("text/markdown", ""),
+                    "html": data.get("text/html", ""),
                     "classes": set(child._dom_classes) | set(reply._dom_classes),
                 })
             elif isinstance(child, widgets.Box):
@@ -100,7 +100,7 @@ def test_send_adds_a_turn_shared_with_chat_cells(
     (turn,) = shown_turns(widget)
     assert turn["user"] == "Name three **rivers**"  # user text is inert, shown as typed
     assert turn["reply"] == reply
-    assert turn["markdown"] == safe_markdown(reply)
+    assert turn["html"] == reply_html(reply)
     assert "yagpt-live" not in turn["classes"]
     usage = thread.turns[0].usage
     assert f"last turn: {usage.total_tokens} tokens" in widget.usage_line.value
@@ -119,8 +119,8 @@ def test_reply_html_is_shown_inert(widget: ChatWidget, emulator: Emulator) -> No
     emulator.reply_with('Hi <img src=x onerror="alert(1)"> ![t](https://evil.example/?q=1)')
     send_and_wait(widget, "hello")
     (turn,) = shown_turns(widget)
-    assert turn["markdown"] == safe_markdown(turn["reply"])
-    assert "<img" not in turn["markdown"]
+    assert turn["html"] == reply_html(turn["reply"])
+    assert "<img" not in turn["html"]
 
 
 def test_model_and_temperature_controls_apply_to_the_request(

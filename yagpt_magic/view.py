@@ -1,11 +1,12 @@
 """How a reply is shown: ``ReplyDisplay`` from request to end, for ``%%chat`` and the widget.
 
 The reply text itself is stored untouched; only what is displayed goes through
-``render.safe_markdown`` (SPEC 10), so a reply can never run script in the page.
+``render.reply_html`` (SPEC 10), so a reply can never run script in the page.
 """
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -115,19 +116,19 @@ class ReplyView:
     def _repr_mimebundle_(
         self, include: Any = None, exclude: Any = None
     ) -> tuple[dict[str, str], dict[str, Any]]:
-        from .render import safe_markdown
+        from .render import reply_html
 
-        body = safe_markdown(self.text, allow_html=self.allow_html, image_hosts=self.image_hosts)
+        body = reply_html(self.text, allow_html=self.allow_html, image_hosts=self.image_hosts)
         plain = self.text
         if self.waiting and not self.text:
-            body, plain = f"*{self.waiting}*", self.waiting
+            body, plain = f"<p><em>{html.escape(self.waiting)}</em></p>", self.waiting
         notes = self.notices()
-        markdown = body + "".join(f"\n\n*⚠ {note.text}*" for note in notes)
+        body += "".join(f"<p><em>⚠ {html.escape(note.text)}</em></p>" for note in notes)
         plain += plain_notices(notes)
         metadata = {}
         if self.metadata:
             metadata = {"yagpt_magic": {**self.metadata, "notices": [asdict(n) for n in notes]}}
-        return {"text/plain": plain, "text/markdown": markdown}, metadata
+        return {"text/plain": plain, "text/html": body}, metadata
 
 
 Show = Callable[[dict[str, str], dict[str, Any]], None]
@@ -265,13 +266,20 @@ def inert_markdown(text: str) -> str:
 
 @dataclass
 class Table:
-    """A small table for ``%chat`` commands: aligned text, and a Markdown table."""
+    """A small table for ``%chat`` commands: aligned text, and an HTML table.
+
+    Cells of the ``inline`` columns are reply or message text, shown as inline
+    Markdown (sanitized); every other cell is shown as it reads.
+    """
 
     headers: Sequence[str]
     rows: Sequence[Sequence[Any]]
     title: str = ""
+    inline: Sequence[str] = ()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from .render import inline_html, text_html
+
         cells = [[str(c) for c in row] for row in self.rows]
         widths = [
             max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(self.headers)
@@ -279,11 +287,15 @@ class Table:
         lines = [self.title] if self.title else []
         lines.append("  ".join(h.ljust(w) for h, w in zip(self.headers, widths)).rstrip())
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-        md = [f"**{inert_markdown(self.title)}**", ""] if self.title else []
-        md.append("| " + " | ".join(inert_markdown(h) for h in self.headers) + " |")
-        md.append("|" + "---|" * len(self.headers))
-        md += ["| " + " | ".join(inert_markdown(c) for c in row) + " |" for row in cells]
-        return {"text/plain": "\n".join(lines), "text/markdown": "\n".join(md)}
+        shown = [inline_html if h in self.inline else text_html for h in self.headers]
+        title = f"<p><strong>{text_html(self.title)}</strong></p>" if self.title else ""
+        head = "".join(f"<th>{text_html(h)}</th>" for h in self.headers)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{show(c)}</td>" for show, c in zip(shown, row)) + "</tr>"
+            for row in cells
+        )
+        table = f"{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return {"text/plain": "\n".join(lines), "text/html": table}
 
     def __repr__(self) -> str:
         return self._repr_mimebundle_()["text/plain"]

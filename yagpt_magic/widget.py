@@ -22,9 +22,9 @@ Why it is built the way it is:
   ``tail.children = (turn, new_tail)``. A full rebuild (reset, load) lays the turns
   out flat again. Re-running a cell updates that turn's Outputs only.
 - A reply streams through ``view.ReplyDisplay``, the same object ``%%chat`` uses, into
-  the pending turn's Output; replies are rendered through the one safe path
-  (``ReplyView``), so raw HTML, script links and remote images in a reply stay inert
-  (SPEC 10); user messages are shown as plain text.
+  the pending turn's Output. Replies are HTML that ``render.reply_html`` rendered and
+  sanitized (through ``ReplyView``), so raw HTML, script links and remote images in a
+  reply stay inert whichever front end shows them (SPEC 10); user messages are plain text.
 - The widget knows only the session: it reads ``session.settings`` and calls
   ``session.ask``; it never reaches the magics.
 

@@ -7,8 +7,11 @@ kernel because kernels inherit the server's environment.
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -157,3 +160,48 @@ def emu(chat_emulator: Emulator) -> Emulator:
 def chat_env(chat_emulator: Emulator) -> dict[str, str]:
     """Server env whose kernels talk to `chat_emulator`; one env, so servers are shared."""
     return emulator_env(chat_emulator)
+
+
+@dataclass
+class Attacker:
+    """A loopback HTTP server that counts what the page asks of it."""
+
+    port: int
+    paths: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def hits(self, tag: str) -> list[str]:
+        """Requests that carry `tag`, i.e. came from the reply rendered under that tag."""
+        return [path for path in self.paths if f"tag={tag}" in path]
+
+
+@pytest.fixture(scope="session")
+def attacker() -> Iterator[Attacker]:
+    """The attacker's server; it answers every GET with a 1x1 GIF and remembers the path."""
+    paths: list[str] = []
+    gif = bytes.fromhex(
+        "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            paths.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/gif")
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Content-Length", str(len(gif)))
+            self.end_headers()
+            self.wfile.write(gif)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Attacker(server.server_address[1], paths)
+    server.shutdown()
+    server.server_close()

