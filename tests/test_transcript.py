@@ -494,8 +494,9 @@ def test_restore_without_a_notebook_path_says_how(shell: Any, monkeypatch: Any) 
     assert "%chat restore PATH.ipynb" in fails(shell, "%chat restore")
 
 
-def test_record_needs_jsonl_and_live_ends_modes(shell: Any, tmp_path: Path) -> None:
-    assert "use a .jsonl path" in fails(shell, f"%chat record {tmp_path}/r.json")
+def test_record_needs_a_transcript_type_and_live_ends_modes(shell: Any, tmp_path: Path) -> None:
+    # Was: .json refused ("use a .jsonl path"); record now writes every format (issue 14).
+    assert "unknown transcript type '.txt'" in fails(shell, f"%chat record {tmp_path}/r.txt")
     session = magics_of(shell).session
     shell.run_line_magic("chat", f"record {tmp_path}/r.jsonl")
     assert session.recorder is not None
@@ -534,3 +535,41 @@ def test_a_saved_notebook_sets_a_multiline_system_prompt_exactly(
     assert thread.system_prompt == system
     assert thread.turns[0].sha256 == messages_sha256(
         [{"role": r, "text": t} for r, t in first_request])
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_record_keeps_every_format_in_step_turn_by_turn(
+    shell: Any, tmp_path: Path, suffix: str
+) -> None:
+    path = tmp_path / f"rec{suffix}"
+    shell.run_line_magic("chat", f"record {path}")
+    for n, question in enumerate(["What is a monad?", "And a functor?", "Thanks"], start=1):
+        chat(shell, question)
+        on_disk = load_threads(path)["default"]
+        assert [t.user for t in on_disk.turns][-1] == question and len(on_disk.turns) == n
+        assert list(tmp_path.iterdir()) == [path]  # no temporary file left beside it
+    shell.run_line_magic("chat", "undo")
+    assert len(load_threads(path)["default"].turns) == 2
+    assert load_threads(path)["default"].turns == magics_of(shell).session.thread().turns
+
+
+def test_a_failed_recording_write_says_the_turn_was_kept(
+    shell: Any, tmp_path: Path, capsys: Any
+) -> None:
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    path = folder / "rec.ipynb"
+    shell.run_line_magic("chat", f"record {path}")
+    chat(shell, "first")
+    heard: list[Any] = []
+    magics_of(shell).session.subscribe(heard.append)
+    before = path.read_bytes()
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)  # the next write cannot happen
+    message = fails(shell, "%%chat\nsecond")
+    assert "was added to thread 'default' as turn 1, but recording it failed" in message
+    assert "cannot write the recording" in message
+    assert [t.user for t in magics_of(shell).session.thread().turns] == ["first", "second"]
+    assert [e.index for e in heard] == [1]  # listeners (the widget) heard the commit
+    assert "second" in capsys.readouterr().out  # the reply was shown as kept
+    assert (moved / "rec.ipynb").read_bytes() == before  # the old file is whole

@@ -13,6 +13,7 @@ import html
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 
 class ChatError(Exception):
@@ -49,6 +50,17 @@ class Interrupted(ChatError):
 
 class TranscriptError(ChatError):
     """A transcript file could not be read or written; no thread was changed."""
+
+
+class RecordingFailed(ChatError):
+    """The turn was committed, but writing it to the recording failed.
+
+    It carries the ``answer`` so the reply is still shown as the committed turn it is.
+    """
+
+    def __init__(self, message: str, answer: Any) -> None:
+        super().__init__(message)
+        self.answer = answer
 
 
 class ReplayMiss(ChatError):

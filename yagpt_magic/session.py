@@ -29,7 +29,14 @@ from .conversation import (
     fit_to_window,
     message_bound,
 )
-from .errors import ChatError, ContentFiltered, ContextTooLong, TranscriptError, UsageProblem
+from .errors import (
+    ChatError,
+    ContentFiltered,
+    ContextTooLong,
+    RecordingFailed,
+    TranscriptError,
+    UsageProblem,
+)
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -427,7 +434,15 @@ class ChatSession:
         )
         with self._lock:
             index = thread.commit(turn, slot)
-        if self.recorder is not None:
-            self.recorder.append(thread, index)
         self.notify(ThreadEvent(thread.name, EventKind.COMMIT, index))
-        return Answer(thread.name, index, turn, fit, context_window, slot is not None, messages)
+        answer = Answer(thread.name, index, turn, fit, context_window, slot is not None, messages)
+        if self.recorder is not None:
+            try:
+                self.recorder.append(thread, index)
+            except TranscriptError as err:
+                raise RecordingFailed(
+                    f"The reply was added to thread {thread.name!r} as turn {index}, but "
+                    f"recording it failed: {err} Fix that and run %chat record again.",
+                    answer,
+                ) from None
+        return answer

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import ChatError, ContentFiltered, Interrupted
+from .errors import ChatError, ContentFiltered, Interrupted, RecordingFailed
 from .session import Answer, turn_metadata
 
 if TYPE_CHECKING:
@@ -249,6 +249,9 @@ def ask_and_show(
         raise Interrupted(
             f"Interrupted: the partial reply was not added to thread {thread!r}."
         ) from None
+    except RecordingFailed as err:  # the turn is in the thread: show it as such, then fail
+        display.finish(err.answer)
+        raise
     except ChatError as err:
         display.fail(err)
         raise

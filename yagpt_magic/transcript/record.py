@@ -1,4 +1,11 @@
-"""``%chat record``: every committed turn written to a transcript as it completes."""
+"""``%chat record``: every committed turn written to a transcript as it completes.
+
+Any format ``%chat save`` writes can be recorded. Each change (a turn, an undo, a
+reset, a system prompt, a load) replaces the file atomically (a temporary file
+renamed over it), so a crash leaves the file as it was before that change or after
+it, never half-written. ``.jsonl`` grows by one event per change; the other formats
+hold every thread as it is now.
+"""
 
 from __future__ import annotations
 
@@ -11,65 +18,84 @@ from ..conversation import Thread
 from ..errors import TranscriptError
 from ..session import EventKind, ThreadEvent, now_iso
 from . import jsonl
-from .files import Source, read_text
+from .files import Source, is_transcript, read_text, suffix_of, write_atomically
 
 if TYPE_CHECKING:
     from ..session import ChatSession
 
 
 class Recorder:
-    """Appends each committed turn (and undo/reset/system/load) as a line of JSON Lines.
-
-    Each write opens the file in append mode and adds one line, so recording costs
-    O(turn) however long the file is, and a crash loses at most the line being written.
-    """
+    """Keeps ``path`` in step with the session's threads from now on."""
 
     def __init__(self, path: str | os.PathLike[str], session: ChatSession, *,
                  append: bool = False) -> None:
-        self.path = Path(path)
-        if self.path.suffix.lower() != ".jsonl":
-            raise TranscriptError(
-                f"{self.path}: %chat record writes JSON Lines; use a .jsonl path "
-                "(%chat save converts it to .ipynb, .md or .json afterwards)."
-            )
-        self._lock = threading.Lock()
-        if append and self.path.exists():
-            # Refuse to append to anything that isn't a whole recording.
-            jsonl.parse(Source(self.path), read_text(self.path))
-            lines = []
-        else:
-            lines = [jsonl.header(started=now_iso())]
-        # What the threads hold already, so the recording documents every later turn's context.
-        for thread in session.threads.values():
-            lines += [jsonl.event(thread, i, snapshot=True) for i in range(len(thread.turns))]
-            if thread.system_prompt and not thread.turns:
-                lines.append(jsonl.event(thread))
-        self._write("".join(lines), "a" if append else "w")
-        self._unsubscribe = session.subscribe(self._heard)
+        self.path = Path(path).expanduser()
+        self._suffix = suffix_of(self.path)
         self._session = session
+        self._lock = threading.Lock()
+        exists = self.path.exists()
+        if append and self._suffix != ".jsonl":
+            raise TranscriptError(
+                f"{self.path}: --append continues a .jsonl recording; a {self._suffix} "
+                "recording always holds every thread as it is now. Leave out --append."
+            )
+        if exists and not append and not is_transcript(self.path):
+            raise TranscriptError(
+                f"{self.path}: exists and is not a yagpt-magic transcript; choose another "
+                "name, so that recording never overwrites your own file."
+            )
+        self._lines: list[str] = []
+        if self._suffix == ".jsonl":
+            if append and exists:
+                # Refuse to append to anything that isn't a whole recording.
+                text = read_text(self.path)
+                jsonl.parse(Source(self.path), text)
+                self._lines = [text]
+            else:
+                self._lines = [jsonl.header(started=now_iso())]
+            # What the threads hold already, so the file documents every later turn's context.
+            for thread in session.threads.values():
+                self._lines += [jsonl.event(thread, i, snapshot=True)
+                                for i in range(len(thread.turns))]
+                if thread.system_prompt and not thread.turns:
+                    self._lines.append(jsonl.event(thread))
+        self._write()
+        self._unsubscribe = session.subscribe(self._heard)
 
-    def _write(self, text: str, mode: str = "a") -> None:
+    def _write(self, *lines: str) -> None:
+        """Replace the file with what it should now hold, atomically."""
+        from . import dumps
+
         with self._lock:
+            if self._suffix == ".jsonl":
+                text = "".join([*self._lines, *lines])
+            else:
+                session = self._session
+                threads = session.copies([t for t in session.threads.values()
+                                          if t.turns or t.system_prompt])
+                text = dumps(threads, self._suffix)
             try:
-                with open(self.path, mode, encoding="utf-8", newline="") as file:
-                    file.write(text)
+                write_atomically(self.path, text)
             except OSError as err:
                 raise TranscriptError(
-                    f"{self.path}: cannot write the recording ({err.strerror}); the turn is "
-                    "kept in the thread. Fix the path and run %chat record again."
+                    f"{self.path}: cannot write the recording ({err.strerror}); the file "
+                    "is as it was before this change."
                 ) from None
+            if lines:
+                self._lines = [text]
 
     def append(self, thread: Thread, index: int) -> None:
+        """A turn was committed: write it now (errors reach the cell that made it)."""
         self._write(jsonl.event(thread, index))
 
     def _heard(self, event: ThreadEvent) -> None:
         if event.kind is EventKind.COMMIT:
-            return  # already written by append()
+            return  # written by append(), whose error the turn's cell reports
         thread = self._session.threads.get(event.thread)
         if thread is None:
             return
         if event.kind is EventKind.LOAD:
-            self._write("".join(jsonl.snapshot(thread)))
+            self._write(*jsonl.snapshot(thread))
         else:
             self._write(jsonl.event(thread))
 
