@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from yagpt_magic.emulator import (
     MESSAGE_OVERHEAD,
+    REQUEST_FRAMING,
     Emulator,
     count_tokens,
     reply_for,
@@ -62,12 +63,14 @@ def test_tokens_cover_the_text_and_cost_at_most_a_byte_each(text: str) -> None:
     assert "".join(tokens) == text
     assert all(tokens)
     assert len(tokens) <= len(text.encode("utf-8"))
-    assert count_tokens([("user", text)]) <= len(text.encode("utf-8")) + MESSAGE_OVERHEAD
+    assert count_tokens([("user", text)]) <= (
+        len(text.encode("utf-8")) + MESSAGE_OVERHEAD + REQUEST_FRAMING)
 
 
 @given(st.lists(st.tuples(st.sampled_from(["system", "user", "assistant"]), st.text())))
 def test_count_is_additive_over_messages(messages: list[tuple[str, str]]) -> None:
-    assert count_tokens(messages) == sum(count_tokens([m]) for m in messages)
+    framed = sum(count_tokens([m]) - REQUEST_FRAMING for m in messages)
+    assert count_tokens(messages) == REQUEST_FRAMING + framed
 
 
 def test_tokenizer_is_about_four_characters_per_token() -> None:
@@ -144,7 +147,7 @@ def test_tokenize_agrees_with_usage(emulator: Emulator, sdk_for: SdkFor) -> None
     tokens = model.tokenize(MESSAGES)
 
     assert len(tokens) == count_tokens(PAIRS) == model.run(MESSAGES).usage.input_text_tokens
-    assert sum(t.special for t in tokens) == MESSAGE_OVERHEAD * len(MESSAGES)
+    assert sum(t.special for t in tokens) == MESSAGE_OVERHEAD * len(MESSAGES) + REQUEST_FRAMING
     assert emulator.tokenize_calls == 1
     assert len(emulator.completions) == 1
 

@@ -7,7 +7,9 @@ standalone with ``python -m yagpt_magic.emulator --port 50051``.
 from __future__ import annotations
 
 from .server import (
+    MESSAGE_FRAMING,
     MESSAGE_OVERHEAD,
+    REQUEST_FRAMING,
     Emulator,
     RecordedRequest,
     count_tokens,
@@ -18,7 +20,9 @@ from .server import (
 )
 
 __all__ = [
+    "MESSAGE_FRAMING",
     "MESSAGE_OVERHEAD",
+    "REQUEST_FRAMING",
     "Emulator",
     "RecordedRequest",
     "count_tokens",

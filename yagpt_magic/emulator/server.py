@@ -49,7 +49,9 @@ from yandex.cloud.iam.v1 import iam_token_service_pb2, iam_token_service_pb2_grp
 from yandex.cloud.operation import operation_pb2, operation_service_pb2_grpc
 
 __all__ = [
+    "MESSAGE_FRAMING",
     "MESSAGE_OVERHEAD",
+    "REQUEST_FRAMING",
     "Emulator",
     "RecordedRequest",
     "count_tokens",
@@ -58,11 +60,14 @@ __all__ = [
     "tokenize_text",
 ]
 
-#: Tokens every message costs on top of its text (role and boundary markers).
-#: A request's count is additive with no per-request overhead, so for any message
-#: ``tokens(message) <= utf8_bytes(text) + MESSAGE_OVERHEAD`` and
-#: ``count(a + b) == count(a) + count(b)``; the client's context fitting relies on both.
-MESSAGE_OVERHEAD = 3
+#: Tokens a request and each of its messages cost on top of the texts' own, as the real
+#: tokenizer frames them (its TokenizeCompletion of the one message "ping" is 15 tokens).
+REQUEST_FRAMING = 10
+MESSAGE_FRAMING = 4
+MESSAGE_OVERHEAD = MESSAGE_FRAMING  # the old name
+#: The specials TokenizeCompletion wraps a request in: a start, then the reply's prompt.
+_REQUEST_HEAD = ("<s>",)
+_REQUEST_TAIL = ("<|assistant|>", ":", "[", "EDIT", "ORS", "]", "[NL]", "[NL]", "[SEP]")
 
 #: Input tokens a request may hold; more is INVALID_ARGUMENT, as the real service does.
 DEFAULT_CONTEXT_WINDOW = 32768
@@ -111,8 +116,8 @@ def tokenize_text(text: str) -> list[str]:
 
 
 def count_tokens(messages: Sequence[tuple[str, str]]) -> int:
-    """The input token count of a request: additive over messages, see MESSAGE_OVERHEAD."""
-    return sum(len(tokenize_text(text)) + MESSAGE_OVERHEAD for _role, text in messages)
+    """The input token count of a request, framing included (see REQUEST_FRAMING)."""
+    return REQUEST_FRAMING + sum(len(tokenize_text(t)) + MESSAGE_FRAMING for _r, t in messages)
 
 
 def _token_id(piece: str) -> int:
@@ -675,15 +680,19 @@ class _Servicers:
     ) -> tg.TokenizeResponse:
         def handle(call: _Call) -> tg.TokenizeResponse:
             self._begin("TokenizeCompletion", call, request)
-            tokens: list[common.Token] = []
+            def special(text: str) -> common.Token:
+                return common.Token(id=_token_id(text), text=text, special=True)
+
+            tokens = [special(t) for t in _REQUEST_HEAD]
             for role, text in _messages(request):
-                for special in (f"<|{role}|>", "<|text|>"):
-                    tokens.append(common.Token(id=_token_id(special), text=special, special=True))
+                for special_text in (f"<|{role}|>", "<|text|>"):
+                    tokens.append(special(special_text))
                 tokens.extend(
                     common.Token(id=_token_id(p), text=p, special=False)
                     for p in tokenize_text(text)
                 )
-                tokens.append(common.Token(id=_token_id("<|end|>"), text="<|end|>", special=True))
+                tokens += [special("<|end|>"), special("[NL]")]
+            tokens += [special(t) for t in _REQUEST_TAIL]
             version = request.model_uri.rstrip("/").rsplit("/", 1)[-1]
             return tg.TokenizeResponse(tokens=tokens, model_version=f"emulator ({version})")
 
