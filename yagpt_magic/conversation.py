@@ -20,11 +20,9 @@ Counter = Callable[[Sequence[Message]], int]
 #: The byte length of a text bounds its token count from above for byte-level tokenizers.
 MESSAGE_ALLOWANCE = 8
 
-
-#: Tokens a request may cost beyond its messages' own (a BOS, a template). A turn or
-#: block counted as a request of its own includes it once, so subtracting that count
-#: from a larger request keeps this much back to never undercount what remains.
-REQUEST_ALLOWANCE = 8
+#: Tokens a request may cost beyond its messages' (a start token, the reply's prompt):
+#: used only to bound a request that no usage measured yet, like a thread's first.
+REQUEST_ALLOWANCE = 32
 
 
 def message_bound(text: str) -> int:
@@ -69,8 +67,11 @@ class Turn:
     context_start: int | None = None
     #: A later re-run changed the turns this one was answered with.
     stale: bool = False
-    #: Cached tokenizer count of this turn's two messages; not part of its identity.
+    #: Exact tokens this turn adds to any request that holds it (its two messages with
+    #: their framing): a cache derived from exact counts, not part of its identity.
     tokens: int | None = field(default=None, compare=False, repr=False)
+    #: (start, tokens): the exact count of the request tokenized while fitting this turn.
+    probe: tuple[int, int] | None = field(default=None, compare=False, repr=False)
 
     def messages(self) -> list[Message]:
         return [{"role": "user", "text": self.user}, {"role": "assistant", "text": self.reply}]
@@ -81,6 +82,12 @@ class Turn:
         if self.tokens is not None:
             return self.tokens
         return message_bound(self.user) + message_bound(self.reply)
+
+    @property
+    def reply_tokens(self) -> int:
+        """Tokens of the reply's text as the service generated them (0: unknown)."""
+        return max(self.usage.completion_tokens - self.usage.reasoning_tokens, 0)
+
 
 
 @dataclass
@@ -99,22 +106,143 @@ class Thread:
         self._indexed = 0
         self._last: Turn | None = None
         self._hash = ContextHash()
-        # Tokenizer counts of blocks of turns: (start, end) -> (first turn, last turn, count).
-        self._blocks: dict[tuple[int, int], tuple[Turn, Turn, int]] = {}
+        # Turns[:_derived] have had their exact costs derived (see derive_costs).
+        self._derived = 0
+        # (system prompt, model) -> (F at most, F - f exactly or None): see derive_costs.
+        self._frames: dict[tuple[str, str], tuple[int, int | None]] = {}
 
-    def block_tokens(self, start: int, end: int, count: Counter) -> tuple[int, bool]:
-        """Tokens of turns[start:end] as one request, and whether the tokenizer was asked."""
-        first, last = self.turns[start], self.turns[end - 1]
-        cached = self._blocks.get((start, end))
-        if cached is not None and cached[0] is first and cached[1] is last:
-            return cached[2], False
-        measured = count([m for turn in self.turns[start:end] for m in turn.messages()])
-        if end == start + 1:
-            first.tokens = measured
-        if len(self._blocks) >= 64:
-            self._blocks.clear()
-        self._blocks[(start, end)] = (first, last, measured)
-        return measured, True
+    def derive_costs(self, upto: int) -> None:
+        """Set ``Turn.tokens`` of turns[:upto] wherever exact counts determine it.
+
+        Every committed turn brings the exact size of the request it sent (usage), and a
+        turn fitted near the edge also the exact size of the request it tokenized
+        (``probe``). A request's size is its framing F (with the system prompt) plus its
+        messages' costs; a reply costs its generated tokens plus a framing f that is the
+        same for every reply. Differences of exact sizes cancel F and f:
+
+        - a turn's probe and usage differ by exactly the turns between the two starts;
+        - two consecutive turns' usages differ by the previous reply and this user
+          message, less the turns left out in between, so this turn's cost is that
+          difference plus this reply's tokens less the previous reply's;
+        - once one turn's cost and context are known, its usage gives F - f, which
+          turns every other usage with a known context into its turn's exact cost
+          (the first turn of a thread, the first after a new system prompt).
+
+        Each turn is visited once (the work is flat in the thread's length).
+        """
+        turns = self.turns
+        for index in range(min(self._derived, len(turns)), min(upto, len(turns))):
+            self._derive(index)
+        self._derived = max(self._derived, min(upto, len(turns)))
+
+    def cost(self, index: int) -> int | None:
+        """The exact tokens turns[index] adds to a request, if exact counts tell it."""
+        turn = self.turns[index]
+        if turn.tokens is None:
+            sent = self._sent(index)
+            frame = self._frames.get((turn.system_prompt, turn.model))
+            if sent is not None and frame is not None and frame[1] is not None:
+                derived = sent[0] - sent[1] - frame[1] + turn.reply_tokens
+                if derived > 0:
+                    turn.tokens = derived
+        return turn.tokens
+
+    def floor(self, index: int) -> int:
+        """The exact cost when known, else a lower bound."""
+        exact = self.cost(index)
+        if exact is not None:
+            return exact
+        turn = self.turns[index]
+        low = turn.reply_tokens + 2  # the reply's tokens, and one for each message at least
+        sent = self._sent(index)
+        frame = self._frames.get((turn.system_prompt, turn.model))
+        if sent is not None and frame is not None:  # its user message: usage less F at most
+            low = max(low, sent[0] - sent[1] - frame[0] + turn.reply_tokens)
+        return low
+
+    def ceiling(self, index: int) -> int:
+        """The exact cost when known, else an upper bound (bytes, or usage, less F >= 1)."""
+        exact = self.cost(index)
+        if exact is not None:
+            return exact
+        turn = self.turns[index]
+        high = turn.bound
+        sent = self._sent(index)
+        if sent is not None:
+            framing = MESSAGE_ALLOWANCE
+            for later in self.turns[index + 1 : index + 9]:
+                if later.tokens is not None:
+                    framing = min(framing, later.tokens - later.reply_tokens - 1)
+            high = min(high, sent[0] - sent[1] - 1 + turn.reply_tokens + max(framing, 0))
+        return max(high, self.floor(index))
+
+    def _sent(self, index: int) -> tuple[int, int] | None:
+        """(usage, known cost of the turns sent before it) when its usage can be read."""
+        turn = self.turns[index]
+        start = turn.context_start
+        if (
+            turn.usage.input_tokens <= 0
+            or start is None
+            or not 0 <= start <= index
+            or turn.stale
+            or turn.usage.reasoning_tokens
+            or index - start > 256
+        ):
+            return None
+        context = [t.tokens for t in self.turns[start:index]]
+        if any(c is None for c in context):
+            return None
+        return turn.usage.input_tokens, sum(c or 0 for c in context)
+
+    def _derive(self, index: int) -> None:
+        turn = self.turns[index]
+        sent, start = turn.usage.input_tokens, turn.context_start
+        if sent <= 0 or start is None or start > index or turn.stale:
+            return
+        if turn.probe is not None and turn.probe[0] != start:
+            low, high = sorted((turn.probe[0], start))
+            gap = abs(turn.probe[1] - sent)
+            costs = [self.cost(i) for i in range(low, high)]
+            if costs.count(None) == 1:
+                rest = gap - sum(c or 0 for c in costs)
+                if rest > 0:
+                    self.turns[low + costs.index(None)].tokens = rest
+        if turn.tokens is None and index > 0:
+            self._follow(index)
+        # What this turn tells of F (at most; exactly when its own cost is known).
+        known = self._sent(index)
+        if known is None:
+            return
+        key = (turn.system_prompt, turn.model)
+        most, exact = self._frames.get(key, (sent, None))
+        most = min(most, known[0] - known[1] - 1)
+        if turn.tokens is not None:
+            exact = known[0] - known[1] - (turn.tokens - turn.reply_tokens)
+        self._frames[key] = (most, exact)
+        self.cost(index)
+
+    def _follow(self, index: int) -> None:
+        """This turn's cost from the previous turn's usage and its own."""
+        turn, prev = self.turns[index], self.turns[index - 1]
+        if (
+            prev.stale
+            or prev.usage.input_tokens <= 0
+            or prev.context_start is None
+            or prev.system_prompt != turn.system_prompt
+            or prev.usage.reasoning_tokens
+            or prev.model != turn.model
+        ):
+            return
+        start = turn.context_start or 0
+        low, high = sorted((prev.context_start, start))
+        between = [self.cost(i) for i in range(low, high)]
+        if any(c is None for c in between):
+            return
+        dropped = sum(c or 0 for c in between) * (1 if start >= prev.context_start else -1)
+        sent = turn.usage.input_tokens - prev.usage.input_tokens
+        derived = sent + dropped + turn.reply_tokens - prev.reply_tokens
+        if derived > 0:
+            turn.tokens = derived
 
     def slot_for(self, cell_id: str | None) -> int | None:
         """Index of the turn a cell made earlier, so a re-run replaces it in place."""
@@ -155,21 +283,25 @@ class Thread:
         turn.stale = False
         if at is None or at >= len(self.turns):
             self.turns.append(turn)
+            self.derive_costs(len(self.turns))  # now, before a re-run makes it stale
             return len(self.turns) - 1
         old, self.turns[at] = self.turns[at], turn
         self._hash = ContextHash()  # its running prefix may hold the replaced turn
+        self._derived = min(self._derived, at)
         if at == self._indexed - 1:
             self._last = turn
         if old.cell_id is not None and self._cells.get(old.cell_id) == at:
             del self._cells[old.cell_id]
         if turn.cell_id is not None and at < self._indexed:
             self._cells[turn.cell_id] = at
+        self.derive_costs(at + 1)
         for later in self.turns[at + 1 :]:
             later.stale = True
         return at
 
     def undo(self) -> Turn:
         turn = self.turns.pop()
+        self._derived = min(self._derived, len(self.turns))
         if self._indexed > len(self.turns):
             self._indexed = len(self.turns)
             self._last = self.turns[-1] if self.turns else None
@@ -182,6 +314,8 @@ class Thread:
         self._hash = ContextHash()
         self._cells.clear()
         self._indexed, self._last = 0, None
+        self._derived = 0
+        self._frames.clear()
 
     @property
     def usage(self) -> Usage:
@@ -266,8 +400,11 @@ class Fit:
 
     start: int
     upto: int
+    #: The request's size: exact, or an upper bound when no tokenizer call was needed.
     tokens: int
     tokenize_calls: int
+    #: (start, tokens) of the request the tokenizer counted, for ``Turn.probe``.
+    probe: tuple[int, int] | None = None
 
     @property
     def left_out(self) -> int:
@@ -284,10 +421,10 @@ class WindowOverflow(ValueError):
 
 
 def _anchor(thread: Thread, upto: int) -> tuple[int, int] | None:
-    """Where the previous request started and an upper bound of it plus its reply.
+    """Where the previous request started and its exact size (the service's usage).
 
-    The service's usage of the turn just before ``upto`` is the exact size of what
-    was sent then, so a thread well inside the window needs no tokenizer call.
+    Valid only if that request is still what the thread holds before ``upto``: the
+    same system prompt, and no earlier turn replaced since (``stale``).
     """
     if upto == 0:
         return None
@@ -300,65 +437,136 @@ def _anchor(thread: Thread, upto: int) -> tuple[int, int] | None:
         or prev.context_start > upto - 1
     ):
         return None
-    return prev.context_start, prev.usage.input_tokens + message_bound(prev.reply)
+    return prev.context_start, prev.usage.input_tokens
 
 
-#: When the turns about to be left out have no cached count, one tokenizer call
-#: measures a block of them whose byte bound is this many times the excess, so one
-#: call almost always frees enough room (bytes run 3-4x tokens in practice).
-BLOCK_MARGIN = 4
+def _user_estimate(thread: Thread, upto: int, text: str) -> float:
+    """About what the new message and the previous reply's framing will cost.
+
+    Replies give the tokens per byte of plain text (their generated tokens); the newest
+    turn of known cost gives what a user message and a reply frame cost beyond that.
+    """
+    window = thread.turns[max(0, upto - 8) : upto]
+    text_bytes = len(text.encode("utf-8"))
+    reply_bytes = sum(len(t.reply.encode("utf-8")) for t in window if t.reply_tokens)
+    reply_tokens = sum(t.reply_tokens for t in window)
+    if not reply_bytes or not reply_tokens:
+        return float(message_bound(text))
+    per_byte = reply_tokens / reply_bytes
+    known = [t for t in window if t.tokens is not None]
+    if not known:
+        return per_byte * text_bytes + MESSAGE_ALLOWANCE
+    last = known[-1]
+    framing = (last.tokens or 0) - last.reply_tokens - per_byte * len(last.user.encode("utf-8"))
+    return max(per_byte * text_bytes + framing, 1.0)
+
+
+def _candidate(
+    thread: Thread, text: str, budget: int, upto: int, anchor: tuple[int, int] | None
+) -> int:
+    """The start whose request the one tokenizer call should count.
+
+    Any start gives an exact fit when the turns between it and the true edge have
+    exact costs; the estimate only keeps that walk short, and a turn whose cost is
+    unknown is counted inside the request, so whether it fits is measured, not guessed.
+    """
+    turns = thread.turns
+    if anchor is not None:
+        # The previous reply's generated tokens, and the new message with one framing.
+        start = anchor[0]
+        size = anchor[1] + turns[upto - 1].reply_tokens + _user_estimate(thread, upto, text)
+    else:
+        start = upto
+        size = REQUEST_ALLOWANCE + _user_estimate(thread, upto, text)
+        size += message_bound(thread.system_prompt) if thread.system_prompt else 0
+
+    def cost(index: int) -> float:
+        exact = thread.cost(index)
+        if exact is not None:
+            return float(exact)
+        return 0.5 * (thread.floor(index) + thread.ceiling(index))
+
+    while size > budget and start < upto:
+        size -= cost(start)
+        start += 1
+    if start == upto and size > 0.9 * budget:
+        return upto  # the message may not fit even alone: count it alone, exactly
+    while start > 0 and size + cost(start - 1) <= budget:
+        size += cost(start - 1)
+        start -= 1
+    # A turn of unknown cost at the edge is measured, not guessed. Counting the request
+    # with it is exact if it fits; counting it without is exact if it does not (and, if
+    # it plainly fits even at its ceiling, sending it teaches its cost): follow the
+    # estimate.
+    if start > 0 and thread.cost(start - 1) is None:
+        unknown, with_it = start - 1, size + cost(start - 1)
+    elif start < upto and thread.cost(start) is None:
+        unknown, with_it = start, size
+    else:
+        return start
+    if with_it > budget:
+        return unknown + 1
+    spread = thread.ceiling(unknown) - thread.floor(unknown)
+    return unknown + 1 if with_it + spread <= 0.97 * budget else unknown
 
 
 def fit_to_window(
     thread: Thread, text: str, *, budget: int, count: Counter, upto: int | None = None
 ) -> Fit:
-    """Choose the oldest turn to send so the request fits ``budget`` tokens.
+    """Choose the oldest turn to send so the request fits ``budget`` tokens, exactly.
 
     The oldest whole turns are left out first; the system prompt and the new message
-    never are. Sizes come from, in order of preference: the previous reply's usage
-    (the exact size of what was sent then), cached counts of turns, one tokenizer
-    call for a block of the oldest turns, and UTF-8 byte bounds. A thread well inside
-    the window needs no tokenizer call, and near the edge one call per new message is
-    enough; the work does not grow with the thread's length.
-    Raises ``WindowOverflow`` when the message cannot fit on its own.
+    never are. Raises ``WindowOverflow`` when the message cannot fit on its own.
+
+    1. Plainly inside: the previous request's exact size (its usage) plus upper bounds
+       of the previous reply and the new message fits, and the turn before it provably
+       does not: no tokenizer call.
+    2. Otherwise one call counts a candidate request exactly (framing included), and
+       exact per-turn costs (``Thread.derive_costs``) walk from it to the edge: drop
+       while over, add back while the next older turn fits. With exact costs on the
+       walk, the request fits and the next older turn does not, exactly. A cost not
+       yet known is bounded (below when dropping, above when adding back), so the
+       request always fits; the candidate is chosen so such a turn is measured.
     """
     upto = len(thread.turns) if upto is None else upto
     turns = thread.turns
-    calls = 0
+    thread.derive_costs(upto)
     new = message_bound(text)
 
     anchor = _anchor(thread, upto)
-    start = anchor[0] if anchor else 0
     if anchor is not None:
-        # Upper bound of [system, turns[start:upto], new]: exact up to two messages.
-        size = anchor[1] + new
-        while size > budget and start < upto and turns[start].tokens is not None:
-            size -= turns[start].tokens - REQUEST_ALLOWANCE  # type: ignore[operator]
-            start += 1
-        if size > budget and start < upto:
-            end, covered = start, 0
-            while end < upto and covered < BLOCK_MARGIN * (size - budget + REQUEST_ALLOWANCE):
-                covered += turns[end].bound
-                end += 1
-            measured, asked = thread.block_tokens(start, end, count)
-            calls += asked
-            size -= measured - REQUEST_ALLOWANCE
-            start = end
-        if size <= budget:
-            return Fit(start, upto, size, calls)
+        start, sent = anchor
+        prev = turns[upto - 1]
+        high = sent + message_bound(prev.reply) + new
+        # The older turn cannot fit: it would add at least its floor to at least this.
+        shut = start == 0 or sent + prev.reply_tokens + 1 + thread.floor(start - 1) > budget
+        if high <= budget and shut:
+            return Fit(start, upto, high, 0)
+    else:
+        # No exact size to start from (a first turn, a new system prompt): bytes bound it.
+        high = REQUEST_ALLOWANCE + new
+        high += message_bound(thread.system_prompt) if thread.system_prompt else 0
+        for turn in turns[:upto]:
+            high += turn.bound
+            if high > budget:
+                break
+        if high <= budget:
+            return Fit(0, upto, high, 0)
 
-    # No exact anchor (first turn after a load, an edit or a new system prompt), or the
-    # block was not enough: fall back to byte bounds, which never undercount.
-    fixed = new + (message_bound(thread.system_prompt) if thread.system_prompt else 0)
-    bound = fixed + sum(turns[i].bound for i in range(start, upto))
-    while bound > budget and start < upto:
-        bound -= turns[start].bound
+    probe = _candidate(thread, text, budget, upto, anchor)
+    measured = count(thread.request(text, upto=upto, start=probe))
+    calls, start, size, exact = 1, probe, measured, True
+    while size > budget and start < upto:
+        exact = exact and thread.cost(start) is not None
+        size -= thread.floor(start)
         start += 1
-    if bound <= budget:
-        return Fit(start, upto, bound, calls)
-    # Nothing earlier is left; only the tokenizer can tell whether the message fits.
-    alone = count(thread.request(text, upto=upto, start=upto))
-    calls += 1
-    if alone > budget:
-        raise WindowOverflow(alone, budget)
-    return Fit(upto, upto, alone, calls)
+    if size > budget:
+        if not exact:  # only bounds said so: the message alone decides (nothing is sent)
+            size = count(thread.request(text, upto=upto, start=upto))
+            calls += 1
+        if size > budget:
+            raise WindowOverflow(size, budget)
+    while start > 0 and size + thread.ceiling(start - 1) <= budget:
+        size += thread.ceiling(start - 1)
+        start -= 1
+    return Fit(start, upto, size, calls, (probe, measured))

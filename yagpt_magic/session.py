@@ -326,6 +326,7 @@ class ChatSession:
             sha256=thread.request_sha256(text, upto=upto, start=fit.start, system=system_prompt),
             system_prompt=system_prompt,
             context_start=fit.start,
+            probe=fit.probe,
         )
         with self._lock:
             index = thread.commit(turn, slot)
