@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import __version__
+from . import __version__, models
 from .backend import Backend, Reply, RequestOptions
 from .connection import Connection, Credential
 from .conversation import (
@@ -29,6 +29,11 @@ from .errors import ChatError, ContentFiltered, ContextTooLong, TranscriptError,
 
 if TYPE_CHECKING:
     from .emulator import Emulator
+
+#: The largest request the service takes: gRPC's default limit on a received message
+#: (4 MiB). The SDK's channels set no larger one, and a request over it fails with
+#: RESOURCE_EXHAUSTED, which reads like a quota; a little is kept for the envelope.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024
 
 
 class ReplySource(Protocol):
@@ -227,7 +232,7 @@ class ChatSession:
         text: str,
         *,
         options: RequestOptions,
-        context_window: int,
+        context_window: int | None = None,
         cell_id: str | None = None,
         on_text: Callable[[str], None] | None = None,
         on_fit: Callable[[Fit], None] | None = None,
@@ -257,7 +262,7 @@ class ChatSession:
         thread: Thread,
         text: str,
         options: RequestOptions,
-        context_window: int,
+        context_window: int | None,
         cell_id: str | None,
         on_text: Callable[[str], None] | None,
         on_fit: Callable[[Fit], None] | None,
@@ -265,6 +270,16 @@ class ChatSession:
     ) -> Answer:
         slot = thread.slot_for(cell_id)
         upto = len(thread.turns) if slot is None else slot
+        # 0 or None: the model's own window (models.MODELS); else the override.
+        context_window = models.context_window(options.model, context_window or None)
+        alone = thread.request(text, upto=upto, start=upto)
+        size = sum(len(m["text"].encode("utf-8")) + 16 for m in alone)
+        if size > MAX_REQUEST_BYTES:
+            raise ContextTooLong(
+                f"The message is {size / 2**20:.1f} MB; the service accepts at most "
+                f"{(MAX_REQUEST_BYTES + 2**16) // 2**20} MB in one request (gRPC's message "
+                "size limit). Nothing was sent: shorten it or send a part at a time."
+            )
         budget = context_window - (options.max_tokens or 0)
         if budget <= 0:
             raise UsageProblem(
@@ -294,6 +309,13 @@ class ChatSession:
         if on_fit is not None:
             on_fit(fit)
         messages = thread.request(text, upto=upto, start=fit.start)
+        size = sum(len(m["text"].encode("utf-8")) + 16 for m in messages)
+        if size > MAX_REQUEST_BYTES:
+            raise ContextTooLong(
+                f"The request with its context is {size / 2**20:.1f} MB, over the "
+                f"{(MAX_REQUEST_BYTES + 2**16) // 2**20} MB the service accepts; nothing was "
+                "sent. Start a new thread (-t NAME) or %chat reset this one."
+            )
         system_prompt = thread.system_prompt  # as sent, even if changed while it streams
         started = now_iso()
         if replay is not None:

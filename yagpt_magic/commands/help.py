@@ -26,6 +26,7 @@ Commands:
   %chat reset [-t T | --all]  empty a thread, or all of them
   %chat usage [-t T]          tokens used so far
   %chat config                effective settings and where each came from
+  %chat models                known models, their context windows, the current one
   %chat login                 enter an API key / IAM token and folder id (kept in memory)
   %chat offline               use the built-in offline emulator (no credentials needed)
   %chat save PATH [-t T] [--force]
