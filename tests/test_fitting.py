@@ -274,3 +274,29 @@ def test_fit_is_exact_through_the_real_sdk(emulator: Emulator, sdk_for: Any) -> 
                                                     len(tokenize_text(reply)), 0, 0),
                            system_prompt=thread.system_prompt, context_start=fit.start,
                            probe=fit.probe))
+
+
+def test_each_model_has_its_window_and_config_overrides_all(shell: Any, emulator: Emulator) -> None:
+    from yagpt_magic import models
+
+    assert models.context_window("yandexgpt") == 32_768
+    assert models.context_window("yandexgpt-lite/rc") == 32_768
+    assert models.context_window("gpt://b1g/qwen3-235b-a22b-fp8/latest") == 262_144
+    assert models.context_window("no-such-model") == models.DEFAULT_WINDOW
+    assert models.context_window("gpt-oss-20b", 4_000) == 4_000
+    table = shell.run_line_magic("chat", "models")
+    rows = {row[0]: row for row in table.rows}
+    assert rows["yandexgpt"][-1] == "current" and rows["yandexgpt"][2] == "32,768"
+    assert "override" in repr(table)
+    _chat(shell, "hello")
+    assert "(%config)" not in repr(table)
+    shell.run_cell("%config ChatMagics.context_window = 300").raise_error()
+    shell.run_cell("%config ChatMagics.max_tokens = 40").raise_error()
+    rows = {row[0]: row for row in shell.run_line_magic("chat", "models").rows}
+    assert rows["gemma-3-27b-it"][3] == "300 (%config)"
+    shell.run_cell("%%chat -m gpt-oss-20b\n" + "word " * 200).raise_error()  # 300 overrides
+    assert count_tokens(emulator.completions[-1].messages) <= 260
+    assert "models" in shell.run_line_magic("chat", "help")
+    shell.run_cell("%config ChatMagics.context_window = 0").raise_error()
+    shell.run_cell("%config ChatMagics.context_window = -1")  # refused: %config logs it
+    assert magics_of(shell).context_window == 0
