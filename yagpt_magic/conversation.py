@@ -497,13 +497,16 @@ def _candidate(
     # A turn of unknown cost at the edge is measured, not guessed. Counting the request
     # with it is exact if it fits; counting it without is exact if it does not (and, if
     # it plainly fits even at its ceiling, sending it teaches its cost): follow the
-    # estimate.
-    if start > 0 and thread.cost(start - 1) is None:
-        unknown, with_it = start - 1, size + cost(start - 1)
-    elif start < upto and thread.cost(start) is None:
-        unknown, with_it = start, size
-    else:
+    # estimate. The newest such turn from just before the edge on decides: the walk
+    # from there to the edge then crosses only turns of known cost.
+    edge = range(upto - 1, max(start - 2, -1), -1)
+    unknown = next((i for i in edge if thread.cost(i) is None), -1)
+    if unknown < 0:
         return start
+    if unknown < start:
+        with_it = size + cost(unknown)
+    else:
+        with_it = size - sum(cost(i) for i in range(start, unknown))
     if with_it > budget:
         return unknown + 1
     spread = thread.ceiling(unknown) - thread.floor(unknown)
