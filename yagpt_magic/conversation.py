@@ -523,13 +523,25 @@ def fit_to_window(
 
     1. Plainly inside: the previous request's exact size (its usage) plus upper bounds
        of the previous reply and the new message fits, and the turn before it provably
-       does not: no tokenizer call.
-    2. Otherwise one call counts a candidate request exactly (framing included), and
-       exact per-turn costs (``Thread.derive_costs``) walk from it to the edge: drop
-       while over, add back while the next older turn fits. With exact costs on the
-       walk, the request fits and the next older turn does not, exactly. A cost not
-       yet known is bounded (below when dropping, above when adding back), so the
-       request always fits; the candidate is chosen so such a turn is measured.
+       does not (it would add at least its floor): no tokenizer call.
+    2. Otherwise one call counts a candidate request exactly, framing included, and the
+       walk goes from it to the edge: drop the oldest turn while over, subtracting its
+       floor; add the next older turn back while it fits, adding its ceiling.
+
+    Why it fits: ``size`` starts exact and only ever subtracts a lower bound or adds an
+    upper bound of a turn's cost, so it never undercounts, and it ends <= budget.
+    Why no turn that fits is left out: a turn's floor and ceiling are its exact cost
+    once two exact counts have determined it (``Thread.derive_costs``). While the walk
+    crosses only such turns, ``size`` stays exact; it stops either after dropping turn
+    s-1 because the request holding it was over budget, or before adding turn s-1
+    because the request would be: both exact, so turn s-1 does not fit. The candidate
+    is chosen so the walk crosses no turn of unknown cost: the newest one at the edge
+    is counted inside the request when the estimate says it fits, outside when not.
+    Only when that estimate is wrong, for a turn no two counts have determined yet
+    (a thread's first, or the first after a new system prompt or a re-run), may that one
+    turn be left out; sending then determines its cost. The work is bounded by the
+    turns in the window, not the thread; the message alone is counted a second time
+    only when bounds could not tell whether it fits at all (and then it is refused).
     """
     upto = len(thread.turns) if upto is None else upto
     turns = thread.turns
