@@ -76,7 +76,7 @@ def scenario(window: int, reserve: int, question: int, reply: int, turns: int,
         done = len(tokenize_text(answer))
         thread.commit(Turn(text, answer, usage=Usage(size, done, 0, size + done),
                            system_prompt=thread.system_prompt, context_start=fit.start,
-                           probe=fit.probe))
+                           probe=fit.probe, tail=fit.tail))
     return ours, best, calls, spent / turns
 
 

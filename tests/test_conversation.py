@@ -60,7 +60,7 @@ def answer(thread: Thread, text: str, reply: str, *, budget: int, cell_id: str |
     assert sent[-1] == {"role": "user", "text": text}
     usage = Usage(count(sent), len(tokenize_text(reply)), 0, 0)
     turn = Turn(text, reply, cell_id=cell_id, usage=usage, system_prompt=thread.system_prompt,
-                context_start=fit.start, probe=fit.probe)
+                context_start=fit.start, probe=fit.probe, tail=fit.tail)
     return thread.commit(turn, slot)
 
 

@@ -88,7 +88,8 @@ def take_turn(thread: Thread, text: str, reply: str, budget: int, tokenizer: Tok
         MISSES.append(longer <= budget)
     reply_tokens = len(tokenize_text(reply))
     turn = Turn(text, reply, usage=Usage(size, reply_tokens, 0, size + reply_tokens),
-                system_prompt=thread.system_prompt, context_start=fit.start, probe=fit.probe)
+                system_prompt=thread.system_prompt, context_start=fit.start, probe=fit.probe,
+                tail=fit.tail)
     thread.commit(turn, upto if upto < len(thread.turns) else None)
     return calls, fit.start
 
@@ -273,7 +274,7 @@ def test_fit_is_exact_through_the_real_sdk(emulator: Emulator, sdk_for: Any) -> 
         thread.commit(Turn(text, reply, usage=Usage(result.usage.input_text_tokens,
                                                     len(tokenize_text(reply)), 0, 0),
                            system_prompt=thread.system_prompt, context_start=fit.start,
-                           probe=fit.probe))
+                           probe=fit.probe, tail=fit.tail))
 
 
 def test_each_model_has_its_window_and_config_overrides_all(shell: Any, emulator: Emulator) -> None:

@@ -72,6 +72,8 @@ class Turn:
     tokens: int | None = field(default=None, compare=False, repr=False)
     #: (start, tokens): the exact count of the request tokenized while fitting this turn.
     probe: tuple[int, int] | None = field(default=None, compare=False, repr=False)
+    #: The count of [previous reply, this message] as a request of their own, if taken.
+    tail: int | None = field(default=None, compare=False, repr=False)
 
     def messages(self) -> list[Message]:
         return [{"role": "user", "text": self.user}, {"role": "assistant", "text": self.reply}]
@@ -110,6 +112,11 @@ class Thread:
         self._derived = 0
         # (system prompt, model) -> (F at most, F - f exactly or None): see derive_costs.
         self._frames: dict[tuple[str, str], tuple[int, int | None]] = {}
+        # model -> tokens a request costs beyond its messages (learned, see framing).
+        self._framing: dict[str, int] = {}
+        # (index, text) -> (turns[index], count of [its reply, text]): see tail_count.
+        self._tails: dict[tuple[int, str], tuple[Turn, int]] = {}
+        self.tail_calls = 0
 
     def derive_costs(self, upto: int) -> None:
         """Set ``Turn.tokens`` of turns[:upto] wherever exact counts determine it.
@@ -134,6 +141,27 @@ class Thread:
         for index in range(min(self._derived, len(turns)), min(upto, len(turns))):
             self._derive(index)
         self._derived = max(self._derived, min(upto, len(turns)))
+
+    def tail_count(self, index: int, text: str, count: Counter) -> int:
+        """The count of [turns[index].reply, text] as a request; cached (a re-run asks again).
+
+        ``tail_calls`` says whether this call asked the tokenizer (1) or the cache (0).
+        """
+        prev = self.turns[index]
+        cached = self._tails.get((index, text))
+        if cached is not None and cached[0] is prev:
+            self.tail_calls = 0
+            return cached[1]
+        counted = count([{"role": "assistant", "text": prev.reply}, {"role": "user", "text": text}])
+        if len(self._tails) >= 64:
+            self._tails.clear()
+        self._tails[(index, text)] = (prev, counted)
+        self.tail_calls = 1
+        return counted
+
+    def framing(self, model: str) -> int | None:
+        """Tokens a request costs beyond its messages, once a tail count has told it."""
+        return self._framing.get(model)
 
     def cost(self, index: int) -> int | None:
         """The exact tokens turns[index] adds to a request, if exact counts tell it."""
@@ -209,6 +237,10 @@ class Thread:
                     self.turns[low + costs.index(None)].tokens = rest
         if turn.tokens is None and index > 0:
             self._follow(index)
+        if turn.tail is not None and index > 0:
+            new = self._new_since_previous(index)
+            if new is not None and turn.tail - new >= 0:
+                self._framing[turn.model] = turn.tail - new
         # What this turn tells of F (at most; exactly when its own cost is known).
         known = self._sent(index)
         if known is None:
@@ -221,8 +253,8 @@ class Thread:
         self._frames[key] = (most, exact)
         self.cost(index)
 
-    def _follow(self, index: int) -> None:
-        """This turn's cost from the previous turn's usage and its own."""
+    def _new_since_previous(self, index: int) -> int | None:
+        """Exact tokens of the previous reply and this message (usage difference)."""
         turn, prev = self.turns[index], self.turns[index - 1]
         if (
             prev.stale
@@ -232,15 +264,22 @@ class Thread:
             or prev.usage.reasoning_tokens
             or prev.model != turn.model
         ):
-            return
+            return None
         start = turn.context_start or 0
         low, high = sorted((prev.context_start, start))
         between = [self.cost(i) for i in range(low, high)]
         if any(c is None for c in between):
-            return
+            return None
         dropped = sum(c or 0 for c in between) * (1 if start >= prev.context_start else -1)
-        sent = turn.usage.input_tokens - prev.usage.input_tokens
-        derived = sent + dropped + turn.reply_tokens - prev.reply_tokens
+        return turn.usage.input_tokens - prev.usage.input_tokens + dropped
+
+    def _follow(self, index: int) -> None:
+        """This turn's cost from the previous turn's usage and its own."""
+        new = self._new_since_previous(index)
+        if new is None:
+            return
+        turn, prev = self.turns[index], self.turns[index - 1]
+        derived = new + turn.reply_tokens - prev.reply_tokens
         if derived > 0:
             turn.tokens = derived
 
@@ -316,6 +355,7 @@ class Thread:
         self._indexed, self._last = 0, None
         self._derived = 0
         self._frames.clear()
+        self._framing.clear()
 
     @property
     def usage(self) -> Usage:
@@ -405,6 +445,8 @@ class Fit:
     tokenize_calls: int
     #: (start, tokens) of the request the tokenizer counted, for ``Turn.probe``.
     probe: tuple[int, int] | None = None
+    #: The count of [previous reply, new message] as a request, if that was counted.
+    tail: int | None = None
 
     @property
     def left_out(self) -> int:
@@ -569,19 +611,62 @@ def fit_to_window(
             return Fit(0, upto, high, 0)
 
     probe = _candidate(thread, text, budget, upto, anchor)
-    measured = count(thread.request(text, upto=upto, start=probe))
-    calls, start, size, exact = 1, probe, measured, True
+    tail = None
+    if anchor is not None and _tail_will_do(thread, text, upto, anchor[0], probe):
+        # Only what is new since the previous request: its reply and this message. Their
+        # count as a request of their own, less the request framing, added to the
+        # previous request's exact size is this one's (framing once).
+        prev = turns[upto - 1]
+        tail = thread.tail_count(upto - 1, text, count)
+        calls_made = thread.tail_calls
+        framing = thread.framing(prev.model)
+        probe, measured = anchor[0], anchor[1] + tail - (framing or 0)
+        exact_probe = framing is not None
+    else:
+        measured = count(thread.request(text, upto=upto, start=probe))
+        exact_probe, calls_made = True, 1
+    calls, start, size, exact = calls_made, probe, measured, exact_probe
     while size > budget and start < upto:
         exact = exact and thread.cost(start) is not None
         size -= thread.floor(start)
         start += 1
+    if size > budget and not exact:
+        # Only bounds said so: bytes may tell the message fits alone; else it is counted
+        # alone (and then refused, so no second call precedes a completion).
+        alone = REQUEST_ALLOWANCE + new
+        alone += message_bound(thread.system_prompt) if thread.system_prompt else 0
+        if alone <= budget:
+            return Fit(upto, upto, alone, calls)
+        size = count(thread.request(text, upto=upto, start=upto))
+        calls += 1
     if size > budget:
-        if not exact:  # only bounds said so: the message alone decides (nothing is sent)
-            size = count(thread.request(text, upto=upto, start=upto))
-            calls += 1
-        if size > budget:
-            raise WindowOverflow(size, budget)
+        raise WindowOverflow(size, budget)
     while start > 0 and size + thread.ceiling(start - 1) <= budget:
         size += thread.ceiling(start - 1)
         start -= 1
-    return Fit(start, upto, size, calls, (probe, measured))
+    return Fit(start, upto, size, calls, (probe, measured) if exact_probe else None, tail)
+
+
+#: A candidate request this large is not counted whole near the edge (the tokenizer
+#: returns every token: ~30k of them for a full 32k window) while only its previous
+#: reply and new message are new: those two are counted instead.
+TAIL_BYTES = 16 * 1024
+
+
+def _tail_will_do(thread: Thread, text: str, upto: int, start: int, probe: int) -> bool:
+    """Whether counting the previous reply and the new message alone gives the answer.
+
+    It does when the request framing is known (learned from an earlier such count and
+    the usages around it), or, the first time, when the request is large enough that
+    counting the framing as if it were zero overcounts by a negligible share. The
+    walk from the previous start to the edge must cross only turns of known cost.
+    """
+    prev = thread.turns[upto - 1]
+    if prev.usage.completion_tokens <= 0:
+        return False
+    low, high = sorted((start, probe))
+    if any(thread.cost(i) is None for i in range(max(low - 1, 0), high)):
+        return False
+    if thread.framing(prev.model) is not None:
+        return True
+    return prev.usage.input_tokens * 4 + len(text.encode("utf-8")) > 4 * TAIL_BYTES

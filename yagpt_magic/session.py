@@ -349,6 +349,7 @@ class ChatSession:
             system_prompt=system_prompt,
             context_start=fit.start,
             probe=fit.probe,
+            tail=fit.tail,
         )
         with self._lock:
             index = thread.commit(turn, slot)
