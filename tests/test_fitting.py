@@ -301,3 +301,29 @@ def test_each_model_has_its_window_and_config_overrides_all(shell: Any, emulator
     shell.run_cell("%config ChatMagics.context_window = 0").raise_error()
     shell.run_cell("%config ChatMagics.context_window = -1")  # refused: %config logs it
     assert magics_of(shell).context_window == 0
+
+
+def test_near_the_edge_of_a_large_window_only_the_new_messages_are_counted() -> None:
+    """The tokenizer never returns a full window's tokens once the framing is known."""
+    rng = random.Random(9)
+    thread, seen = Thread("big", system_prompt="Be exact."), []
+
+    def counter(messages: Sequence[Message]) -> int:
+        seen.append(len(messages))
+        return exact(messages)
+
+    budget = 32_768 - 2_000
+    for _ in range(40):
+        text, reply = text_of(rng, rng.randint(500, 1_500)), text_of(rng, rng.randint(200, 900))
+        fit = fit_to_window(thread, text, budget=budget, count=counter)
+        sent = thread.request(text, start=fit.start)
+        size = exact(sent)
+        assert size <= budget
+        if fit.start:
+            assert exact(thread.request(text, start=fit.start - 1)) > budget
+        done = len(tokenize_text(reply))
+        thread.commit(Turn(text, reply, usage=Usage(size, done, 0, size + done),
+                           system_prompt=thread.system_prompt, context_start=fit.start,
+                           probe=fit.probe, tail=fit.tail))
+    assert thread.framing("") == REQUEST_FRAMING  # learned, not assumed
+    assert seen and seen[-10:] == [2] * len(seen[-10:])

@@ -568,7 +568,13 @@ def fit_to_window(
        does not (it would add at least its floor): no tokenizer call.
     2. Otherwise one call counts a candidate request exactly, framing included, and the
        walk goes from it to the edge: drop the oldest turn while over, subtracting its
-       floor; add the next older turn back while it fits, adding its ceiling.
+       floor; add the next older turn back while it fits, adding its ceiling. Once the
+       request framing is known (``Thread.framing``), or when the request is large, the
+       call counts only the previous reply and the new message: the previous request's
+       usage plus that count less the framing is the same exact size, without the
+       tokenizer returning every token of a full window (``_tail_will_do``). The first
+       such count, framing not yet known, takes it as zero: conservative by the framing
+       (~10 tokens), a negligible share of a request that large.
 
     Why it fits: ``size`` starts exact and only ever subtracts a lower bound or adds an
     upper bound of a turn's cost, so it never undercounts, and it ends <= budget.
