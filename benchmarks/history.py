@@ -2,9 +2,10 @@
 
 Histories are built the way the extension would have built them: each synthetic
 turn is fitted with the library's own ``fit_to_window`` into a 32k window, and its
-usage is what the emulator reports for the messages sent (its tokenizer is
-additive per message, so the count is exact). The overhead of a turn is its
-``%%chat`` time minus the SDK's ``run()`` time for the same fitted messages.
+usage is what the emulator reports for the messages sent (its count is the request's
+framing plus each message's own, so summing per-message counts is exact). The
+overhead of a turn is its ``%%chat`` time minus the SDK's ``run()`` time for the same
+fitted messages.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from itertools import accumulate
 
 from yagpt_magic.conversation import Thread, Turn, Usage, fit_to_window, messages_sha256
-from yagpt_magic.emulator import count_tokens, tokenize_text
+from yagpt_magic.emulator import REQUEST_FRAMING, count_tokens, tokenize_text
 
 from .common import (
     FOLDER,
@@ -53,7 +54,10 @@ def synthetic_thread(name: str, turns: int, *, seed: int = 7) -> Thread:
     rng = random.Random(seed)
     thread = Thread(name, SYSTEM)
     budget = WINDOW - MAX_TOKENS
-    system_tokens = count_tokens([("system", SYSTEM)])
+    def one(role: str, text: str) -> int:
+        return count_tokens([(role, text)]) - REQUEST_FRAMING
+
+    system_tokens = REQUEST_FRAMING + one("system", SYSTEM)
     turn_tokens: list[int] = []
     now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -65,10 +69,10 @@ def synthetic_thread(name: str, turns: int, *, seed: int = 7) -> Thread:
         reply = "\n\n".join(_prose(rng, rng.randint(30, 120)) for _ in range(rng.randint(1, 4)))
         fit = fit_to_window(thread, user, budget=budget, count=count, upto=i)
         prefix = list(accumulate(turn_tokens[fit.start :], initial=0))
-        user_tokens = count_tokens([("user", user)])
+        user_tokens = one("user", user)
         sent = system_tokens + prefix[-1] + user_tokens
         completion = len(tokenize_text(reply))
-        turn_tokens.append(user_tokens + count_tokens([("assistant", reply)]))
+        turn_tokens.append(user_tokens + one("assistant", reply))
         thread.commit(
             Turn(
                 user=user,

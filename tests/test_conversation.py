@@ -18,21 +18,21 @@ from yagpt_magic.conversation import (
     WindowOverflow,
     fit_to_window,
 )
-from yagpt_magic.emulator import count_tokens
+from yagpt_magic.emulator import REQUEST_FRAMING, count_tokens, tokenize_text
 
 
 @functools.lru_cache(maxsize=100_000)
 def count_one(role: str, text: str) -> int:
-    return count_tokens([(role, text)])
+    return count_tokens([(role, text)]) - REQUEST_FRAMING
 
 
 def count(messages: Sequence[Message]) -> int:
     """The emulator's tokenizer: the same counts the service double reports.
 
-    Its counts are additive over messages (the emulator's tests check that), so a
-    per-message cache gives exact totals without re-tokenizing long requests.
+    A request costs its framing plus each message's own (the emulator's tests check
+    that), so a per-message cache gives exact totals without re-tokenizing long requests.
     """
-    return sum(count_one(m["role"], m["text"]) for m in messages)
+    return REQUEST_FRAMING + sum(count_one(m["role"], m["text"]) for m in messages)
 
 
 #: How full each fitted request was, as a share of the budget.
@@ -58,9 +58,9 @@ def answer(thread: Thread, text: str, reply: str, *, budget: int, cell_id: str |
     assert count(sent) <= budget, "the fitted request exceeds the window"
     FILL.append(count(sent) / budget)
     assert sent[-1] == {"role": "user", "text": text}
-    usage = Usage(count(sent), count([{"role": "assistant", "text": reply}]) - 3, 0, 0)
+    usage = Usage(count(sent), len(tokenize_text(reply)), 0, 0)
     turn = Turn(text, reply, cell_id=cell_id, usage=usage, system_prompt=thread.system_prompt,
-                context_start=fit.start)
+                context_start=fit.start, probe=fit.probe, tail=fit.tail)
     return thread.commit(turn, slot)
 
 

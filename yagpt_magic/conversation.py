@@ -22,11 +22,9 @@ Counter = Callable[[Sequence[Message]], int]
 #: The byte length of a text bounds its token count from above for byte-level tokenizers.
 MESSAGE_ALLOWANCE = 8
 
-
-#: Tokens a request may cost beyond its messages' own (a BOS, a template). A turn or
-#: block counted as a request of its own includes it once, so subtracting that count
-#: from a larger request keeps this much back to never undercount what remains.
-REQUEST_ALLOWANCE = 8
+#: Tokens a request may cost beyond its messages' (a start token, the reply's prompt):
+#: used only to bound a request that no usage measured yet, like a thread's first.
+REQUEST_ALLOWANCE = 32
 
 
 def message_bound(text: str) -> int:
@@ -71,8 +69,13 @@ class Turn:
     context_start: int | None = None
     #: A later re-run changed the turns this one was answered with.
     stale: bool = False
-    #: Cached tokenizer count of this turn's two messages; not part of its identity.
+    #: Exact tokens this turn adds to any request that holds it (its two messages with
+    #: their framing): a cache derived from exact counts, not part of its identity.
     tokens: int | None = field(default=None, compare=False, repr=False)
+    #: (start, tokens): the exact count of the request tokenized while fitting this turn.
+    probe: tuple[int, int] | None = field(default=None, compare=False, repr=False)
+    #: The count of [previous reply, this message] as a request of their own, if taken.
+    tail: int | None = field(default=None, compare=False, repr=False)
 
     def messages(self) -> list[Message]:
         return [{"role": "user", "text": self.user}, {"role": "assistant", "text": self.reply}]
@@ -83,6 +86,12 @@ class Turn:
         if self.tokens is not None:
             return self.tokens
         return message_bound(self.user) + message_bound(self.reply)
+
+    @property
+    def reply_tokens(self) -> int:
+        """Tokens of the reply's text as the service generated them (0: unknown)."""
+        return max(self.usage.completion_tokens - self.usage.reasoning_tokens, 0)
+
 
 
 @dataclass(init=False)
@@ -114,27 +123,185 @@ class Thread:
         self._indexed = 0
         self._last: Turn | None = None
         self._hash = ContextHash()
-        # Tokenizer counts of blocks of turns: (start, end) -> (first turn, last turn, count).
-        self._blocks: dict[tuple[int, int], tuple[Turn, Turn, int]] = {}
+        # Turns[:_derived] have had their exact costs derived (see derive_costs).
+        self._derived = 0
+        # (system prompt, model) -> (F at most, F - f exactly or None): see derive_costs.
+        self._frames: dict[tuple[str, str], tuple[int, int | None]] = {}
+        # model -> tokens a request costs beyond its messages (learned, see framing).
+        self._framing: dict[str, int] = {}
+        # (index, text) -> (turns[index], count of [its reply, text]): see tail_count.
+        self._tails: dict[tuple[int, str], tuple[Turn, int]] = {}
+        self.tail_calls = 0
 
     @property
     def turns(self) -> Sequence[Turn]:
         """The turns, oldest first (read-only: change them through the methods)."""
         return self._turns
 
-    def block_tokens(self, start: int, end: int, count: Counter) -> tuple[int, bool]:
-        """Tokens of turns[start:end] as one request, and whether the tokenizer was asked."""
-        first, last = self._turns[start], self._turns[end - 1]
-        cached = self._blocks.get((start, end))
-        if cached is not None and cached[0] is first and cached[1] is last:
-            return cached[2], False
-        measured = count([m for turn in self.turns[start:end] for m in turn.messages()])
-        if end == start + 1:
-            first.tokens = measured
-        if len(self._blocks) >= 64:
-            self._blocks.clear()
-        self._blocks[(start, end)] = (first, last, measured)
-        return measured, True
+    def derive_costs(self, upto: int) -> None:
+        """Set ``Turn.tokens`` of turns[:upto] wherever exact counts determine it.
+
+        Every committed turn brings the exact size of the request it sent (usage), and a
+        turn fitted near the edge also the exact size of the request it tokenized
+        (``probe``). A request's size is its framing F (with the system prompt) plus its
+        messages' costs; a reply costs its generated tokens plus a framing f that is the
+        same for every reply. Differences of exact sizes cancel F and f:
+
+        - a turn's probe and usage differ by exactly the turns between the two starts;
+        - two consecutive turns' usages differ by the previous reply and this user
+          message, less the turns left out in between, so this turn's cost is that
+          difference plus this reply's tokens less the previous reply's;
+        - once one turn's cost and context are known, its usage gives F - f, which
+          turns every other usage with a known context into its turn's exact cost
+          (the first turn of a thread, the first after a new system prompt).
+
+        Each turn is visited once (the work is flat in the thread's length).
+        """
+        turns = self.turns
+        for index in range(min(self._derived, len(turns)), min(upto, len(turns))):
+            self._derive(index)
+        self._derived = max(self._derived, min(upto, len(turns)))
+
+    def tail_count(self, index: int, text: str, count: Counter) -> int:
+        """The count of [turns[index].reply, text] as a request; cached (a re-run asks again).
+
+        ``tail_calls`` says whether this call asked the tokenizer (1) or the cache (0).
+        """
+        prev = self.turns[index]
+        cached = self._tails.get((index, text))
+        if cached is not None and cached[0] is prev:
+            self.tail_calls = 0
+            return cached[1]
+        counted = count([{"role": "assistant", "text": prev.reply}, {"role": "user", "text": text}])
+        if len(self._tails) >= 64:
+            self._tails.clear()
+        self._tails[(index, text)] = (prev, counted)
+        self.tail_calls = 1
+        return counted
+
+    def framing(self, model: str) -> int | None:
+        """Tokens a request costs beyond its messages, once a tail count has told it."""
+        return self._framing.get(model)
+
+    def cost(self, index: int) -> int | None:
+        """The exact tokens turns[index] adds to a request, if exact counts tell it."""
+        turn = self.turns[index]
+        if turn.tokens is None:
+            sent = self._sent(index)
+            frame = self._frames.get((turn.system_prompt, turn.model))
+            if sent is not None and frame is not None and frame[1] is not None:
+                derived = sent[0] - sent[1] - frame[1] + turn.reply_tokens
+                if derived > 0:
+                    turn.tokens = derived
+        return turn.tokens
+
+    def floor(self, index: int) -> int:
+        """The exact cost when known, else a lower bound."""
+        exact = self.cost(index)
+        if exact is not None:
+            return exact
+        turn = self.turns[index]
+        low = turn.reply_tokens + 2  # the reply's tokens, and one for each message at least
+        sent = self._sent(index)
+        frame = self._frames.get((turn.system_prompt, turn.model))
+        if sent is not None and frame is not None:  # its user message: usage less F at most
+            low = max(low, sent[0] - sent[1] - frame[0] + turn.reply_tokens)
+        return low
+
+    def ceiling(self, index: int) -> int:
+        """The exact cost when known, else an upper bound (bytes, or usage, less F >= 1)."""
+        exact = self.cost(index)
+        if exact is not None:
+            return exact
+        turn = self.turns[index]
+        high = turn.bound
+        sent = self._sent(index)
+        if sent is not None:
+            framing = MESSAGE_ALLOWANCE
+            for later in self.turns[index + 1 : index + 9]:
+                if later.tokens is not None:
+                    framing = min(framing, later.tokens - later.reply_tokens - 1)
+            high = min(high, sent[0] - sent[1] - 1 + turn.reply_tokens + max(framing, 0))
+        return max(high, self.floor(index))
+
+    def _sent(self, index: int) -> tuple[int, int] | None:
+        """(usage, known cost of the turns sent before it) when its usage can be read."""
+        turn = self.turns[index]
+        start = turn.context_start
+        if (
+            turn.usage.input_tokens <= 0
+            or start is None
+            or not 0 <= start <= index
+            or turn.stale
+            or turn.usage.reasoning_tokens
+            or index - start > 256
+        ):
+            return None
+        context = [t.tokens for t in self.turns[start:index]]
+        if any(c is None for c in context):
+            return None
+        return turn.usage.input_tokens, sum(c or 0 for c in context)
+
+    def _derive(self, index: int) -> None:
+        turn = self.turns[index]
+        sent, start = turn.usage.input_tokens, turn.context_start
+        if sent <= 0 or start is None or start > index or turn.stale:
+            return
+        if turn.probe is not None and turn.probe[0] != start:
+            low, high = sorted((turn.probe[0], start))
+            gap = abs(turn.probe[1] - sent)
+            costs = [self.cost(i) for i in range(low, high)]
+            if costs.count(None) == 1:
+                rest = gap - sum(c or 0 for c in costs)
+                if rest > 0:
+                    self.turns[low + costs.index(None)].tokens = rest
+        if turn.tokens is None and index > 0:
+            self._follow(index)
+        if turn.tail is not None and index > 0:
+            new = self._new_since_previous(index)
+            if new is not None and turn.tail - new >= 0:
+                self._framing[turn.model] = turn.tail - new
+        # What this turn tells of F (at most; exactly when its own cost is known).
+        known = self._sent(index)
+        if known is None:
+            return
+        key = (turn.system_prompt, turn.model)
+        most, exact = self._frames.get(key, (sent, None))
+        most = min(most, known[0] - known[1] - 1)
+        if turn.tokens is not None:
+            exact = known[0] - known[1] - (turn.tokens - turn.reply_tokens)
+        self._frames[key] = (most, exact)
+        self.cost(index)
+
+    def _new_since_previous(self, index: int) -> int | None:
+        """Exact tokens of the previous reply and this message (usage difference)."""
+        turn, prev = self.turns[index], self.turns[index - 1]
+        if (
+            prev.stale
+            or prev.usage.input_tokens <= 0
+            or prev.context_start is None
+            or prev.system_prompt != turn.system_prompt
+            or prev.usage.reasoning_tokens
+            or prev.model != turn.model
+        ):
+            return None
+        start = turn.context_start or 0
+        low, high = sorted((prev.context_start, start))
+        between = [self.cost(i) for i in range(low, high)]
+        if any(c is None for c in between):
+            return None
+        dropped = sum(c or 0 for c in between) * (1 if start >= prev.context_start else -1)
+        return turn.usage.input_tokens - prev.usage.input_tokens + dropped
+
+    def _follow(self, index: int) -> None:
+        """This turn's cost from the previous turn's usage and its own."""
+        new = self._new_since_previous(index)
+        if new is None:
+            return
+        turn, prev = self.turns[index], self.turns[index - 1]
+        derived = new + turn.reply_tokens - prev.reply_tokens
+        if derived > 0:
+            turn.tokens = derived
 
     def slot_for(self, cell_id: str | None) -> int | None:
         """Index of the turn a cell made earlier, so a re-run replaces it in place."""
@@ -176,21 +343,25 @@ class Thread:
         turn.stale = False
         if at is None or at >= len(self._turns):
             self._turns.append(turn)
+            self.derive_costs(len(self._turns))  # now, before a re-run makes it stale
             return len(self._turns) - 1
         old, self._turns[at] = self._turns[at], turn
         self._hash = ContextHash()  # its running prefix may hold the replaced turn
+        self._derived = min(self._derived, at)
         if at == self._indexed - 1:
             self._last = turn
         if old.cell_id is not None and self._cells.get(old.cell_id) == at:
             del self._cells[old.cell_id]
         if turn.cell_id is not None and at < self._indexed:
             self._cells[turn.cell_id] = at
+        self.derive_costs(at + 1)
         for later in self._turns[at + 1 :]:
             later.stale = True
         return at
 
     def undo(self) -> Turn:
         turn = self._turns.pop()
+        self._derived = min(self._derived, len(self._turns))
         if self._indexed > len(self._turns):
             self._indexed = len(self._turns)
             self._last = self._turns[-1] if self._turns else None
@@ -290,8 +461,13 @@ class Fit:
 
     start: int
     upto: int
+    #: The request's size: exact, or an upper bound when no tokenizer call was needed.
     tokens: int
     tokenize_calls: int
+    #: (start, tokens) of the request the tokenizer counted, for ``Turn.probe``.
+    probe: tuple[int, int] | None = None
+    #: The count of [previous reply, new message] as a request, if that was counted.
+    tail: int | None = None
 
     @property
     def left_out(self) -> int:
@@ -308,10 +484,10 @@ class WindowOverflow(ValueError):
 
 
 def _anchor(thread: Thread, upto: int) -> tuple[int, int] | None:
-    """Where the previous request started and an upper bound of it plus its reply.
+    """Where the previous request started and its exact size (the service's usage).
 
-    The service's usage of the turn just before ``upto`` is the exact size of what
-    was sent then, so a thread well inside the window needs no tokenizer call.
+    Valid only if that request is still what the thread holds before ``upto``: the
+    same system prompt, and no earlier turn replaced since (``stale``).
     """
     if upto == 0:
         return None
@@ -324,65 +500,200 @@ def _anchor(thread: Thread, upto: int) -> tuple[int, int] | None:
         or prev.context_start > upto - 1
     ):
         return None
-    return prev.context_start, prev.usage.input_tokens + message_bound(prev.reply)
+    return prev.context_start, prev.usage.input_tokens
 
 
-#: When the turns about to be left out have no cached count, one tokenizer call
-#: measures a block of them whose byte bound is this many times the excess, so one
-#: call almost always frees enough room (bytes run 3-4x tokens in practice).
-BLOCK_MARGIN = 4
+def _user_estimate(thread: Thread, upto: int, text: str) -> float:
+    """About what the new message and the previous reply's framing will cost.
+
+    Replies give the tokens per byte of plain text (their generated tokens); the newest
+    turn of known cost gives what a user message and a reply frame cost beyond that.
+    """
+    window = thread.turns[max(0, upto - 8) : upto]
+    text_bytes = len(text.encode("utf-8"))
+    reply_bytes = sum(len(t.reply.encode("utf-8")) for t in window if t.reply_tokens)
+    reply_tokens = sum(t.reply_tokens for t in window)
+    if not reply_bytes or not reply_tokens:
+        return float(message_bound(text))
+    per_byte = reply_tokens / reply_bytes
+    known = [t for t in window if t.tokens is not None]
+    if not known:
+        return per_byte * text_bytes + MESSAGE_ALLOWANCE
+    last = known[-1]
+    framing = (last.tokens or 0) - last.reply_tokens - per_byte * len(last.user.encode("utf-8"))
+    return max(per_byte * text_bytes + framing, 1.0)
+
+
+def _candidate(
+    thread: Thread, text: str, budget: int, upto: int, anchor: tuple[int, int] | None
+) -> int:
+    """The start whose request the one tokenizer call should count.
+
+    Any start gives an exact fit when the turns between it and the true edge have
+    exact costs; the estimate only keeps that walk short, and a turn whose cost is
+    unknown is counted inside the request, so whether it fits is measured, not guessed.
+    """
+    turns = thread.turns
+    if anchor is not None:
+        # The previous reply's generated tokens, and the new message with one framing.
+        start = anchor[0]
+        size = anchor[1] + turns[upto - 1].reply_tokens + _user_estimate(thread, upto, text)
+    else:
+        start = upto
+        size = REQUEST_ALLOWANCE + _user_estimate(thread, upto, text)
+        size += message_bound(thread.system_prompt) if thread.system_prompt else 0
+
+    def cost(index: int) -> float:
+        exact = thread.cost(index)
+        if exact is not None:
+            return float(exact)
+        return 0.5 * (thread.floor(index) + thread.ceiling(index))
+
+    while size > budget and start < upto:
+        size -= cost(start)
+        start += 1
+    if start == upto and size > 0.9 * budget:
+        return upto  # the message may not fit even alone: count it alone, exactly
+    while start > 0 and size + cost(start - 1) <= budget:
+        size += cost(start - 1)
+        start -= 1
+    # A turn of unknown cost at the edge is measured, not guessed. Counting the request
+    # with it is exact if it fits; counting it without is exact if it does not (and, if
+    # it plainly fits even at its ceiling, sending it teaches its cost): follow the
+    # estimate. The newest such turn from just before the edge on decides: the walk
+    # from there to the edge then crosses only turns of known cost.
+    edge = range(upto - 1, max(start - 2, -1), -1)
+    unknown = next((i for i in edge if thread.cost(i) is None), -1)
+    if unknown < 0:
+        return start
+    if unknown < start:
+        with_it = size + cost(unknown)
+    else:
+        with_it = size - sum(cost(i) for i in range(start, unknown))
+    if with_it > budget:
+        return unknown + 1
+    spread = thread.ceiling(unknown) - thread.floor(unknown)
+    return unknown + 1 if with_it + spread <= 0.97 * budget else unknown
 
 
 def fit_to_window(
     thread: Thread, text: str, *, budget: int, count: Counter, upto: int | None = None
 ) -> Fit:
-    """Choose the oldest turn to send so the request fits ``budget`` tokens.
+    """Choose the oldest turn to send so the request fits ``budget`` tokens, exactly.
 
     The oldest whole turns are left out first; the system prompt and the new message
-    never are. Sizes come from, in order of preference: the previous reply's usage
-    (the exact size of what was sent then), cached counts of turns, one tokenizer
-    call for a block of the oldest turns, and UTF-8 byte bounds. A thread well inside
-    the window needs no tokenizer call, and near the edge one call per new message is
-    enough; the work does not grow with the thread's length.
-    Raises ``WindowOverflow`` when the message cannot fit on its own.
+    never are. Raises ``WindowOverflow`` when the message cannot fit on its own.
+
+    1. Plainly inside: the previous request's exact size (its usage) plus upper bounds
+       of the previous reply and the new message fits, and the turn before it provably
+       does not (it would add at least its floor): no tokenizer call.
+    2. Otherwise one call counts a candidate request exactly, framing included, and the
+       walk goes from it to the edge: drop the oldest turn while over, subtracting its
+       floor; add the next older turn back while it fits, adding its ceiling. Once the
+       request framing is known (``Thread.framing``), or when the request is large, the
+       call counts only the previous reply and the new message: the previous request's
+       usage plus that count less the framing is the same exact size, without the
+       tokenizer returning every token of a full window (``_tail_will_do``). The first
+       such count, framing not yet known, takes it as zero: conservative by the framing
+       (~10 tokens), a negligible share of a request that large.
+
+    Why it fits: ``size`` starts exact and only ever subtracts a lower bound or adds an
+    upper bound of a turn's cost, so it never undercounts, and it ends <= budget.
+    Why no turn that fits is left out: a turn's floor and ceiling are its exact cost
+    once two exact counts have determined it (``Thread.derive_costs``). While the walk
+    crosses only such turns, ``size`` stays exact; it stops either after dropping turn
+    s-1 because the request holding it was over budget, or before adding turn s-1
+    because the request would be: both exact, so turn s-1 does not fit. The candidate
+    is chosen so the walk crosses no turn of unknown cost: the newest one at the edge
+    is counted inside the request when the estimate says it fits, outside when not.
+    Only when that estimate is wrong, for a turn no two counts have determined yet
+    (a thread's first, or the first after a new system prompt or a re-run), may that one
+    turn be left out; sending then determines its cost. The work is bounded by the
+    turns in the window, not the thread; the message alone is counted a second time
+    only when bounds could not tell whether it fits at all (and then it is refused).
     """
     upto = len(thread.turns) if upto is None else upto
     turns = thread.turns
-    calls = 0
+    thread.derive_costs(upto)
     new = message_bound(text)
 
     anchor = _anchor(thread, upto)
-    start = anchor[0] if anchor else 0
     if anchor is not None:
-        # Upper bound of [system, turns[start:upto], new]: exact up to two messages.
-        size = anchor[1] + new
-        while size > budget and start < upto and turns[start].tokens is not None:
-            size -= turns[start].tokens - REQUEST_ALLOWANCE  # type: ignore[operator]
-            start += 1
-        if size > budget and start < upto:
-            end, covered = start, 0
-            while end < upto and covered < BLOCK_MARGIN * (size - budget + REQUEST_ALLOWANCE):
-                covered += turns[end].bound
-                end += 1
-            measured, asked = thread.block_tokens(start, end, count)
-            calls += asked
-            size -= measured - REQUEST_ALLOWANCE
-            start = end
-        if size <= budget:
-            return Fit(start, upto, size, calls)
+        start, sent = anchor
+        prev = turns[upto - 1]
+        high = sent + message_bound(prev.reply) + new
+        # The older turn cannot fit: it would add at least its floor to at least this.
+        shut = start == 0 or sent + prev.reply_tokens + 1 + thread.floor(start - 1) > budget
+        if high <= budget and shut:
+            return Fit(start, upto, high, 0)
+    else:
+        # No exact size to start from (a first turn, a new system prompt): bytes bound it.
+        high = REQUEST_ALLOWANCE + new
+        high += message_bound(thread.system_prompt) if thread.system_prompt else 0
+        for turn in turns[:upto]:
+            high += turn.bound
+            if high > budget:
+                break
+        if high <= budget:
+            return Fit(0, upto, high, 0)
 
-    # No exact anchor (first turn after a load, an edit or a new system prompt), or the
-    # block was not enough: fall back to byte bounds, which never undercount.
-    fixed = new + (message_bound(thread.system_prompt) if thread.system_prompt else 0)
-    bound = fixed + sum(turns[i].bound for i in range(start, upto))
-    while bound > budget and start < upto:
-        bound -= turns[start].bound
+    probe = _candidate(thread, text, budget, upto, anchor)
+    tail = None
+    if anchor is not None and _tail_will_do(thread, text, upto, anchor[0], probe):
+        # Only what is new since the previous request: its reply and this message. Their
+        # count as a request of their own, less the request framing, added to the
+        # previous request's exact size is this one's (framing once).
+        prev = turns[upto - 1]
+        tail = thread.tail_count(upto - 1, text, count)
+        calls_made = thread.tail_calls
+        framing = thread.framing(prev.model)
+        probe, measured = anchor[0], anchor[1] + tail - (framing or 0)
+        exact_probe = framing is not None
+    else:
+        measured = count(thread.request(text, upto=upto, start=probe))
+        exact_probe, calls_made = True, 1
+    calls, start, size, exact = calls_made, probe, measured, exact_probe
+    while size > budget and start < upto:
+        exact = exact and thread.cost(start) is not None
+        size -= thread.floor(start)
         start += 1
-    if bound <= budget:
-        return Fit(start, upto, bound, calls)
-    # Nothing earlier is left; only the tokenizer can tell whether the message fits.
-    alone = count(thread.request(text, upto=upto, start=upto))
-    calls += 1
-    if alone > budget:
-        raise WindowOverflow(alone, budget)
-    return Fit(upto, upto, alone, calls)
+    if size > budget and not exact:
+        # Only bounds said so: bytes may tell the message fits alone; else it is counted
+        # alone (and then refused, so no second call precedes a completion).
+        alone = REQUEST_ALLOWANCE + new
+        alone += message_bound(thread.system_prompt) if thread.system_prompt else 0
+        if alone <= budget:
+            return Fit(upto, upto, alone, calls)
+        size = count(thread.request(text, upto=upto, start=upto))
+        calls += 1
+    if size > budget:
+        raise WindowOverflow(size, budget)
+    while start > 0 and size + thread.ceiling(start - 1) <= budget:
+        size += thread.ceiling(start - 1)
+        start -= 1
+    return Fit(start, upto, size, calls, (probe, measured) if exact_probe else None, tail)
+
+
+#: A candidate request this large is not counted whole near the edge (the tokenizer
+#: returns every token: ~30k of them for a full 32k window) while only its previous
+#: reply and new message are new: those two are counted instead.
+TAIL_BYTES = 16 * 1024
+
+
+def _tail_will_do(thread: Thread, text: str, upto: int, start: int, probe: int) -> bool:
+    """Whether counting the previous reply and the new message alone gives the answer.
+
+    It does when the request framing is known (learned from an earlier such count and
+    the usages around it), or, the first time, when the request is large enough that
+    counting the framing as if it were zero overcounts by a negligible share. The
+    walk from the previous start to the edge must cross only turns of known cost.
+    """
+    prev = thread.turns[upto - 1]
+    if prev.usage.completion_tokens <= 0:
+        return False
+    low, high = sorted((start, probe))
+    if any(thread.cost(i) is None for i in range(max(low - 1, 0), high)):
+        return False
+    if thread.framing(prev.model) is not None:
+        return True
+    return prev.usage.input_tokens * 4 + len(text.encode("utf-8")) > 4 * TAIL_BYTES

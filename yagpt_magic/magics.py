@@ -77,7 +77,7 @@ class ChatMagics(Magics):
     max_tokens = Int(2000, help="Most tokens a reply may have; also reserved in the context window.").tag(config=True)  # noqa: E501
     system_prompt = Unicode("", help="System prompt for new threads.").tag(config=True)
     stream = Bool(True, help="Stream replies as they are written.").tag(config=True)
-    context_window = Int(32768, help="The model's context window, in tokens.").tag(config=True)
+    context_window = Int(0, help="Context window in tokens for every model; 0: each model's own (%chat models).").tag(config=True)  # noqa: E501
     timeout = Float(30.0, help="Seconds to wait for the service to start answering (for --no-stream: for the whole answer).").tag(config=True)  # noqa: E501
     folder_id = Unicode("", help="Yandex Cloud folder id (else env YC_FOLDER_ID / FOLDER_ID).").tag(config=True)  # noqa: E501
     endpoint = Unicode("", help="gRPC endpoint host:port (else env YC_API_ENDPOINT, else the SDK default).").tag(config=True)  # noqa: E501
@@ -125,7 +125,8 @@ class ChatMagics(Magics):
 
     @validate("max_tokens", "context_window")
     def _check_positive(self, proposal: dict[str, Any]) -> int:
-        if proposal["value"] <= 0:
+        unset = proposal["trait"].name == "context_window" and proposal["value"] == 0
+        if proposal["value"] <= 0 and not unset:
             raise TraitError(f"{proposal['trait'].name} must be a positive number of tokens")
         return proposal["value"]
 

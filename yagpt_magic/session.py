@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import __version__
+from . import __version__, models
 from .backend import Backend, Reply, RequestOptions
 from .connection import Connection, Credential, CredentialKind, resolve
 from .conversation import (
@@ -41,6 +41,11 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .emulator import Emulator
+
+#: The largest request the service takes: gRPC's default limit on a received message
+#: (4 MiB). The SDK's channels set no larger one, and a request over it fails with
+#: RESOURCE_EXHAUSTED, which reads like a quota; a little is kept for the envelope.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024
 
 
 class ReplySource(Protocol):
@@ -298,8 +303,9 @@ class ChatSession:
         return RequestOptions(**values)
 
     def window(self, options: RequestOptions) -> int:
-        """The context window a request with ``options`` is fitted into."""
-        return self.settings.context_window
+        """The context window a request with ``options`` is fitted into: the model's own
+        (``models``), unless ``context_window`` is set for every model."""
+        return models.context_window(options.model, self.settings.context_window or None)
 
     def backend(self) -> Backend:
         """The backend for the current settings (built once per distinct connection)."""
@@ -362,7 +368,7 @@ class ChatSession:
         thread: Thread,
         text: str,
         options: RequestOptions,
-        context_window: int,
+        context_window: int | None,
         cell_id: str | None,
         on_text: Callable[[str], None] | None,
         on_fit: Callable[[Fit], None] | None,
@@ -370,6 +376,16 @@ class ChatSession:
     ) -> Answer:
         slot = thread.slot_for(cell_id)
         upto = len(thread.turns) if slot is None else slot
+        # 0 or None: the model's own window (models.MODELS); else the override.
+        context_window = models.context_window(options.model, context_window or None)
+        alone = thread.request(text, upto=upto, start=upto)
+        size = sum(len(m["text"].encode("utf-8")) + 16 for m in alone)
+        if size > MAX_REQUEST_BYTES:
+            raise ContextTooLong(
+                f"The message is {size / 2**20:.1f} MB; the service accepts at most "
+                f"{(MAX_REQUEST_BYTES + 2**16) // 2**20} MB in one request (gRPC's message "
+                "size limit). Nothing was sent: shorten it or send a part at a time."
+            )
         budget = context_window - (options.max_tokens or 0)
         if budget <= 0:
             raise UsageProblem(
@@ -399,6 +415,13 @@ class ChatSession:
         if on_fit is not None:
             on_fit(fit)
         messages = thread.request(text, upto=upto, start=fit.start)
+        size = sum(len(m["text"].encode("utf-8")) + 16 for m in messages)
+        if size > MAX_REQUEST_BYTES:
+            raise ContextTooLong(
+                f"The request with its context is {size / 2**20:.1f} MB, over the "
+                f"{(MAX_REQUEST_BYTES + 2**16) // 2**20} MB the service accepts; nothing was "
+                "sent. Start a new thread (-t NAME) or %chat reset this one."
+            )
         system_prompt = thread.system_prompt  # as sent, even if changed while it streams
         started = now_iso()
         if replay is not None:
@@ -431,6 +454,8 @@ class ChatSession:
             sha256=thread.request_sha256(text, upto=upto, start=fit.start, system=system_prompt),
             system_prompt=system_prompt,
             context_start=fit.start,
+            probe=fit.probe,
+            tail=fit.tail,
         )
         with self._lock:
             index = thread.commit(turn, slot)

@@ -23,7 +23,8 @@ class Settings:
     max_tokens: int = 2000
     system_prompt: str = ""
     stream: bool = True
-    context_window: int = 32768
+    #: 0: each model's own window (``models.context_window``); else it holds for every model.
+    context_window: int = 0
     timeout: float = 30.0
     folder_id: str = ""
     endpoint: str = ""

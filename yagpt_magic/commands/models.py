@@ -1,0 +1,32 @@
+"""``%chat models``: the models the extension knows, their context windows, the current one."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..models import MODELS, context_window, known, model_name
+from ..view import Table
+from . import Context, Parser
+
+
+def parser() -> Parser:
+    return Parser("models")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> Table:
+    settings = ctx.session.settings
+    current = model_name(settings.model)
+    override = settings.context_window
+    rows = [
+        (model.name, model.title, f"{model.window:,}",
+         f"{override:,} (%config)" if override else f"{model.window:,}",
+         "current" if model.name == current else "")
+        for model in MODELS
+    ]
+    if not known(settings.model):
+        fitted = context_window(settings.model, override)
+        rows.append((current, "(not in the table)", "", f"{fitted:,}", "current"))
+    title = (f"Context windows: %config ChatMagics.context_window = {override:,} overrides every "
+             "model" if override else
+             "Context windows (set %config ChatMagics.context_window to override every model)")
+    return Table(("model", "name", "window", "fitted to", ""), rows, title)
