@@ -38,7 +38,12 @@ TAGS = {
 }  # fmt: skip
 PRESENTATIONAL = {"b", "i", "u", "sub", "sup", "details", "summary", "kbd", "mark", "small"}
 ATTRS = {"a": {"href", "title", "rel"}, "ol": {"start"}, "th": {"style"}, "td": {"style"},
-         "span": {"class"}, "pre": {"class"}, "div": {"class"}, "img": {"src", "alt", "title"}}
+         "span": {"class"}, "pre": {"class", "style"}, "div": {"class"}, "code": {"style"},
+         "img": {"src", "alt", "title"}}
+#: The one inline style of a highlighted block: its box, with no theme variable, because
+#: Jupyter drops <style> and var() from an untrusted notebook's outputs.
+CODE_BOX = "background-color:rgba(128,128,128,0.08);padding:6px 8px"
+CODE_CLEAR = "background-color:rgba(0,0,0,0)"  # the <code> in it, over Jupyter's own
 # With allow_html: formatting attributes anywhere, styles that cannot fetch.
 OPT_IN_ATTRS = {"title", "lang", "dir", "style", "align", "colspan", "rowspan", "span", "open",
                 "type", "reversed", "start", "width", "height"}
@@ -86,6 +91,11 @@ class Allowlist(HTMLParser):
             value = value or ""
             if name not in ATTRS.get(tag, set()) | (OPT_IN_ATTRS if self.allow_html else set()):
                 self.problems.append(f"{tag}[{name}]")
+            elif name == "style" and tag == "pre" and value == CODE_BOX:
+                if dict(attrs).get("class") != "highlight":
+                    self.problems.append(f"pre[style]={value!r} without class highlight")
+            elif name == "style" and tag == "code" and value == CODE_CLEAR:
+                pass  # our own, fixed; the allowlist has no other style for <code>
             elif name == "style" and self.allow_html:
                 if not OPT_IN_STYLE.fullmatch(value.replace(" ", "")):
                     self.problems.append(f"style={value!r}")
@@ -251,7 +261,10 @@ def test_math_with_a_risky_macro_is_shown_as_code() -> None:
 def test_code_is_highlighted_with_theme_colours() -> None:
     out = reply_html("```python\nimport os  # hi $x$\n```\n")
     assert out.startswith('<div class="yagpt-rendered"><style>')
-    assert '<pre class="highlight"><code><span class="kn">import</span>' in out
+    assert (
+        f'<pre class="highlight" style="{CODE_BOX}"><code style="{CODE_CLEAR}">'
+        '<span class="kn">import</span>'
+    ) in out
     assert "var(--jp-mirror-editor-keyword-color)" in out
     plain = reply_html("```nosuchlanguage\n<b>x</b>\n```")
     assert "<pre><code>&lt;b&gt;x&lt;/b&gt;\n</code></pre>" in plain and "<style>" not in plain

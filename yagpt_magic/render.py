@@ -11,7 +11,8 @@ reply itself and only ever hands out HTML it has sanitized:
    the reply with raw HTML off (shown as text) unless ``allow_html``. Its link check
    is ours: only ``http``, ``https`` and ``mailto``. Images become a link plus their
    address unless their host is in ``image_hosts``. Fenced code is highlighted by
-   Pygments (classes styled from JupyterLab's theme variables).
+   Pygments (classes styled from JupyterLab's theme variables; the block's box is
+   inline, so it survives Jupyter's sanitizer in an untrusted notebook).
 2. Math (``$..$``, ``$$..$$``, ``\\begin{..}``) is written back as escaped text,
    so Jupyter's MathJax typesets it in the page.
 3. nh3 (ammonia) cleans the HTML against an allowlist: the tags Markdown makes (and a
@@ -75,6 +76,17 @@ _OPT_IN_STYLES = {
     "text-align", "text-decoration", "vertical-align", "white-space",
 }  # fmt: skip
 
+# A highlighted block as nh3 leaves it, and with its box. Jupyter drops the <style> of
+# an untrusted notebook's output (a transcript, a notebook from someone else) and keeps
+# only literal colours inline, so the box is drawn inline in a grey that reads on light
+# and dark themes (token colours then come from jupyterlab_pygments' classes); the
+# <code> in it is made clear, or Jupyter's own `code` background paints each line over it.
+_CODE_BLOCK = '<pre class="highlight"><code>'
+_CODE_BLOCK_STYLED = (
+    '<pre class="highlight" style="background-color:rgba(128,128,128,0.08);padding:6px 8px">'
+    '<code style="background-color:rgba(0,0,0,0)">'
+)
+
 # Pygments' token classes, and the theme colour JupyterLab gives each kind of token.
 _CODE_COLOURS = {
     "Keyword": "keyword", "Name.Builtin": "builtin", "Name.Function": "def",
@@ -118,8 +130,8 @@ def reply_html(text: str, *, allow_html: bool = False, image_hosts: Sequence[str
         md = _markdown(allow_html)
         rendered = md.render(source, {"image_hosts": hosts})
         body = _defuse_tex(_cleaner(allow_html, hosts).clean(rendered))
-        if '<pre class="highlight">' in body:
-            body = _code_css() + body
+        if _CODE_BLOCK in body:
+            body = _code_css() + body.replace(_CODE_BLOCK, _CODE_BLOCK_STYLED)
     return f'<div class="yagpt-rendered">{body}</div>'
 
 
@@ -276,11 +288,7 @@ def _code_css() -> str:
         f"{{color:var(--jp-mirror-editor-{colour}-color)}}"
         for colour, names in groups.items()
     )
-    return (
-        f"<style>{rules}{scope} :is(.c,.ch,.cm,.c1,.cs){{font-style:italic}}"
-        ".yagpt-rendered pre.highlight{background:var(--jp-cell-editor-background);"
-        "padding:6px 8px}</style>"
-    )
+    return f"<style>{rules}{scope} :is(.c,.ch,.cm,.c1,.cs){{font-style:italic}}</style>"
 
 
 # --- sanitizing -------------------------------------------------------------------------
