@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .conversation import Fit
     from .session import ChatSession
     from .settings import Settings
+    from .tools import Approver, ToolEvent
 
 #: Minimum seconds between two in-place updates of a streaming reply.
 STREAM_INTERVAL = 0.1
@@ -205,6 +206,9 @@ def ask_and_show(
     options: RequestOptions,
     cell_id: str | None = None,
     cancel: threading.Event | None = None,
+    tools: str | Sequence[str] | None = None,
+    approve: Approver | None = None,
+    on_tool: Callable[[ToolEvent], None] | None = None,
 ) -> Answer:
     """Ask the session for a turn and show it through ``display`` from start to end."""
     waiting = f"Waiting for {options.model}…" if options.stream and session.replay is None else ""
@@ -213,6 +217,7 @@ def ask_and_show(
             thread, text, options=options, cell_id=cell_id, cancel=cancel,
             on_text=display.update if options.stream else None,
             on_fit=lambda fit: display.start(fit, session.window(options), waiting=waiting),
+            tools=tools, approve=approve, on_tool=on_tool,
         )
     except KeyboardInterrupt:
         display.interrupt()

@@ -1,0 +1,59 @@
+"""Tool calls in a ``%%chat`` cell: each call shown as it happens, approval by ``input()``.
+
+``input()`` is what works the same in JupyterLab, Notebook 7 and terminal IPython: in a
+kernel it becomes an ``input_request`` on the stdin channel, which every front end
+answers with a text box under the cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import UsageProblem
+from .tools import ToolEvent, describe
+
+_YES = ("y", "yes", "д", "да")
+
+
+def result_line(event: ToolEvent, width: int = 300) -> str:
+    """What a finished call shows: its result's first line, or why it did not run."""
+    record = event.record
+    assert record is not None
+    first = record.result.strip().splitlines()[0] if record.result.strip() else "(empty)"
+    first = first if len(first) <= width else first[: width - 1] + "…"
+    prefix = "(replayed, not run) " + describe(event.name, event.arguments) + " " \
+        if event.replayed else ""
+    if record.outcome == "refused":
+        return f"  ✗ {prefix}not run: refused."
+    if record.outcome == "unknown":
+        return f"  ✗ {prefix}not run: {event.name!r} was not offered."
+    return f"  → {prefix}{first}"
+
+
+class CellApproval:
+    """Prints calls and results into the cell's output and asks there before each call."""
+
+    def __init__(self, ask: Callable[[str], str] = input,
+                 say: Callable[[str], None] = print) -> None:
+        self._ask = ask
+        self._say = say
+
+    def show(self, event: ToolEvent) -> None:
+        if event.kind == "call":
+            self._say(f"Tool call: {describe(event.name, event.arguments)}")
+        else:
+            self._say(result_line(event))
+
+    def approve(self, name: str, arguments: Mapping[str, Any]) -> bool:
+        """Ask in the cell; a front end without stdin fails the turn with what to do."""
+        from IPython.core.error import StdinNotImplementedError
+
+        try:
+            answer = self._ask(f"Run {name}? [y/N] ")
+        except (StdinNotImplementedError, EOFError):
+            raise UsageProblem(
+                "This front end cannot ask before a tool call (no input box); set "
+                "%config ChatMagics.tool_calls = 'auto' or 'never'. Nothing was added."
+            ) from None
+        return answer.strip().lower() in _YES
