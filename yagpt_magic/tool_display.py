@@ -34,9 +34,7 @@ def result_line(event: ToolEvent, width: int = 300) -> str:
 class CellApproval:
     """Prints calls and results into the cell's output and asks there before each call."""
 
-    def __init__(self, ask: Callable[[str], str] = input,
-                 say: Callable[[str], None] = print) -> None:
-        self._ask = ask
+    def __init__(self, say: Callable[[str], None] = print) -> None:
         self._say = say
 
     def show(self, event: ToolEvent) -> None:
@@ -49,8 +47,11 @@ class CellApproval:
         """Ask in the cell; a front end without stdin fails the turn with what to do."""
         from IPython.core.error import StdinNotImplementedError
 
+        import builtins
+
         try:
-            answer = self._ask(f"Run {name}? [y/N] ")
+            # Looked up per call: ipykernel installs its stdin-channel input() per request.
+            answer = builtins.input(f"Run {name}? [y/N] ")
         except (StdinNotImplementedError, EOFError):
             raise UsageProblem(
                 "This front end cannot ask before a tool call (no input box); set "
