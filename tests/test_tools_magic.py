@@ -158,3 +158,26 @@ def test_ask_in_a_real_kernel_over_stdin(emulator: Emulator, answer: str, runs: 
                  if "yagpt_magic" in m["content"]["metadata"]][-1]
         rounds = reply["content"]["metadata"]["yagpt_magic"]["tool_rounds"]
         assert rounds[0]["calls"][0]["outcome"] == ("ran" if runs else "refused")
+
+
+# -- the example notebook --------------------------------------------------------------
+def test_the_tools_notebook_answers_from_the_dataframe(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from .test_quickstart import ROOT, run_notebook
+
+    nb = run_notebook(ROOT / "notebooks" / "tools.ipynb", {}, tmp_path)
+    replies = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+               if "yagpt_magic" in o.get("metadata", {})]
+    first, second = (r.metadata["yagpt_magic"] for r in replies)
+    (call,) = first["tool_rounds"][0]["calls"]
+    assert (call["name"], call["arguments"], call["outcome"]) == (
+        "column_stats", {"column": "revenue"}, "ran")
+    assert call["result"] == "revenue: count=6, mean=1883.33, min=1250.00, max=2650.00"
+    assert "mean=1883.33" in replies[0]["data"]["text/plain"]  # the answer quotes it
+    assert [r["calls"][0]["result"] for r in second["tool_rounds"]] == [
+        "units: count=6, mean=92.50, min=60.00, max=130.00", "north (5050.00)"]
+    assert "north (5050.00)" in replies[1]["data"]["text/plain"]
+    history = nb.cells[-1].outputs[0]["data"]["text/plain"]
+    assert "column_stats(column='revenue') → revenue: count=6" in history
+    assert Path(ROOT / "notebooks" / "tools.ipynb").exists()

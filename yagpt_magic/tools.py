@@ -132,9 +132,9 @@ def build_tool(name: str, function: Any) -> Tool:
                 schema["default"] = json.loads(json.dumps(parameter.default))
         properties[pname] = schema
         adapters[pname] = adapter
-    parameters: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        parameters["required"] = required
+    # "required" even when empty: the parameters with defaults are explicitly optional.
+    parameters: dict[str, Any] = {"type": "object", "properties": properties,
+                                  "required": required}
     if definitions:
         parameters["$defs"] = definitions
     description = inspect.getdoc(function) or ""
