@@ -45,9 +45,9 @@ class CellApproval:
 
     def approve(self, name: str, arguments: Mapping[str, Any]) -> bool:
         """Ask in the cell; a front end without stdin fails the turn with what to do."""
-        from IPython.core.error import StdinNotImplementedError
-
         import builtins
+
+        from IPython.core.error import StdinNotImplementedError
 
         try:
             # Looked up per call: ipykernel installs its stdin-channel input() per request.
