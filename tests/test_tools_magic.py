@@ -181,3 +181,42 @@ def test_the_tools_notebook_answers_from_the_dataframe(tmp_path: Any) -> None:
     history = nb.cells[-1].outputs[0]["data"]["text/plain"]
     assert "column_stats(column='revenue') → revenue: count=6" in history
     assert Path(ROOT / "notebooks" / "tools.ipynb").exists()
+
+
+def test_interrupting_a_tool_call_in_a_real_kernel_commits_nothing(emulator: Emulator) -> None:
+    import time
+
+    slow = '''
+import time
+started = []
+def slow_query(sql: str) -> str:
+    """Run a slow query."""
+    started.append(sql)
+    time.sleep(60)
+    return "rows"
+'''
+    with Kernel(emulator_env(emulator)) as kernel:
+        assert kernel.run("%load_ext yagpt_magic\n" + slow).ok
+        assert kernel.run('%config ChatMagics.tool_calls = "auto"').ok
+        msg_id = kernel.send('%%chat --tools slow_query\nRun slow_query "select 1"')
+        deadline = time.monotonic() + 30
+        while len(emulator.completions) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # inside the call: the first reply asked for it
+        kernel.manager.interrupt_kernel()
+        run = kernel.collect(msg_id)
+        check = kernel.run("from yagpt_magic import current_session\n"
+                           "print(started, len(current_session().thread().turns))")
+    assert not run.ok and "Interrupted" in run.error
+    assert "Tool call: slow_query(sql='select 1')" in run.text
+    assert check.text.strip() == "['select 1'] 0"
+    assert len(emulator.completions) == 1  # the loop stopped: no result was sent
+
+
+def test_the_widget_shows_only_the_latest_messages_calls(widget: ChatWidget, user: Any) -> None:
+    user.run_cell('%config ChatMagics.tool_calls = "never"').raise_error()
+    send_and_wait(widget, 'Use lookup for "a"')
+    send_and_wait(widget, 'Use lookup for "b"')
+    assert [c.value for c in widget.tool_panel.children] == [
+        "Tool call: lookup(column='b')", "  ✗ not run: refused."]
+    assert user.user_ns["calls"] == []

@@ -17,7 +17,7 @@ from .errors import Interrupted
 from .tool_display import result_line
 from .tools import ToolEvent, describe
 
-#: Most call lines kept on screen; older ones scroll away with the turn that made them.
+#: Most call lines shown for one message (a turn has at most max_tool_rounds rounds).
 _KEPT = 50
 
 
@@ -40,6 +40,12 @@ class ToolPanel(widgets.VBox):
         self.cancel: threading.Event | None = None
         self.run_button.on_click(lambda _b: self._decide(True))
         self.skip_button.on_click(lambda _b: self._decide(False))
+
+    def start(self, cancel: threading.Event) -> None:
+        """A new message goes out: its calls replace the last one's; Stop ends a wait."""
+        self.cancel = cancel
+        self._lines = []
+        self._redraw(False)
 
     def _decide(self, answer: bool) -> None:
         self._answer = answer

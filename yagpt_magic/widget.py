@@ -424,7 +424,7 @@ class ChatWidget(widgets.VBox):
 
         display = ReplyDisplay(show, thread=self.thread_name, settings=self.session.settings)
         status = "idle"
-        self.tool_panel.cancel = cancel
+        self.tool_panel.start(cancel)
         try:
             ask_and_show(self.session, display, self.thread_name, text, options=options,
                          cancel=cancel, approve=self.tool_panel.approve,
