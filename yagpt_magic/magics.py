@@ -296,7 +296,7 @@ class ChatMagics(Magics):
             self._publisher(), thread=thread, settings=self.session.settings,
             live=hasattr(self.shell, "kernel"),
         )
-        cell = CellApproval()
+        cell = CellApproval(waiting=display.wait_for)
         return ask_and_show(self.session, display, thread, text, options=options,
                             cell_id=self.cell_id(), tools=tools, approve=cell.approve,
                             on_tool=cell.show)

@@ -32,16 +32,27 @@ def result_line(event: ToolEvent, width: int = 300) -> str:
 
 
 class CellApproval:
-    """Prints calls and results into the cell's output and asks there before each call."""
+    """Prints calls and results into the cell's output and asks there before each call.
 
-    def __init__(self, say: Callable[[str], None] = print) -> None:
+    ``waiting`` updates the reply's waiting line, so it never says "Waiting for the
+    model" while the turn is really waiting for a function or for the user.
+    """
+
+    def __init__(self, say: Callable[[str], None] = print,
+                 waiting: Callable[[str], None] | None = None) -> None:
         self._say = say
+        self._waiting = waiting
 
     def show(self, event: ToolEvent) -> None:
+        call = describe(event.name, event.arguments)
         if event.kind == "call":
-            self._say(f"Tool call: {describe(event.name, event.arguments)}")
+            self._say(f"Tool call: {call}")
+            if self._waiting is not None:
+                self._waiting(f"Calling {call}…")
         else:
             self._say(result_line(event))
+            if self._waiting is not None and not event.replayed:
+                self._waiting("Waiting for the model's answer…")
 
     def approve(self, name: str, arguments: Mapping[str, Any]) -> bool:
         """Ask in the cell; a front end without stdin fails the turn with what to do."""

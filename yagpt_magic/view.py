@@ -162,6 +162,12 @@ class ReplyDisplay:
             self.view.waiting = waiting
             self._publish()
 
+    def wait_for(self, what: str) -> None:
+        """Say what the reply waits on now (a tool call, the user's answer), until it comes."""
+        if self._live and not self.view.text:
+            self.view.waiting = what
+            self._publish()
+
     def update(self, text: str) -> None:
         """More of the reply arrived; shown at most as often as ``Throttle`` allows."""
         self.view.text = text
