@@ -349,3 +349,29 @@ def test_the_tools_setting_offers_them_on_every_turn(
     assert session.thread("default").usage.total_tokens == sum(
         t.usage.total_tokens + sum(r.usage.total_tokens for r in t.tool_rounds)
         for t in session.thread("default").turns)
+
+
+def test_a_redefined_function_is_offered_with_its_new_signature(
+    session: ChatSession, emulator: Emulator
+) -> None:
+    seen: list[Any] = []
+
+    def pick(count: int) -> str:
+        """Pick some rows."""
+        seen.append(count)
+        return "ok"
+
+    session.namespace = {"pick": pick}
+    emulator.call_tools([("pick", {"count": 2.0})])
+    session.ask("default", "one", tools="pick")
+
+    def pick(rows: int) -> str:  # type: ignore[no-redef]  # the user re-ran the cell
+        """Pick some rows."""
+        seen.append(rows)
+        return "ok"
+
+    session.namespace = {"pick": pick}
+    emulator.call_tools([("pick", {"rows": 3.0})])
+    answer = session.ask("default", "two", tools="pick")
+    assert seen == [2, 3]
+    assert answer.turn.tool_rounds[0].calls[0].outcome == "ran"

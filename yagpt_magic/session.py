@@ -156,6 +156,7 @@ class ChatSession:
         self._lock = threading.RLock()
         #: The kernel's user namespace: where ``--tools`` names are looked up (SPEC 12).
         self.namespace: Mapping[str, Any] = {}
+        self._tool_cache: dict[str, Any] = {}  # name -> tools.Tool, see tools.offer
         self.thread("default")
 
     # -- threads -------------------------------------------------------------------
@@ -354,7 +355,7 @@ class ChatSession:
         from .tools import ToolRun
 
         s = self.settings
-        return ToolRun(offer(self.namespace, chosen), s.tool_calls, approve, on_tool,
+        return ToolRun(offer(self.namespace, chosen, self._tool_cache), s.tool_calls, approve, on_tool,
                        s.tool_result_limit, s.max_tool_rounds, cancel)
 
     def ask(
