@@ -355,8 +355,9 @@ class ChatSession:
         from .tools import ToolRun
 
         s = self.settings
-        return ToolRun(offer(self.namespace, chosen, self._tool_cache), s.tool_calls, approve, on_tool,
-                       s.tool_result_limit, s.max_tool_rounds, cancel)
+        tools = offer(self.namespace, chosen, self._tool_cache)
+        return ToolRun(tools, s.tool_calls, approve, on_tool, s.tool_result_limit,
+                       s.max_tool_rounds, cancel)
 
     def ask(
         self,
