@@ -378,7 +378,9 @@ class ChatSession:
 
         ``options`` default to the settings; ``context_window`` to the model's window.
         ``tools`` names functions of ``namespace`` to offer (default: the ``tools``
-        setting); ``approve`` is asked about each call when ``tool_calls`` is "ask".
+        setting); ``approve`` is asked about each call when ``tool_calls`` is "ask"
+        (without one, "ask" refuses every call); ``on_tool`` hears each call as it
+        happens. The turn commits only once the model answers in text.
         """
         if not text.strip():
             raise UsageProblem("The message is empty: write it below the %%chat line.")

@@ -63,7 +63,9 @@ class CellApproval:
         try:
             # Looked up per call: ipykernel installs its stdin-channel input() per request.
             answer = builtins.input(f"Run {name}? [y/N] ")
-        except (StdinNotImplementedError, EOFError):
+        except EOFError:  # Ctrl-D at a terminal prompt: no answer is not a yes
+            return False
+        except StdinNotImplementedError:
             raise UsageProblem(
                 "This front end cannot ask before a tool call (no input box); set "
                 "%config ChatMagics.tool_calls = 'auto' or 'never'. Nothing was added."
