@@ -251,11 +251,11 @@ class ToolRun:
             return ToolCall(tool.name, arguments, truncate(
                 f"{type(err).__name__}: {summary}", self.result_limit), "invalid")
         try:
-            value = tool.function(*args, **kwargs)
+            text = str(tool.function(*args, **kwargs))  # a broken __str__ counts as raising
         except Exception as err:  # noqa: BLE001 - the model hears of it, the turn goes on
             return ToolCall(tool.name, arguments,
                             truncate(f"{type(err).__name__}: {err}", self.result_limit), "raised")
-        return ToolCall(tool.name, arguments, truncate(str(value), self.result_limit))
+        return ToolCall(tool.name, arguments, truncate(text, self.result_limit))
 
     def run_rounds(
         self,
