@@ -136,8 +136,14 @@ def test_a_raising_tool_sends_type_and_message_back(
     assert "ValueError: no such column" in answer.turn.reply
 
 
-def test_two_rounds(session: ChatSession, emulator: Emulator, table: Table) -> None:
-    answer = session.ask("default", 'Call total, then lookup "price"', tools="total,lookup")
+@pytest.mark.parametrize("stream", [False, True])
+def test_two_rounds(session: ChatSession, emulator: Emulator, table: Table,
+                    stream: bool) -> None:
+    shown: list[str] = []
+    answer = session.ask("default", 'Call total, then lookup "price"', tools="total,lookup",
+                         options=session.options(stream=stream), on_text=shown.append)
+    if stream:
+        assert shown[-1] == answer.turn.reply  # the answer streamed in after the calls
     assert [name for name, _ in table.calls] == ["total", "lookup"]
     assert len(answer.turn.tool_rounds) == 2
     assert len(emulator.completions) == 3
