@@ -70,6 +70,15 @@ def test_the_tools_setting_offers_them_on_every_turn(user: Any) -> None:
     assert user.user_ns["calls"] == ["a", "b"]
 
 
+def test_config_shows_the_tool_settings_and_their_source(user: Any) -> None:
+    user.run_cell('%config ChatMagics.tools = ["lookup"]').raise_error()
+    rows = {row[0]: row[1:] for row in user.run_line_magic("chat", "config").rows}
+    assert rows["tools"] == ("['lookup']", "%config")
+    assert rows["tool_calls"] == ("'ask'", "default")
+    assert rows["max_tool_rounds"] == ("5", "default")
+    assert rows["tool_result_limit"] == ("4000", "default")
+
+
 def test_bad_tool_names_and_settings_are_one_line_errors(user: Any, emulator: Emulator) -> None:
     assert "'nope' is not defined" in fails(user, "%%chat --tools lookup,nope\nhi")
     user.run_cell("import pandas as pd\ndef bad(df: pd.DataFrame) -> int:\n    return 1")
