@@ -22,6 +22,7 @@ FIGURES = {
     5: "transcripts",
     6: "widget",
     7: "window",
+    8: "tools",
 }
 HEADERS = ("figure", "baseline", "ours", "ratio", "target", "result")
 

@@ -18,6 +18,8 @@ class Execution:
 
     reply: dict[str, Any]
     messages: list[dict[str, Any]] = field(default_factory=list)
+    #: The prompts of the input requests the cell made (``input()``), in order.
+    prompts: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,25 +78,37 @@ class Kernel:
             self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
 
-    def send(self, code: str, cell_id: str | None = None) -> str:
+    def send(self, code: str, cell_id: str | None = None, *, allow_stdin: bool = False) -> str:
         """Send an execute request (with JupyterLab's cellId metadata) without waiting."""
         msg = self.client.session.msg(
             "execute_request",
             {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-             "allow_stdin": False, "stop_on_error": True},
+             "allow_stdin": allow_stdin, "stop_on_error": True},
             metadata={"cellId": cell_id} if cell_id else {},
         )
         self.client.shell_channel.send(msg)
         return msg["header"]["msg_id"]
 
-    def collect(self, msg_id: str, timeout: float = 60) -> Execution:
-        """Gather iopub messages of one request until the kernel is idle, then its reply."""
+    def collect(self, msg_id: str, timeout: float = 60,
+                answers: list[str] | None = None) -> Execution:
+        """Gather iopub messages of one request until the kernel is idle, then its reply.
+
+        With ``answers``, each input request on the stdin channel gets the next one, as
+        a front end's input box would send it.
+        """
         deadline = time.monotonic() + timeout
         messages: list[dict[str, Any]] = []
+        prompts: list[str] = []
+        pending = list(answers or [])
         while True:
+            if answers is not None:
+                self._answer_input(prompts, pending)
             try:
-                msg = self.client.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+                wait = 0.05 if answers is not None else max(0.01, deadline - time.monotonic())
+                msg = self.client.get_iopub_msg(timeout=wait)
             except queue.Empty:
+                if time.monotonic() < deadline:
+                    continue
                 raise TimeoutError(f"no idle for {msg_id} within {timeout}s") from None
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
@@ -104,10 +118,22 @@ class Kernel:
         while True:
             reply = self.client.get_shell_msg(timeout=max(0.01, deadline - time.monotonic()))
             if reply["parent_header"].get("msg_id") == msg_id:
-                return Execution(reply, messages)
+                return Execution(reply, messages, prompts)
 
-    def run(self, code: str, cell_id: str | None = None, timeout: float = 60) -> Execution:
-        return self.collect(self.send(code, cell_id), timeout)
+    def _answer_input(self, prompts: list[str], pending: list[str]) -> None:
+        try:
+            request = self.client.get_stdin_msg(timeout=0)
+        except queue.Empty:
+            return
+        if request["msg_type"] == "input_request":
+            prompts.append(request["content"]["prompt"])
+            self.client.input(pending.pop(0) if pending else "")
+
+    def run(self, code: str, cell_id: str | None = None, timeout: float = 60,
+            answers: list[str] | None = None) -> Execution:
+        """Run a cell; ``answers`` allows stdin and answers its input requests in order."""
+        msg_id = self.send(code, cell_id, allow_stdin=answers is not None)
+        return self.collect(msg_id, timeout, answers)
 
     def __enter__(self) -> Kernel:
         return self.start()

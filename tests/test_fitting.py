@@ -295,7 +295,7 @@ def test_each_model_has_its_window_and_config_overrides_all(shell: Any, emulator
     shell.run_cell("%config ChatMagics.max_tokens = 40").raise_error()
     rows = {row[0]: row for row in shell.run_line_magic("chat", "models").rows}
     assert rows["gemma-3-27b-it"][3] == "300 (%config)"
-    shell.run_cell("%%chat -m gpt-oss-20b\n" + "word " * 200).raise_error()  # 300 overrides
+    shell.run_cell("%%chat -m aliceai-llm\n" + "word " * 200).raise_error()  # 300 overrides
     assert count_tokens(emulator.completions[-1].messages) <= 260
     assert "models" in shell.run_line_magic("chat", "help")
     shell.run_cell("%config ChatMagics.context_window = 0").raise_error()

@@ -113,7 +113,7 @@ def test_a_refused_recording_keeps_the_current_mode(
     session: ChatSession, tmp_path: Path
 ) -> None:
     session.start_recording(tmp_path / "ok.jsonl")
-    with pytest.raises(Exception, match="JSON Lines"):
+    with pytest.raises(Exception, match="unknown transcript type"):
         session.start_recording(tmp_path / "bad.txt")
     assert session.recorder is not None
 

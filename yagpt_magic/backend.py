@@ -9,6 +9,7 @@ sync wrappers block in a way that leaves the RPC running after an interrupt.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -37,11 +38,21 @@ _POLL = 0.05
 #: How long a stream may run in all; ``timeout`` bounds only the wait for its start.
 _STREAM_DEADLINE = 600.0
 
-#: How a reply ended; a filtered one is never committed.
-ReplyStatus = Literal["final", "truncated", "filtered"]
+#: How a reply ended; a filtered one is never committed; ``tool_calls`` asks for calls.
+ReplyStatus = Literal["final", "truncated", "filtered", "tool_calls"]
 STATUS_NAMES: dict[str, ReplyStatus] = {
     "FINAL": "final", "TRUNCATED_FINAL": "truncated", "CONTENT_FILTER": "filtered",
+    "TOOL_CALLS": "tool_calls",
 }
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """A function tool as offered to the model; the schema is JSON text, so it hashes."""
+
+    name: str
+    description: str
+    parameters: str
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,10 @@ class RequestOptions:
     max_tokens: int | None = 2000
     reasoning_mode: str | None = None
     stream: bool = True
+    #: Function tools offered with the request (SPEC 12).
+    tools: tuple[ToolDefinition, ...] = ()
+    #: ``"none"`` makes the model answer in text (the last allowed tool round).
+    tool_choice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,23 @@ class Reply:
     usage: Usage
     model_uri: str
     model_version: str
+    #: (name, arguments) of each call a ``tool_calls`` reply asks for, in the order given.
+    tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: A replayed tool turn's recorded rounds (``conversation.ToolRound``): never re-run.
+    tool_rounds: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class _ToolCallsMessage:
+    """An assistant message carrying tool calls, in the shape the SDK sends as one.
+
+    The SDK sends a ``toolCallList`` only from a message object with ``tool_calls``
+    (a result's alternative); a stored turn has plain data, so this rebuilds one.
+    """
+
+    role: str
+    text: str
+    tool_calls: Any
 
 
 def import_sdk() -> Any:
@@ -159,9 +191,13 @@ class Backend:
             kwargs["verify"] = False
         return sdk_module.AsyncYCloudML(**kwargs)
 
+    @staticmethod
+    def _key(options: RequestOptions) -> tuple[Any, ...]:
+        return (options.model, options.model_version, options.temperature, options.max_tokens,
+                options.reasoning_mode, options.tools, options.tool_choice)
+
     def _model(self, options: RequestOptions) -> Any:
-        key = (options.model, options.model_version, options.temperature, options.max_tokens,
-               options.reasoning_mode)
+        key = self._key(options)
         model = self._models.get(key)
         if model is None:
             if self._sdk is None:
@@ -175,9 +211,48 @@ class Backend:
                 config["max_tokens"] = options.max_tokens
             if options.reasoning_mode:
                 config["reasoning_mode"] = options.reasoning_mode
+            if options.tools:
+                config["tools"] = [self._function_tool(tool) for tool in options.tools]
+            if options.tool_choice:
+                config["tool_choice"] = options.tool_choice
             model = base.configure(**config)
             self._models[key] = model
         return model
+
+    def _function_tool(self, tool: ToolDefinition) -> Any:
+        kwargs = {"name": tool.name}
+        if tool.description:
+            kwargs["description"] = tool.description
+        return self._sdk.tools.function(json.loads(tool.parameters), **kwargs)
+
+    def _sdk_messages(self, messages: Sequence[Message]) -> list[Any]:
+        """Messages as the SDK takes them: tool calls as a message object, results as dicts."""
+        out: list[Any] = []
+        for message in messages:
+            if "tool_calls" in message:
+                out.append(self._calls_message(message))
+            elif "tool_results" in message:
+                out.append({"role": message["role"],
+                            "tool_results": [dict(r) for r in message["tool_results"]]})
+            else:
+                out.append(message)
+        return out
+
+    def _calls_message(self, message: Message) -> _ToolCallsMessage:
+        from google.protobuf.struct_pb2 import Struct
+        from yandex.cloud.ai.foundation_models.v1 import text_common_pb2 as common
+        from yandex_ai_studio_sdk._tools.tool_call_list import ToolCallList
+
+        calls = []
+        for call in message["tool_calls"]:
+            arguments = Struct()
+            arguments.update(call["arguments"])
+            calls.append(common.ToolCall(
+                function_call=common.FunctionCall(name=call["name"], arguments=arguments)))
+        proto = common.ToolCallList(tool_calls=calls)
+        # The SDK's own constructor for a result's call list; no public one takes data.
+        tool_calls: Any = ToolCallList._from_proto(proto=proto, sdk=self._sdk)
+        return _ToolCallsMessage(message["role"], "", tool_calls)
 
     # -- requests ------------------------------------------------------------------
     def complete(
@@ -195,11 +270,12 @@ class Backend:
 
         async def produce(put: Callable[[Any], None]) -> None:
             model = self._model(options)
+            sent = self._sdk_messages(messages)
             if options.stream:
-                async for result in model.run_stream(list(messages), timeout=_STREAM_DEADLINE):
+                async for result in model.run_stream(sent, timeout=_STREAM_DEADLINE):
                     put(result)
             else:
-                put(await model.run(list(messages), timeout=timeout))
+                put(await model.run(sent, timeout=timeout))
 
         # closing(): an interrupt inside on_text must cancel the RPC now, not when the
         # traceback that holds this generator is finally collected.
@@ -213,8 +289,11 @@ class Backend:
             raise ServiceError("The service sent no answer. Run the cell again.", code="EMPTY")
         last = results[-1]
         usage = next((r.usage for r in reversed(results) if r.usage.total_tokens), last.usage)
-        model = self._models[(options.model, options.model_version, options.temperature,
-                              options.max_tokens, options.reasoning_mode)]
+        model = self._models[self._key(options)]
+        calls = tuple(
+            (call.function.name, dict(call.function.arguments))
+            for call in (last.tool_calls or ()) if call.function is not None
+        )
         return Reply(
             text=last.text,
             status=STATUS_NAMES.get(last.status.name, "final"),
@@ -226,6 +305,7 @@ class Backend:
             ),
             model_uri=model.uri,
             model_version=last.model_version,
+            tool_calls=calls,
         )
 
     def count(self, messages: Sequence[Message], options: RequestOptions) -> int:
@@ -233,7 +313,8 @@ class Backend:
 
         async def produce(put: Callable[[Any], None]) -> None:
             model = self._model(options)
-            put(await model.tokenize(list(messages), timeout=self.connection.timeout))
+            sent = self._sdk_messages(messages)
+            put(await model.tokenize(sent, timeout=self.connection.timeout))
 
         (tokens,) = self._drive(produce, first_timeout=self.connection.timeout)
         return len(tokens)

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-Message = dict[str, str]
+#: One message as sent: ``{"role", "text"}``, or a tool turn's ``{"role", "tool_calls"}`` /
+#: ``{"role", "tool_results"}`` (SPEC 12), which the backend hands to the SDK as it expects.
+Message = dict[str, Any]
 #: How a committed turn's reply ended: whole, or cut at max_tokens.
 TurnStatus = Literal["final", "truncated"]
 Counter = Callable[[Sequence[Message]], int]
@@ -32,6 +34,18 @@ def message_bound(text: str) -> int:
     return len(text.encode("utf-8")) + MESSAGE_ALLOWANCE
 
 
+def message_text(message: Message) -> str:
+    """A message's text; a tool-call or tool-result message as canonical JSON.
+
+    Hashes, byte bounds and replay diffs read every message through this, so a tool
+    turn is hashed and counted whole, and a plain message reads exactly as before.
+    """
+    if "text" in message:
+        return str(message["text"])
+    content = message.get("tool_calls", message.get("tool_results", []))
+    return json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class Usage:
     """Token usage as the service reports it."""
@@ -48,6 +62,38 @@ class Usage:
             self.reasoning_tokens + other.reasoning_tokens,
             self.total_tokens + other.total_tokens,
         )
+
+
+#: What happened to one tool call: run, raised, refused by the user or policy, a name
+#: that was not offered, or arguments that did not fit the signature.
+ToolOutcome = Literal["ran", "raised", "refused", "unknown", "invalid"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call the model asked for, and the text that went back as its result."""
+
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    outcome: ToolOutcome = "ran"
+
+
+@dataclass(frozen=True)
+class ToolRound:
+    """The calls of one ``TOOL_CALLS`` reply, in the order given, and that request's usage."""
+
+    calls: tuple[ToolCall, ...]
+    usage: Usage = field(default_factory=Usage)
+
+    def messages(self) -> list[Message]:
+        """The call list and the result list, as the service recorded them (SPEC 12)."""
+        return [
+            {"role": "assistant",
+             "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in self.calls]},
+            {"role": "user",
+             "tool_results": [{"name": c.name, "content": c.result} for c in self.calls]},
+        ]
 
 
 @dataclass
@@ -76,16 +122,31 @@ class Turn:
     probe: tuple[int, int] | None = field(default=None, compare=False, repr=False)
     #: The count of [previous reply, this message] as a request of their own, if taken.
     tail: int | None = field(default=None, compare=False, repr=False)
+    #: Function calls made before the reply (SPEC 12); ``usage`` is the final request's.
+    tool_rounds: tuple[ToolRound, ...] = ()
 
     def messages(self) -> list[Message]:
-        return [{"role": "user", "text": self.user}, {"role": "assistant", "text": self.reply}]
+        """Every message of the turn, as a later request carries it (and fitting counts it)."""
+        messages: list[Message] = [{"role": "user", "text": self.user}]
+        for tool_round in self.tool_rounds:
+            messages.extend(tool_round.messages())
+        messages.append({"role": "assistant", "text": self.reply})
+        return messages
+
+    @property
+    def spent(self) -> Usage:
+        """All tokens the turn cost: its tool rounds' requests and the final one."""
+        total = self.usage
+        for tool_round in self.tool_rounds:
+            total = total + tool_round.usage
+        return total
 
     @property
     def bound(self) -> int:
         """Exact token count when known, else an upper bound from the byte lengths."""
         if self.tokens is not None:
             return self.tokens
-        return message_bound(self.user) + message_bound(self.reply)
+        return sum(message_bound(message_text(m)) for m in self.messages())
 
     @property
     def reply_tokens(self) -> int:
@@ -381,7 +442,7 @@ class Thread:
     def usage(self) -> Usage:
         total = Usage()
         for turn in self.turns:
-            total = total + turn.usage
+            total = total + turn.spent
         return total
 
     def copy(self) -> Thread:
@@ -392,7 +453,8 @@ class Thread:
 def messages_sha256(messages: Sequence[Message]) -> str:
     """SHA-256 of the exact message list sent, so two replies' contexts can be compared."""
     canonical = json.dumps(
-        [[m["role"], m["text"]] for m in messages], ensure_ascii=False, separators=(",", ":")
+        [[m["role"], message_text(m)] for m in messages], ensure_ascii=False,
+        separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -423,7 +485,7 @@ class ContextHash:
         cached = self._pairs.get(index)
         if cached is not None and cached[0] is turn:
             return cached[1]
-        data = _encoded("user", turn.user) + b"," + _encoded("assistant", turn.reply)
+        data = b",".join(_encoded(m["role"], message_text(m)) for m in turn.messages())
         self._pairs[index] = (turn, data)
         return data
 

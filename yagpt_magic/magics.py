@@ -88,6 +88,10 @@ class ChatMagics(Magics):
     verbose_errors = Bool(False, help="Show the full traceback of a failed request.").tag(config=True)  # noqa: E501
     allow_html = Bool(False, help="Render raw HTML in replies (unsafe: replies are text you did not write).").tag(config=True)  # noqa: E501
     image_hosts = List(Unicode(), help="Hosts whose images a reply may load.").tag(config=True)
+    tools = List(Unicode(), help="Functions of the notebook offered to the model on every turn (like --tools).").tag(config=True)  # noqa: E501
+    tool_calls = CaselessStrEnum(["ask", "auto", "never"], default_value="ask", help="Tool calls the model asks for: ask before each, auto (run), never (refuse).").tag(config=True)  # noqa: E501
+    max_tool_rounds = Int(5, help="Most rounds of tool calls in one turn before the model must answer.").tag(config=True)  # noqa: E501
+    tool_result_limit = Int(4000, help="Characters of a tool's result sent to the model; longer ones are cut with a note.").tag(config=True)  # noqa: E501
 
     def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
         _purge_credentials(getattr(shell, "config", None))
@@ -114,6 +118,7 @@ class ChatMagics(Magics):
             from .session import ChatSession
 
             self._session = ChatSession(self.settings)
+            self._session.namespace = self._shell.user_ns  # where --tools names are found
         return self._session
 
     # -- validation -------------------------------------------------------------------
@@ -128,6 +133,12 @@ class ChatMagics(Magics):
         unset = proposal["trait"].name == "context_window" and proposal["value"] == 0
         if proposal["value"] <= 0 and not unset:
             raise TraitError(f"{proposal['trait'].name} must be a positive number of tokens")
+        return proposal["value"]
+
+    @validate("max_tool_rounds", "tool_result_limit")
+    def _check_tool_limits(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] <= 0:
+            raise TraitError(f"{proposal['trait'].name} must be a positive number")
         return proposal["value"]
 
     @validate("timeout")
@@ -194,6 +205,7 @@ class ChatMagics(Magics):
     @argument("--no-stream", action="store_true", help="Wait for the whole reply instead of streaming it.")  # noqa: E501
     @argument("-o", "--output", metavar="NAME", help="Also store the reply text in this variable.")
     @argument("--vars", action="store_true", help="Replace {name}, {In[N]} and {Out[N]} in the message.")  # noqa: E501
+    @argument("--tools", metavar="F,G", help="Offer these functions of the notebook to the model; each call runs only as ChatMagics.tool_calls allows (default: ask).")  # noqa: E501
     @cell_magic
     def chat(self, line: str, cell: str) -> None:
         """Send the cell to YandexGPT as the next message of a thread and show the reply.
@@ -205,6 +217,9 @@ class ChatMagics(Magics):
 
             %%chat -t code -m yandexgpt-lite --temperature 0.2
             Explain this traceback: ...
+
+            %%chat --tools lookup
+            What is the mean price in my table? Use lookup.
         """
         try:
             args = self._parse(line)
@@ -220,7 +235,7 @@ class ChatMagics(Magics):
                 max_tokens=args.max_tokens,
                 stream=False if args.no_stream else None,
             )
-            answer = self._ask(args.thread, text.strip("\n"), options)
+            answer = self._ask(args.thread, text.strip("\n"), options, args.tools)
         except ChatError as err:
             self._fail(err)
             return
@@ -235,7 +250,7 @@ class ChatMagics(Magics):
                 parsed = parse_argstring(self.chat, line)
             except UsageError as err:
                 raise UsageProblem(sentence(mask_arguments(str(err)))) from None
-            for name in ("thread", "model", "system", "output"):
+            for name in ("thread", "model", "system", "output", "tools"):
                 setattr(parsed, name, _unquote(getattr(parsed, name)))
             if len(self._parsed) >= 256:
                 self._parsed.clear()
@@ -281,7 +296,8 @@ class ChatMagics(Magics):
         parts.append(_VARS.sub(value, text[last:]))
         return "".join(parts)
 
-    def _ask(self, thread: str, text: str, options: RequestOptions) -> Answer:
+    def _ask(self, thread: str, text: str, options: RequestOptions, tools: str | None) -> Answer:
+        from .tool_display import CellApproval
         from .view import ReplyDisplay, ask_and_show
 
         terminal = not hasattr(self.shell, "kernel")  # no outputs to update: print instead
@@ -289,8 +305,10 @@ class ChatMagics(Magics):
             self._publisher(), thread=thread, settings=self.session.settings,
             echo=_echo if terminal else None,
         )
+        cell = CellApproval(waiting=display.wait_for)
         return ask_and_show(self.session, display, thread, text, options=options,
-                            cell_id=self.cell_id())
+                            cell_id=self.cell_id(), tools=tools, approve=cell.approve,
+                            on_tool=cell.show)
 
     def _publisher(self) -> Callable[[dict[str, str], dict[str, Any]], None]:
         """Where one reply is shown: one output, created once and then updated in place.

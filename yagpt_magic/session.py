@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,6 +28,7 @@ from .conversation import (
     WindowOverflow,
     fit_to_window,
     message_bound,
+    message_text,
 )
 from .errors import (
     ChatError,
@@ -41,6 +42,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .emulator import Emulator
+    from .tools import Approver, ToolEvent, ToolRun
 
 #: The largest request the service takes: gRPC's default limit on a received message
 #: (4 MiB). The SDK's channels set no larger one, and a request over it fails with
@@ -130,7 +132,23 @@ def turn_metadata(thread: str, index: int, turn: Turn) -> dict[str, Any]:
         "user": turn.user,
         "context_start": turn.context_start,
         "version": __version__,
+        **({"tool_rounds": tool_rounds_record(turn)} if turn.tool_rounds else {}),
     }
+
+
+def tool_rounds_record(turn: Turn) -> list[dict[str, Any]]:
+    """A turn's tool calls as stored: per round, its usage and each call's result."""
+    return [
+        {
+            "usage": {"input_tokens": r.usage.input_tokens,
+                      "completion_tokens": r.usage.completion_tokens,
+                      "reasoning_tokens": r.usage.reasoning_tokens,
+                      "total_tokens": r.usage.total_tokens},
+            "calls": [{"name": c.name, "arguments": c.arguments, "result": c.result,
+                       "outcome": c.outcome} for c in r.calls],
+        }
+        for r in turn.tool_rounds
+    ]
 
 
 class ChatSession:
@@ -148,6 +166,9 @@ class ChatSession:
         self._listeners: list[Callable[[ThreadEvent], None]] = []
         self._busy: set[str] = set()
         self._lock = threading.RLock()
+        #: The kernel's user namespace: where ``--tools`` names are looked up (SPEC 12).
+        self.namespace: Mapping[str, Any] = {}
+        self._tool_cache: dict[str, Any] = {}  # name -> tools.Tool, see tools.offer
         self.thread("default")
 
     # -- threads -------------------------------------------------------------------
@@ -329,6 +350,28 @@ class ChatSession:
         self._listeners.clear()
 
     # -- a turn ----------------------------------------------------------------------
+    def _tool_run(
+        self,
+        names: str | Sequence[str] | None,
+        approve: Approver | None,
+        on_tool: Callable[[ToolEvent], None] | None,
+        cancel: threading.Event | None,
+        *,
+        force: bool = False,
+    ) -> ToolRun | None:
+        """The turn's tools from the named callables (default: the ``tools`` setting)."""
+        from .tools import offer, split_names
+
+        chosen = split_names(self.settings.tools if names is None else names)
+        if not chosen and not force:
+            return None
+        from .tools import ToolRun
+
+        s = self.settings
+        tools = offer(self.namespace, chosen, self._tool_cache)
+        return ToolRun(tools, s.tool_calls, approve, on_tool, s.tool_result_limit,
+                       s.max_tool_rounds, cancel)
+
     def ask(
         self,
         thread_name: str,
@@ -340,14 +383,24 @@ class ChatSession:
         on_text: Callable[[str], None] | None = None,
         on_fit: Callable[[Fit], None] | None = None,
         cancel: threading.Event | None = None,
+        tools: str | Sequence[str] | None = None,
+        approve: Approver | None = None,
+        on_tool: Callable[[ToolEvent], None] | None = None,
     ) -> Answer:
         """Send ``text`` with as much earlier context as fits; commit only a finished reply.
 
         ``options`` default to the settings; ``context_window`` to the model's window.
+        ``tools`` names functions of ``namespace`` to offer (default: the ``tools``
+        setting); ``approve`` is asked about each call when ``tool_calls`` is "ask"
+        (without one, "ask" refuses every call); ``on_tool`` hears each call as it
+        happens. The turn commits only once the model answers in text.
         """
         if not text.strip():
             raise UsageProblem("The message is empty: write it below the %%chat line.")
         options = options if options is not None else self.options()
+        run = self._tool_run(tools, approve, on_tool, cancel)
+        if run is not None:
+            options = replace(options, tools=tuple(t.definition for t in run.tools.values()))
         window = context_window if context_window is not None else self.window(options)
         thread = self.thread(thread_name)
         with self._lock:
@@ -358,7 +411,8 @@ class ChatSession:
                 )
             self._busy.add(thread_name)
         try:
-            return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel)
+            return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel,
+                             run, on_tool)
         finally:
             with self._lock:
                 self._busy.discard(thread_name)
@@ -373,20 +427,24 @@ class ChatSession:
         on_text: Callable[[str], None] | None,
         on_fit: Callable[[Fit], None] | None,
         cancel: threading.Event | None,
+        run: ToolRun | None = None,
+        on_tool: Callable[[ToolEvent], None] | None = None,
     ) -> Answer:
         slot = thread.slot_for(cell_id)
         upto = len(thread.turns) if slot is None else slot
         # 0 or None: the model's own window (models.MODELS); else the override.
         context_window = models.context_window(options.model, context_window or None)
         alone = thread.request(text, upto=upto, start=upto)
-        size = sum(len(m["text"].encode("utf-8")) + 16 for m in alone)
+        size = sum(len(message_text(m).encode("utf-8")) + 16 for m in alone)
         if size > MAX_REQUEST_BYTES:
             raise ContextTooLong(
                 f"The message is {size / 2**20:.1f} MB; the service accepts at most "
                 f"{(MAX_REQUEST_BYTES + 2**16) // 2**20} MB in one request (gRPC's message "
                 "size limit). Nothing was sent: shorten it or send a part at a time."
             )
-        budget = context_window - (options.max_tokens or 0)
+        # Offered tools travel with every request: their schemas take room too.
+        offered = sum(message_bound(t.name + t.description + t.parameters) for t in options.tools)
+        budget = context_window - (options.max_tokens or 0) - offered
         if budget <= 0:
             raise UsageProblem(
                 f"max_tokens ({options.max_tokens}) leaves no room in the "
@@ -395,10 +453,13 @@ class ChatSession:
         replay = self.replay
         backend = None if replay is not None else self.backend()
 
+        # Turns are counted without the offered tools, which the budget already holds.
+        counting = replace(options, tools=(), tool_choice=None)
+
         def count(messages: Sequence[Message]) -> int:
             if backend is None:  # replay never calls the service, not even the tokenizer
-                return sum(message_bound(m["text"]) for m in messages)
-            return backend.count(messages, options)
+                return sum(message_bound(message_text(m)) for m in messages)
+            return backend.count(messages, counting)
 
         recorded = replay.context_start(thread.name, upto) if replay is not None else None
         try:
@@ -415,7 +476,7 @@ class ChatSession:
         if on_fit is not None:
             on_fit(fit)
         messages = thread.request(text, upto=upto, start=fit.start)
-        size = sum(len(m["text"].encode("utf-8")) + 16 for m in messages)
+        size = sum(len(message_text(m).encode("utf-8")) + 16 for m in messages)
         if size > MAX_REQUEST_BYTES:
             raise ContextTooLong(
                 f"The request with its context is {size / 2**20:.1f} MB, over the "
@@ -431,6 +492,22 @@ class ChatSession:
         else:
             assert backend is not None
             reply = backend.complete(messages, options, on_text=on_text, cancel=cancel)
+        rounds = tuple(reply.tool_rounds)
+        if rounds and on_tool is not None:  # replayed: show what was recorded, run nothing
+            from .tools import replayed
+
+            replayed(rounds, on_tool)
+        elif reply.status == "tool_calls":
+            if run is None:  # none offered: every call is reported back as not offered
+                run = self._tool_run((), None, None, cancel, force=True)
+            assert backend is not None and run is not None
+
+            def send(sent: list[Message], opts: RequestOptions) -> Reply:
+                return backend.complete(sent, opts, on_text=on_text, cancel=cancel)
+
+            reply, rounds = run.run_rounds(reply, messages, options, send)
+        if reply.status == "tool_calls":  # only a replay could bring one this far
+            raise ChatError("The model asked for tools but gave no answer; nothing was added.")
         if reply.status == "filtered":
             raise ContentFiltered(
                 "The reply was withheld by the content filter; nothing was added to thread "
@@ -456,6 +533,7 @@ class ChatSession:
             context_start=fit.start,
             probe=fit.probe,
             tail=fit.tail,
+            tool_rounds=rounds,
         )
         with self._lock:
             index = thread.commit(turn, slot)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 ReasoningMode = Literal["", "disabled", "enabled_hidden"]
+ToolPolicy = Literal["ask", "auto", "never"]
 
 
 @dataclass
@@ -35,6 +36,10 @@ class Settings:
     verbose_errors: bool = False
     allow_html: bool = False
     image_hosts: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    tool_calls: ToolPolicy = "ask"
+    max_tool_rounds: int = 5
+    tool_result_limit: int = 4000
     #: Names the user set (``%config`` or a config file), for ``%chat config``'s sources.
     configured: set[str] = field(default_factory=set, compare=False, repr=False)
 

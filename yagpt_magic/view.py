@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .conversation import Fit
     from .session import ChatSession
     from .settings import Settings
+    from .tools import Approver, ToolEvent
 
 #: Minimum seconds between two in-place updates of a streaming reply.
 STREAM_INTERVAL = 0.1
@@ -188,6 +189,12 @@ class ReplyDisplay:
             self.view.waiting = waiting
             self._publish()
 
+    def wait_for(self, what: str) -> None:
+        """Say what the reply waits on now (a tool call, the user's answer), until it comes."""
+        if self._echo is None and not self.view.text:
+            self.view.waiting = what
+            self._publish()
+
     def update(self, text: str) -> None:
         """More of the reply arrived; shown at most as often as ``Throttle`` allows."""
         self.view.text = text
@@ -235,6 +242,9 @@ def ask_and_show(
     options: RequestOptions,
     cell_id: str | None = None,
     cancel: threading.Event | None = None,
+    tools: str | Sequence[str] | None = None,
+    approve: Approver | None = None,
+    on_tool: Callable[[ToolEvent], None] | None = None,
 ) -> Answer:
     """Ask the session for a turn and show it through ``display`` from start to end."""
     waiting = f"Waiting for {options.model}…" if options.stream and session.replay is None else ""
@@ -243,6 +253,7 @@ def ask_and_show(
             thread, text, options=options, cell_id=cell_id, cancel=cancel,
             on_text=display.update if options.stream else None,
             on_fit=lambda fit: display.start(fit, session.window(options), waiting=waiting),
+            tools=tools, approve=approve, on_tool=on_tool,
         )
     except KeyboardInterrupt:
         display.interrupt()

@@ -46,6 +46,7 @@ import ipywidgets as widgets
 
 from .errors import ChatError
 from .session import EventKind, ThreadEvent
+from .tool_widget import ToolPanel
 from .view import ReplyDisplay, ReplyView, ask_and_show
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ class ChatWidget(widgets.VBox):
         )
         self.usage_line = widgets.Label()
         self.status_line = widgets.Label("idle")
+        self.tool_panel = ToolPanel()  # SPEC 12: calls as they happen, Run / Don't run
         for widget, name in (
             (self.message_box, "yagpt-input"),
             (self.send_button, "yagpt-send"),
@@ -164,7 +166,8 @@ class ChatWidget(widgets.VBox):
             layout=widgets.Layout(flex_flow="row wrap"),
         )
         super().__init__(
-            [self.history, self.message_box, controls, self.usage_line, self.status_line],
+            [self.history, self.tool_panel, self.message_box, controls, self.usage_line,
+             self.status_line],
             **kwargs,
         )
         self.add_class("yagpt-chat")
@@ -421,9 +424,11 @@ class ChatWidget(widgets.VBox):
 
         display = ReplyDisplay(show, thread=self.thread_name, settings=self.session.settings)
         status = "idle"
+        self.tool_panel.start(cancel)
         try:
             ask_and_show(self.session, display, self.thread_name, text, options=options,
-                         cancel=cancel)
+                         cancel=cancel, approve=self.tool_panel.approve,
+                         on_tool=self.tool_panel.show)
         except ChatError as err:
             status = (
                 "stopped: the partial reply was not added to the thread."

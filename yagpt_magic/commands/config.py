@@ -13,7 +13,7 @@ from . import Context, Parser, thread_parser
 SETTINGS = (
     "model", "model_version", "temperature", "max_tokens", "system_prompt", "stream",
     "context_window", "timeout", "data_logging", "reasoning_mode", "verbose_errors",
-    "allow_html", "image_hosts",
+    "allow_html", "image_hosts", "tools", "tool_calls", "max_tool_rounds", "tool_result_limit",
 )  # fmt: skip
 
 

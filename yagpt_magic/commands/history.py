@@ -1,9 +1,10 @@
-"""``%chat history [-t T]``: the turns of a thread: message, reply, tokens, model, stale."""
+"""``%chat history [-t T]``: the turns of a thread: message, reply, tool calls, tokens, model."""
 
 from __future__ import annotations
 
 import argparse
 
+from ..conversation import Turn
 from ..view import Table
 from . import Context, Parser, thread_parser
 
@@ -11,6 +12,18 @@ from . import Context, Parser, thread_parser
 def first_line(text: str, width: int = 60) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def tool_calls(turn: Turn, width: int = 60) -> str:
+    """The turn's calls in order, each with what came of it: ``total() → 1234``."""
+    from ..tools import describe
+
+    shown = []
+    for tool_round in turn.tool_rounds:
+        for call in tool_round.calls:
+            result = "not run" if call.outcome in ("refused", "unknown") else call.result
+            shown.append(f"{describe(call.name, call.arguments, 40)} → {first_line(result, 30)}")
+    return first_line("; ".join(shown), width) if shown else ""
 
 
 def parser() -> Parser:
@@ -24,7 +37,8 @@ def run(ctx: Context, args: argparse.Namespace) -> Table:
             index,
             first_line(turn.user),
             first_line(turn.reply),
-            turn.usage.total_tokens,
+            tool_calls(turn),
+            turn.spent.total_tokens,
             turn.model.rsplit("/", 2)[-2] if turn.model.count("/") >= 2 else turn.model,
             "stale" if turn.stale else "",
         )
@@ -32,5 +46,5 @@ def run(ctx: Context, args: argparse.Namespace) -> Table:
     ]
     system = f" — system: {first_line(thread.system_prompt)}" if thread.system_prompt else ""
     title = f"Thread {thread.name!r}: {len(thread.turns)} turns{system}"
-    headers = ("#", "message", "reply", "tokens", "model", "stale")
+    headers = ("#", "message", "reply", "tool calls", "tokens", "model", "stale")
     return Table(headers, rows, title, inline=("message", "reply"))

@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..conversation import ContextHash, Message, Thread, Turn, Usage
+from ..conversation import ContextHash, Message, Thread, ToolCall, ToolRound, Turn, Usage
 from ..session import turn_metadata
 from .files import Source, shown
 
 _USAGE_FIELDS = ("input_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
 _STATUSES = ("final", "truncated")
+_OUTCOMES = ("ran", "raised", "refused", "unknown", "invalid")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -78,7 +79,35 @@ def decode_turn(src: Source, where: str, record: Any, user: str, reply: str) -> 
         system_prompt=field(src, where, record, "system_prompt", (str,)),
         context_start=context_start,
         stale=field(src, where, record, "stale", (bool,), False),
+        tool_rounds=decode_tool_rounds(src, where, field(src, where, record, "tool_rounds",
+                                                         (list,), [])),
     )
+
+
+def decode_tool_rounds(src: Source, where: str, rounds: list[Any]) -> tuple[ToolRound, ...]:
+    """A turn's recorded tool calls (SPEC 12); loading them never runs anything."""
+    decoded = []
+    for k, item in enumerate(rounds):
+        at = f"{where} tool round {k}"
+        if not isinstance(item, dict):
+            src.fail(f"{at}: not an object")
+        usage = field(src, at, item, "usage", (dict,))
+        counts = [field(src, at + " usage", usage, name, (int,)) for name in _USAGE_FIELDS]
+        calls = []
+        for n, call in enumerate(field(src, at, item, "calls", (list,))):
+            here = f"{at} call {n}"
+            if not isinstance(call, dict):
+                src.fail(f"{here}: not an object")
+            outcome = field(src, here, call, "outcome", (str,))
+            if outcome not in _OUTCOMES:
+                src.fail(f"{here}: unknown outcome {outcome!r}")
+            calls.append(ToolCall(field(src, here, call, "name", (str,)),
+                                  field(src, here, call, "arguments", (dict,)),
+                                  field(src, here, call, "result", (str,)), outcome))
+        if not calls:
+            src.fail(f"{at}: no calls")
+        decoded.append(ToolRound(tuple(calls), Usage(*counts)))
+    return tuple(decoded)
 
 
 def record_texts(src: Source, where: str, record: Any) -> tuple[str, str]:

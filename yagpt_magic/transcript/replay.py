@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..backend import Reply, RequestOptions
-from ..conversation import Message, Thread, messages_sha256
+from ..conversation import Message, Thread, message_text, messages_sha256
 from ..errors import ReplayMiss
 from .records import sent_messages
 
@@ -30,16 +30,18 @@ def first_difference(recorded: Sequence[Message], now: Sequence[Message],
     for k in range(max(len(recorded), len(now))):
         label = labels[k] if k < len(labels) else f"message {k + 1}"
         if k >= len(recorded):
-            return f"there is an extra {now[k]['role']} message ({_short(now[k]['text'], 0)})"
+            extra = _short(message_text(now[k]), 0)
+            return f"there is an extra {now[k]['role']} message ({extra})"
         if k >= len(now):
             return f"{label} is missing"
         a, b = recorded[k], now[k]
         if a["role"] != b["role"]:
             return f"{label} is now a {b['role']} message"
-        if a["text"] != b["text"]:
-            at = next((i for i, (x, y) in enumerate(zip(a["text"], b["text"])) if x != y),
-                      min(len(a["text"]), len(b["text"])))
-            return f"{label} differs: recorded {_short(a['text'], at)}, now {_short(b['text'], at)}"
+        x_text, y_text = message_text(a), message_text(b)
+        if x_text != y_text:
+            at = next((i for i, (x, y) in enumerate(zip(x_text, y_text)) if x != y),
+                      min(len(x_text), len(y_text)))
+            return f"{label} differs: recorded {_short(x_text, at)}, now {_short(y_text, at)}"
     return "the messages differ"
 
 
@@ -47,7 +49,9 @@ def _labels(thread: Thread, index: int) -> list[str]:
     turn = thread.turns[index]
     labels = ["the system prompt"] if turn.system_prompt else []
     for k in range(turn.context_start or 0, index):
-        labels += [f"the user message of turn {k}", f"the reply of turn {k}"]
+        labels += [f"the user message of turn {k}"]
+        labels += [f"tool calls of turn {k}"] * (2 * len(thread.turns[k].tool_rounds))
+        labels += [f"the reply of turn {k}"]
     return [*labels, "the user message"]
 
 
@@ -92,4 +96,4 @@ class ReplayFile:
             raise ReplayMiss(f"Replay: {where}: {diff}; nothing was sent. Undo the edit, or "
                              "run %chat live to ask the service.")
         return Reply(turn.reply, turn.status, turn.usage, turn.model,
-                     turn.settings.get("model_version", ""))
+                     turn.settings.get("model_version", ""), tool_rounds=turn.tool_rounds)

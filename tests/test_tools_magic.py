@@ -1,0 +1,231 @@
+"""SPEC 12 as the user meets it: ``%%chat --tools``, the cell prompt, history, the widget,
+and ``input()`` answered through a real kernel's stdin channel."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from yagpt_magic.emulator import Emulator
+from yagpt_magic.widget import ChatWidget
+
+from .conftest import emulator_env, fails, magics_of
+from .kernel import Kernel
+from .test_widget import send_and_wait, wait_for
+
+DEFINE = '''
+calls = []
+def lookup(column: str) -> str:
+    """Mean of a column of my table."""
+    calls.append(column)
+    return f"mean of {column} is 42.5"
+'''
+
+
+@pytest.fixture
+def user(shell: Any) -> Any:
+    shell.run_cell(DEFINE).raise_error()
+    return shell
+
+
+def test_auto_runs_shows_the_call_and_result_and_history_shows_them(
+    user: Any, emulator: Emulator, capsys: Any
+) -> None:
+    user.run_cell('%config ChatMagics.tool_calls = "auto"').raise_error()
+    user.run_cell('%%chat --tools lookup\nUse lookup for "price"').raise_error()
+    out = capsys.readouterr().out
+    assert "Tool call: lookup(column='price')" in out
+    assert "→ mean of price is 42.5" in out
+    assert "mean of price is 42.5" in out.split("→ mean of price is 42.5", 1)[1]  # the reply
+    assert user.user_ns["calls"] == ["price"]
+    table = user.run_line_magic("chat", "history")
+    assert table.rows[0][3] == "lookup(column='price') → mean of price is 42.5"
+
+
+@pytest.mark.parametrize(("answer", "runs"), [("y", True), ("n", False), ("", False)])
+def test_ask_prompts_in_the_cell(user: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any,
+                                 answer: str, runs: bool) -> None:
+    prompts: list[str] = []
+
+    def typed(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return answer
+
+    monkeypatch.setattr(builtins, "input", typed)
+    user.run_cell('%%chat --tools lookup\nUse lookup for "price"').raise_error()
+    assert prompts == ["Run lookup? [y/N] "]
+    assert user.user_ns["calls"] == (["price"] if runs else [])
+    assert ("not run: refused" in capsys.readouterr().out) is not runs
+
+
+def test_the_tools_setting_offers_them_on_every_turn(user: Any) -> None:
+    user.run_cell('%config ChatMagics.tools = ["lookup"]').raise_error()
+    user.run_cell('%config ChatMagics.tool_calls = "auto"').raise_error()
+    user.run_cell('%%chat\nlookup "a"').raise_error()
+    user.run_cell('%%chat\nlookup "b"').raise_error()
+    assert user.user_ns["calls"] == ["a", "b"]
+
+
+def test_config_shows_the_tool_settings_and_their_source(user: Any) -> None:
+    user.run_cell('%config ChatMagics.tools = ["lookup"]').raise_error()
+    rows = {row[0]: row[1:] for row in user.run_line_magic("chat", "config").rows}
+    assert rows["tools"] == ("['lookup']", "%config")
+    assert rows["tool_calls"] == ("'ask'", "default")
+    assert rows["max_tool_rounds"] == ("5", "default")
+    assert rows["tool_result_limit"] == ("4000", "default")
+
+
+def test_bad_tool_names_and_settings_are_one_line_errors(user: Any, emulator: Emulator) -> None:
+    assert "'nope' is not defined" in fails(user, "%%chat --tools lookup,nope\nhi")
+    user.run_cell("import pandas as pd\ndef bad(df: pd.DataFrame) -> int:\n    return 1")
+    assert "parameter 'df' of bad() has a type" in fails(user, "%%chat --tools bad\nhi")
+    assert emulator.completions == []
+    # %config reports a refused value itself; the settings keep the old one.
+    user.run_cell('%config ChatMagics.tool_calls = "sometimes"')
+    user.run_cell("%config ChatMagics.max_tool_rounds = 0")
+    settings = magics_of(user).settings
+    assert (settings.tool_calls, settings.max_tool_rounds) == ("ask", 5)
+
+
+def test_a_front_end_without_stdin_fails_the_turn_cleanly(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from IPython.core.error import StdinNotImplementedError
+
+    def no_stdin(prompt: str = "") -> str:
+        raise StdinNotImplementedError("raw_input was called, but this frontend does not "
+                                       "support input requests.")
+
+    monkeypatch.setattr(builtins, "input", no_stdin)
+    message = fails(user, '%%chat --tools lookup\nUse lookup for "price"')
+    assert "tool_calls = 'auto' or 'never'" in message
+    assert user.user_ns["calls"] == []
+    assert magics_of(user).session.thread().turns == []
+
+
+@pytest.fixture
+def widget(user: Any) -> Iterator[ChatWidget]:
+    user.run_cell('%config ChatMagics.tools = ["lookup"]').raise_error()
+    w = ChatWidget(session=magics_of(user).session)
+    yield w
+    w.close()
+
+
+@pytest.mark.parametrize("click", ["run", "skip"])
+def test_the_widget_asks_with_buttons_and_shows_the_calls(
+    widget: ChatWidget, user: Any, click: str
+) -> None:
+    widget.message_box.value = 'Use lookup for "price"'
+    widget.send_button.click()
+    panel = widget.tool_panel
+    wait_for(lambda: panel.approval in panel.children)
+    assert panel.question.value == "Run lookup(column='price')?"
+    (panel.run_button if click == "run" else panel.skip_button).click()
+    assert widget.wait(30)
+    lines = [child.value for child in panel.children]
+    assert lines[0] == "Tool call: lookup(column='price')"
+    assert lines[1] == ("  → mean of price is 42.5" if click == "run"
+                        else "  ✗ not run: refused.")
+    assert user.user_ns["calls"] == (["price"] if click == "run" else [])
+    assert len(widget.session.thread().turns) == 1
+
+
+def test_stop_while_the_widget_asks_commits_nothing(widget: ChatWidget, user: Any) -> None:
+    widget.message_box.value = 'Use lookup for "price"'
+    widget.send_button.click()
+    wait_for(lambda: widget.tool_panel.approval in widget.tool_panel.children)
+    widget.stop_button.click()
+    assert widget.wait(30)
+    assert user.user_ns["calls"] == [] and widget.session.thread().turns == []
+    assert widget.status_line.value.startswith("stopped")
+
+
+def test_the_widget_shows_calls_made_automatically(widget: ChatWidget, user: Any) -> None:
+    user.run_cell('%config ChatMagics.tool_calls = "auto"').raise_error()
+    send_and_wait(widget, 'Use lookup for "price"')
+    assert [c.value for c in widget.tool_panel.children] == [
+        "Tool call: lookup(column='price')", "  → mean of price is 42.5"]
+
+
+# -- a real kernel: input() is an input_request on the stdin channel -------------------
+@pytest.mark.parametrize(("answer", "runs"), [("y", True), ("no", False)])
+def test_ask_in_a_real_kernel_over_stdin(emulator: Emulator, answer: str, runs: bool) -> None:
+    with Kernel(emulator_env(emulator)) as kernel:
+        assert kernel.run("%load_ext yagpt_magic\n" + DEFINE).ok
+        run = kernel.run('%%chat --tools lookup\nUse lookup for "price"',
+                         answers=[answer])
+        assert run.ok, run.error
+        assert run.prompts == ["Run lookup? [y/N] "]
+        assert ("→ mean of price is 42.5" in run.text) is runs
+        check = kernel.run("import json; print(json.dumps(calls))")
+        assert json.loads(check.text) == (["price"] if runs else [])
+        reply = [m for m in run.of_type("display_data", "update_display_data")
+                 if "yagpt_magic" in m["content"]["metadata"]][-1]
+        rounds = reply["content"]["metadata"]["yagpt_magic"]["tool_rounds"]
+        assert rounds[0]["calls"][0]["outcome"] == ("ran" if runs else "refused")
+
+
+# -- the example notebook --------------------------------------------------------------
+def test_the_tools_notebook_answers_from_the_dataframe(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from .test_quickstart import ROOT, run_notebook
+
+    nb = run_notebook(ROOT / "notebooks" / "tools.ipynb", {}, tmp_path)
+    replies = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+               if "yagpt_magic" in o.get("metadata", {})]
+    first, second = (r.metadata["yagpt_magic"] for r in replies)
+    (call,) = first["tool_rounds"][0]["calls"]
+    assert (call["name"], call["arguments"], call["outcome"]) == (
+        "column_stats", {"column": "revenue"}, "ran")
+    assert call["result"] == "revenue: count=6, mean=1883.33, min=1250.00, max=2650.00"
+    assert "mean=1883.33" in replies[0]["data"]["text/plain"]  # the answer quotes it
+    assert [r["calls"][0]["result"] for r in second["tool_rounds"]] == [
+        "units: count=6, mean=92.50, min=60.00, max=130.00", "north (5050.00)"]
+    assert "north (5050.00)" in replies[1]["data"]["text/plain"]
+    history = nb.cells[-1].outputs[0]["data"]["text/plain"]
+    assert "column_stats(column='revenue') → revenue: count=6" in history
+    assert Path(ROOT / "notebooks" / "tools.ipynb").exists()
+
+
+def test_interrupting_a_tool_call_in_a_real_kernel_commits_nothing(emulator: Emulator) -> None:
+    import time
+
+    slow = '''
+import time
+started = []
+def slow_query(sql: str) -> str:
+    """Run a slow query."""
+    started.append(sql)
+    time.sleep(60)
+    return "rows"
+'''
+    with Kernel(emulator_env(emulator)) as kernel:
+        assert kernel.run("%load_ext yagpt_magic\n" + slow).ok
+        assert kernel.run('%config ChatMagics.tool_calls = "auto"').ok
+        msg_id = kernel.send('%%chat --tools slow_query\nRun slow_query "select 1"')
+        deadline = time.monotonic() + 30
+        while len(emulator.completions) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # inside the call: the first reply asked for it
+        kernel.manager.interrupt_kernel()
+        run = kernel.collect(msg_id)
+        check = kernel.run("from yagpt_magic import current_session\n"
+                           "print(started, len(current_session().thread().turns))")
+    assert not run.ok and "Interrupted" in run.error
+    assert "Tool call: slow_query(sql='select 1')" in run.text
+    assert check.text.strip() == "['select 1'] 0"
+    assert len(emulator.completions) == 1  # the loop stopped: no result was sent
+
+
+def test_the_widget_shows_only_the_latest_messages_calls(widget: ChatWidget, user: Any) -> None:
+    user.run_cell('%config ChatMagics.tool_calls = "never"').raise_error()
+    send_and_wait(widget, 'Use lookup for "a"')
+    send_and_wait(widget, 'Use lookup for "b"')
+    assert [c.value for c in widget.tool_panel.children] == [
+        "Tool call: lookup(column='b')", "  ✗ not run: refused."]
+    assert user.user_ns["calls"] == []

@@ -1,0 +1,295 @@
+"""The notebook's own functions as the model's tools (SPEC 12), with the user's approval.
+
+``offer`` turns the named callables of the user namespace into function tools: the
+description is the docstring, the parameters a JSON Schema that pydantic builds from
+the signature and type hints (one ``TypeAdapter`` per parameter, so an annotation it
+cannot express is a one-line error naming that parameter, and the model's arguments are
+validated and converted the same way: JSON numbers arrive as floats).
+
+``run_rounds`` is the loop of one turn: while the reply asks for calls, each call is
+shown, approved (or not) by the policy, run in the order given, and its ``str()`` result
+(truncated with a note) goes back to the model. Only offered names ever run; a refused,
+unknown or malformed call is reported to the model instead. Nothing here commits:
+the session commits the turn once the model answers, so an interrupt loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import threading
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from .backend import Reply, RequestOptions, ToolDefinition
+from .conversation import Message, ToolCall, ToolRound
+from .errors import Interrupted, ServiceError, UsageProblem
+
+#: The ``tool_calls`` setting: ask before each call, run them all, or refuse them all.
+Policy = Literal["ask", "auto", "never"]
+POLICIES: tuple[str, ...] = ("ask", "auto", "never")
+
+#: Decides one call: (function name, arguments) -> run it?
+Approver = Callable[[str, Mapping[str, Any]], bool]
+
+REFUSED = "The user did not allow this call; it was not run."
+
+
+@dataclass(frozen=True)
+class ToolEvent:
+    """A call about to be decided (``call``) or finished (``done``, with its record)."""
+
+    kind: Literal["call", "done"]
+    name: str
+    arguments: Mapping[str, Any]
+    record: ToolCall | None = None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One offered callable: its definition for the model, and how to call it."""
+
+    definition: ToolDefinition
+    function: Callable[..., Any]
+    adapters: Mapping[str, Any]  # parameter name -> pydantic TypeAdapter
+    signature: inspect.Signature
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def bind(self, arguments: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """The model's arguments validated against the signature, ready for the call."""
+        unknown = sorted(set(arguments) - set(self.adapters))
+        if unknown:
+            raise TypeError(f"{self.name}() got unexpected arguments: {', '.join(unknown)}")
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for name, parameter in self.signature.parameters.items():
+            if name not in arguments:
+                if parameter.default is inspect.Parameter.empty:
+                    raise TypeError(f"{self.name}() missing required argument: {name!r}")
+                continue
+            value = self.adapters[name].validate_python(arguments[name])
+            if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+                args.append(value)
+            else:
+                kwargs[name] = value
+        return args, kwargs
+
+
+def _hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations; string annotations that do not resolve stay as written."""
+    try:
+        return typing.get_type_hints(function, include_extras=True)
+    except Exception:  # noqa: BLE001 - a forward reference the user never defined
+        return {}
+
+
+def build_tool(name: str, function: Any) -> Tool:
+    """The tool for one callable of the user namespace; a ``UsageProblem`` if it can't be."""
+    from pydantic import TypeAdapter
+    from pydantic.errors import PydanticUserError
+
+    if not callable(function):
+        raise UsageProblem(f"--tools: {name!r} is a {type(function).__name__}, not a function.")
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        raise UsageProblem(f"--tools: the signature of {name!r} cannot be read.") from None
+    hints = _hints(function)
+    properties: dict[str, Any] = {}
+    definitions: dict[str, Any] = {}
+    required: list[str] = []
+    adapters: dict[str, Any] = {}
+    for pname, parameter in signature.parameters.items():
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            star = "*" if parameter.kind is inspect.Parameter.VAR_POSITIONAL else "**"
+            raise UsageProblem(f"--tools: {name}() takes {star}{pname}; the model can only "
+                               "pass named parameters. Wrap it in a function that names them.")
+        annotation = hints.get(pname, parameter.annotation)
+        if annotation is inspect.Parameter.empty:
+            annotation = Any
+        try:
+            adapter = TypeAdapter(annotation)
+            schema = adapter.json_schema()
+        except PydanticUserError:
+            raise UsageProblem(
+                f"--tools: parameter {pname!r} of {name}() has a type the model cannot send "
+                f"({_type_name(annotation)}); annotate it with str, int, float, bool, list, "
+                "dict, a Literal or a pydantic model."
+            ) from None
+        definitions.update(schema.pop("$defs", {}))
+        if parameter.default is inspect.Parameter.empty:
+            required.append(pname)
+        else:
+            # A default JSON can't carry is left out: the model may simply omit the argument.
+            with contextlib.suppress(TypeError, ValueError):
+                schema["default"] = json.loads(json.dumps(parameter.default))
+        properties[pname] = schema
+        adapters[pname] = adapter
+    # "required" even when empty: the parameters with defaults are explicitly optional.
+    parameters: dict[str, Any] = {"type": "object", "properties": properties,
+                                  "required": required}
+    if definitions:
+        parameters["$defs"] = definitions
+    description = inspect.getdoc(function) or ""
+    definition = ToolDefinition(name, description, json.dumps(parameters, ensure_ascii=False))
+    return Tool(definition, function, adapters, signature)
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__qualname__", None) or repr(annotation)
+
+
+def offer(namespace: Mapping[str, Any], names: Sequence[str],
+          cache: dict[str, Tool] | None = None) -> dict[str, Tool]:
+    """The named callables of ``namespace`` as tools; an unknown name is a ``UsageProblem``.
+
+    ``cache`` keeps each name's tool while the name holds the same object: building a
+    schema costs ~0.2 ms a function, and ``ChatMagics.tools`` offers them every turn.
+    Redefining a function (a new ``def``) makes a new object, so its new hints count.
+    """
+    tools: dict[str, Tool] = {}
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        if not name.isidentifier():
+            raise UsageProblem(f"--tools: {name!r} is not a Python name; list functions as f,g.")
+        if name not in namespace:
+            raise UsageProblem(f"--tools: {name!r} is not defined in the notebook; define it "
+                               "first (nothing was sent).")
+        function = namespace[name]
+        cached = cache.get(name) if cache is not None else None
+        if cached is None or cached.function is not function:
+            cached = build_tool(name, function)
+            if cache is not None:
+                cache[name] = cached
+        tools[name] = cached
+    return tools
+
+
+def split_names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``f,g`` (a flag) or ``["f", "g"]`` (the setting) as a tuple of names."""
+    if value is None:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+def describe(name: str, arguments: Mapping[str, Any], width: int = 200) -> str:
+    """A call as a reader sees it: ``lookup(column='price', n=3)``."""
+    text = f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with a note saying so (the model reads it)."""
+    if len(text) <= limit:
+        return text
+    return (text[:limit] + f"\n[truncated: the result has {len(text)} characters; "
+            f"only the first {limit} were sent]")
+
+
+@dataclass
+class ToolRun:
+    """How one turn treats tool calls: what is offered, the policy, and who is asked."""
+
+    tools: Mapping[str, Tool]
+    policy: Policy = "ask"
+    approve: Approver | None = None
+    on_event: Callable[[ToolEvent], None] | None = None
+    result_limit: int = 4000
+    max_rounds: int = 5
+    cancel: threading.Event | None = None
+
+    def _emit(self, event: ToolEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _allowed(self, name: str, arguments: Mapping[str, Any]) -> bool:
+        if self.policy == "auto":
+            return True
+        if self.policy == "never" or self.approve is None:
+            return False
+        return self.approve(name, arguments)
+
+    def _stop_if_cancelled(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Interrupted("stopped")
+
+    def run_call(self, name: str, arguments: Mapping[str, Any]) -> ToolCall:
+        """One call: shown, decided, run (only an offered name), its result as text."""
+        arguments = dict(arguments)
+        self._emit(ToolEvent("call", name, arguments))
+        tool = self.tools.get(name)
+        if tool is None:
+            offered = ", ".join(self.tools) or "none"
+            record = ToolCall(name, arguments, f"Error: no function named {name!r} is "
+                              f"offered (offered: {offered}); it was not run.", "unknown")
+        elif not self._allowed(name, arguments):
+            record = ToolCall(name, arguments, REFUSED, "refused")
+        else:
+            self._stop_if_cancelled()
+            record = self._execute(tool, arguments)
+        self._stop_if_cancelled()
+        self._emit(ToolEvent("done", name, arguments, record))
+        return record
+
+    def _execute(self, tool: Tool, arguments: dict[str, Any]) -> ToolCall:
+        from pydantic import ValidationError
+
+        try:
+            args, kwargs = tool.bind(arguments)
+        except (TypeError, ValidationError) as err:
+            summary = "; ".join(line.strip() for line in str(err).splitlines()[:3])
+            return ToolCall(tool.name, arguments, truncate(
+                f"{type(err).__name__}: {summary}", self.result_limit), "invalid")
+        try:
+            text = str(tool.function(*args, **kwargs))  # a broken __str__ counts as raising
+        except Exception as err:  # noqa: BLE001 - the model hears of it, the turn goes on
+            return ToolCall(tool.name, arguments,
+                            truncate(f"{type(err).__name__}: {err}", self.result_limit), "raised")
+        return ToolCall(tool.name, arguments, truncate(text, self.result_limit))
+
+    def run_rounds(
+        self,
+        reply: Reply,
+        messages: Sequence[Message],
+        options: RequestOptions,
+        send: Callable[[list[Message], RequestOptions], Reply],
+    ) -> tuple[Reply, tuple[ToolRound, ...]]:
+        """Run calls and send results until the model answers; at most ``max_rounds``.
+
+        After the last allowed round the model is asked once more with ``tool_choice``
+        "none", so the turn still ends in an answer.
+        """
+        rounds: list[ToolRound] = []
+        sent = list(messages)
+        while reply.status == "tool_calls":
+            if len(rounds) >= self.max_rounds or options.tool_choice == "none":
+                raise ServiceError(
+                    f"The model asked for tools again after {len(rounds)} rounds; nothing "
+                    "was added to the thread. Raise ChatMagics.max_tool_rounds or rephrase.",
+                    code="TOOL_ROUNDS",
+                )
+            calls = tuple(self.run_call(name, arguments) for name, arguments in reply.tool_calls)
+            done = ToolRound(calls, reply.usage)
+            rounds.append(done)
+            sent += done.messages()
+            last = len(rounds) >= self.max_rounds
+            reply = send(sent, replace(options, tool_choice="none") if last else options)
+        return reply, tuple(rounds)
+
+
+
+def replayed(rounds: Sequence[ToolRound], on_event: Callable[[ToolEvent], None]) -> None:
+    """Show a replayed turn's recorded calls; nothing is run."""
+    for tool_round in rounds:
+        for call in tool_round.calls:
+            on_event(ToolEvent("done", call.name, call.arguments, call, replayed=True))
