@@ -9,6 +9,7 @@ sync wrappers block in a way that leaves the RPC running after an interrupt.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -54,6 +55,8 @@ class RequestOptions:
     max_tokens: int | None = 2000
     reasoning_mode: str | None = None
     stream: bool = True
+    #: ``"json"`` (any JSON object) or a JSON Schema as JSON text (``structured.Schema``).
+    response_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,9 +162,13 @@ class Backend:
             kwargs["verify"] = False
         return sdk_module.AsyncYCloudML(**kwargs)
 
+    @staticmethod
+    def _key(options: RequestOptions) -> tuple[Any, ...]:
+        return (options.model, options.model_version, options.temperature, options.max_tokens,
+                options.reasoning_mode, options.response_format)
+
     def _model(self, options: RequestOptions) -> Any:
-        key = (options.model, options.model_version, options.temperature, options.max_tokens,
-               options.reasoning_mode)
+        key = self._key(options)
         model = self._models.get(key)
         if model is None:
             if self._sdk is None:
@@ -175,6 +182,11 @@ class Backend:
                 config["max_tokens"] = options.max_tokens
             if options.reasoning_mode:
                 config["reasoning_mode"] = options.reasoning_mode
+            if options.response_format == "json":
+                config["response_format"] = "json"
+            elif options.response_format:
+                config["response_format"] = {"json_schema": json.loads(options.response_format),
+                                             "strict": True}
             model = base.configure(**config)
             self._models[key] = model
         return model
@@ -213,8 +225,7 @@ class Backend:
             raise ServiceError("The service sent no answer. Run the cell again.", code="EMPTY")
         last = results[-1]
         usage = next((r.usage for r in reversed(results) if r.usage.total_tokens), last.usage)
-        model = self._models[(options.model, options.model_version, options.temperature,
-                              options.max_tokens, options.reasoning_mode)]
+        model = self._models[self._key(options)]
         return Reply(
             text=last.text,
             status=STATUS_NAMES.get(last.status.name, "final"),

@@ -51,6 +51,10 @@ class TranscriptError(ChatError):
     """A transcript file could not be read or written; no thread was changed."""
 
 
+class InvalidReply(ChatError):
+    """A structured reply did not parse or validate against its schema; nothing was committed."""
+
+
 class ReplayMiss(ChatError):
     """Replay mode met a request that the transcript does not hold."""
 

@@ -30,6 +30,7 @@ from .settings import NAMES, Settings
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
     from .backend import RequestOptions
     from .session import Answer, ChatSession
+    from .structured import Schema
 
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
 #: Fenced blocks and inline code spans: code is left exactly as typed under --vars.
@@ -184,8 +185,10 @@ class ChatMagics(Magics):
     @argument("--max-tokens", type=int, metavar="N", help="Most tokens for this reply.")
     @argument("-s", "--system", help="Set the thread's system prompt from this turn on.")
     @argument("--no-stream", action="store_true", help="Wait for the whole reply instead of streaming it.")  # noqa: E501
-    @argument("-o", "--output", metavar="NAME", help="Also store the reply text in this variable.")
+    @argument("-o", "--output", metavar="NAME", help="Also store the reply in this variable: its text, or with --schema/--json the parsed object.")  # noqa: E501
     @argument("--vars", action="store_true", help="Replace {name}, {In[N]} and {Out[N]} in the message.")  # noqa: E501
+    @argument("--schema", metavar="NAME", help="Ask for JSON that fits NAME (a pydantic model, dataclass or JSON Schema dict) and check the reply against it.")  # noqa: E501
+    @argument("--json", action="store_true", help="Ask for any JSON object; the reply is parsed into a dict.")  # noqa: E501
     @cell_magic
     def chat(self, line: str, cell: str) -> None:
         """Send the cell to YandexGPT as the next message of a thread and show the reply.
@@ -197,6 +200,9 @@ class ChatMagics(Magics):
 
             %%chat -t code -m yandexgpt-lite --temperature 0.2
             Explain this traceback: ...
+
+            %%chat --schema Fact -o facts
+            List the facts in this text: ...
         """
         try:
             args = self._parse(line)
@@ -204,6 +210,7 @@ class ChatMagics(Magics):
             text = self._interpolate(cell) if args.vars else cell
             if not text.strip():
                 raise UsageProblem("The cell is empty: write your message below the %%chat line.")
+            schema = self._schema(args)
             if args.system is not None:
                 self.session.set_system(args.thread, args.system)
             options = self.session.options(
@@ -212,12 +219,13 @@ class ChatMagics(Magics):
                 max_tokens=args.max_tokens,
                 stream=False if args.no_stream else None,
             )
-            answer = self._ask(args.thread, text.strip("\n"), options)
+            answer = self._ask(args.thread, text.strip("\n"), options, schema)
         except ChatError as err:
             self._fail(err)
             return
         if args.output:
-            self._shell.user_ns[args.output] = answer.turn.reply
+            self._shell.user_ns[args.output] = (
+                answer.value if schema is not None else answer.turn.reply)
 
     def _parse(self, line: str) -> argparse.Namespace:
         """The flags of a ``%%chat`` line; a notebook repeats a few lines, so they are kept."""
@@ -227,7 +235,7 @@ class ChatMagics(Magics):
                 parsed = parse_argstring(self.chat, line)
             except UsageError as err:
                 raise UsageProblem(sentence(mask_arguments(str(err)))) from None
-            for name in ("thread", "model", "system", "output"):
+            for name in ("thread", "model", "system", "output", "schema"):
                 setattr(parsed, name, _unquote(getattr(parsed, name)))
             if len(self._parsed) >= 256:
                 self._parsed.clear()
@@ -245,8 +253,21 @@ class ChatMagics(Magics):
             raise UsageProblem(f"-o needs a Python variable name, not {args.output!r}.")
         if args.thread is not None and not args.thread.strip():
             raise UsageProblem("-t needs a thread name.")
-        for flag, name in (("-s", "system"), ("-m", "model"), ("-t", "thread"), ("-o", "output")):
+        if args.schema is not None and args.json:
+            raise UsageProblem("Use --schema NAME or --json, not both.")
+        if args.schema is not None and not args.schema.strip():
+            raise UsageProblem("--schema needs the name of a pydantic model, dataclass or dict.")
+        for flag, name in (("-s", "system"), ("-m", "model"), ("-t", "thread"), ("-o", "output"),
+                           ("--schema", "schema")):
             refuse_secret(getattr(args, name), flag)
+
+    def _schema(self, args: Any) -> Schema | None:
+        """What ``--schema NAME`` / ``--json`` ask the reply to be, checked before sending."""
+        if args.schema is None and not args.json:
+            return None
+        from .structured import any_json, resolve
+
+        return any_json() if args.json else resolve(args.schema, self._shell.user_ns)
 
     def _interpolate(self, text: str) -> str:
         """Replace only ``{name}``, ``{In[N]}`` and ``{Out[N]}`` outside code; the rest stays."""
@@ -273,7 +294,8 @@ class ChatMagics(Magics):
         parts.append(_VARS.sub(value, text[last:]))
         return "".join(parts)
 
-    def _ask(self, thread: str, text: str, options: RequestOptions) -> Answer:
+    def _ask(self, thread: str, text: str, options: RequestOptions,
+             schema: Schema | None = None) -> Answer:
         from .view import ReplyDisplay, ask_and_show
 
         display = ReplyDisplay(
@@ -281,7 +303,7 @@ class ChatMagics(Magics):
             live=hasattr(self.shell, "kernel"),
         )
         return ask_and_show(self.session, display, thread, text, options=options,
-                            cell_id=self.cell_id())
+                            cell_id=self.cell_id(), schema=schema)
 
     def _publisher(self) -> Callable[[dict[str, str], dict[str, Any]], None]:
         """Where one reply is shown: one output, created once and then updated in place.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,11 +29,19 @@ from .conversation import (
     fit_to_window,
     message_bound,
 )
-from .errors import ChatError, ContentFiltered, ContextTooLong, TranscriptError, UsageProblem
+from .errors import (
+    ChatError,
+    ContentFiltered,
+    ContextTooLong,
+    InvalidReply,
+    TranscriptError,
+    UsageProblem,
+)
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .emulator import Emulator
+    from .structured import Schema
 
 
 class ReplySource(Protocol):
@@ -86,6 +94,8 @@ class Answer:
     window: int
     replaced: bool
     messages: list[Message] = field(repr=False, default_factory=list)
+    #: The validated Python object of a structured turn (``ask(schema=...)``).
+    value: Any = None
 
 
 def now_iso() -> str:
@@ -117,6 +127,8 @@ def turn_metadata(thread: str, index: int, turn: Turn) -> dict[str, Any]:
         # The message as sent: with --vars the cell source is not what went out.
         "user": turn.user,
         "context_start": turn.context_start,
+        "schema": turn.schema,
+        "value": turn.value,
         "version": __version__,
     }
 
@@ -327,14 +339,19 @@ class ChatSession:
         on_text: Callable[[str], None] | None = None,
         on_fit: Callable[[Fit], None] | None = None,
         cancel: threading.Event | None = None,
+        schema: Schema | None = None,
     ) -> Answer:
         """Send ``text`` with as much earlier context as fits; commit only a finished reply.
 
         ``options`` default to the settings; ``context_window`` to the model's window.
+        With ``schema`` the request asks for it and the reply must validate before the
+        turn is committed (``InvalidReply`` otherwise).
         """
         if not text.strip():
             raise UsageProblem("The message is empty: write it below the %%chat line.")
         options = options if options is not None else self.options()
+        if schema is not None:
+            options = replace(options, response_format=schema.response_format)
         window = context_window if context_window is not None else self.window(options)
         thread = self.thread(thread_name)
         with self._lock:
@@ -345,7 +362,8 @@ class ChatSession:
                 )
             self._busy.add(thread_name)
         try:
-            return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel)
+            return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel,
+                             schema)
         finally:
             with self._lock:
                 self._busy.discard(thread_name)
@@ -360,6 +378,7 @@ class ChatSession:
         on_text: Callable[[str], None] | None,
         on_fit: Callable[[Fit], None] | None,
         cancel: threading.Event | None,
+        schema: Schema | None = None,
     ) -> Answer:
         slot = thread.slot_for(cell_id)
         upto = len(thread.turns) if slot is None else slot
@@ -406,6 +425,13 @@ class ChatSession:
                 "The reply was withheld by the content filter; nothing was added to thread "
                 f"{thread.name!r}. Rephrase the message and run the cell again."
             )
+        parsed = None
+        if schema is not None:  # before the commit: a reply that does not fit is not kept
+            try:
+                parsed = schema.parse(reply.text, truncated=reply.status == "truncated")
+            except InvalidReply as err:
+                raise InvalidReply(f"{err}; nothing was added to thread {thread.name!r}. Run "
+                                   "the cell again, or loosen the schema.") from None
         turn = Turn(
             user=text,
             reply=reply.text,
@@ -424,10 +450,13 @@ class ChatSession:
             sha256=thread.request_sha256(text, upto=upto, start=fit.start, system=system_prompt),
             system_prompt=system_prompt,
             context_start=fit.start,
+            schema=schema.name if schema is not None else None,
+            value=parsed.data if parsed is not None else None,
         )
         with self._lock:
             index = thread.commit(turn, slot)
         if self.recorder is not None:
             self.recorder.append(thread, index)
         self.notify(ThreadEvent(thread.name, EventKind.COMMIT, index))
-        return Answer(thread.name, index, turn, fit, context_window, slot is not None, messages)
+        return Answer(thread.name, index, turn, fit, context_window, slot is not None, messages,
+                      parsed.value if parsed is not None else None)

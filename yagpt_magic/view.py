@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .conversation import Fit
     from .session import ChatSession
     from .settings import Settings
+    from .structured import Schema
 
 #: Minimum seconds between two in-place updates of a streaming reply.
 STREAM_INTERVAL = 0.1
@@ -81,6 +82,9 @@ class ReplyView:
     waiting: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     status: str = ""
+    #: A structured turn's validated value, shown as highlighted JSON (the text/plain
+    #: stays the exact reply, which ``%chat restore`` reads back).
+    value_markdown: str = ""
 
     def finish(self, answer: Answer) -> None:
         """Take the committed turn's final text, status and metadata."""
@@ -89,6 +93,10 @@ class ReplyView:
         self.left_out = answer.fit.left_out
         self.window = answer.window
         self.metadata = turn_metadata(answer.thread, answer.index, answer.turn)
+        if answer.turn.schema is not None:
+            from .structured import json_markdown
+
+            self.value_markdown = json_markdown(answer.turn.value)
 
     def notices(self) -> list[Notice]:
         notes = []
@@ -117,7 +125,8 @@ class ReplyView:
     ) -> tuple[dict[str, str], dict[str, Any]]:
         from .render import safe_markdown
 
-        body = safe_markdown(self.text, allow_html=self.allow_html, image_hosts=self.image_hosts)
+        body = safe_markdown(self.value_markdown or self.text, allow_html=self.allow_html,
+                             image_hosts=self.image_hosts)
         plain = self.text
         if self.waiting and not self.text:
             body, plain = f"*{self.waiting}*", self.waiting
@@ -205,12 +214,13 @@ def ask_and_show(
     options: RequestOptions,
     cell_id: str | None = None,
     cancel: threading.Event | None = None,
+    schema: Schema | None = None,
 ) -> Answer:
     """Ask the session for a turn and show it through ``display`` from start to end."""
     waiting = f"Waiting for {options.model}…" if options.stream and session.replay is None else ""
     try:
         answer = session.ask(
-            thread, text, options=options, cell_id=cell_id, cancel=cancel,
+            thread, text, options=options, cell_id=cell_id, cancel=cancel, schema=schema,
             on_text=display.update if options.stream else None,
             on_fit=lambda fit: display.start(fit, session.window(options), waiting=waiting),
         )

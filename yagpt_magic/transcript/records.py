@@ -78,6 +78,8 @@ def decode_turn(src: Source, where: str, record: Any, user: str, reply: str) -> 
         system_prompt=field(src, where, record, "system_prompt", (str,)),
         context_start=context_start,
         stale=field(src, where, record, "stale", (bool,), False),
+        schema=field(src, where, record, "schema", (str, type(None)), None),
+        value=record.get("value"),
     )
 
 

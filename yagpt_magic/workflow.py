@@ -1,0 +1,164 @@
+"""Notebook habits around a reply (SPEC 14): its code into the next cell, the last error explained.
+
+``%chat code`` and ``%chat explain`` are thin commands over these functions. Both read the
+shell IPython gives them (its ``set_next_input``, its last exception, its input history);
+nothing here installs a hook or handler: the last error is the one IPython itself keeps
+in ``sys.last_value`` when it shows a traceback.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from .connection import CREDENTIAL_ENV
+from .conversation import Turn
+from .credentials import mask_credentials
+from .errors import UsageProblem, scrub
+
+#: What of an error goes to the model: enough to explain it, never a whole log.
+TRACEBACK_LINES = 60
+TRACEBACK_CHARS = 6000
+SOURCE_CHARS = 4000
+
+
+def code_blocks(markdown: str) -> list[str]:
+    """The fenced and indented code blocks of a Markdown reply, in order."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    return [t.content.rstrip("\n") for t in tokens if t.type in ("fence", "code_block")
+            and t.content.strip()]
+
+
+def pick_turn(turns: Sequence[Turn], thread: str, number: int | None) -> tuple[int, Turn]:
+    """Turn ``number`` as ``%chat history`` numbers it (negative: from the end; None: last)."""
+    if not turns:
+        raise UsageProblem(f"Thread {thread!r} has no replies yet.")
+    index = len(turns) - 1 if number is None else number
+    if index < 0:
+        index += len(turns)
+    if not 0 <= index < len(turns):
+        raise UsageProblem(f"Thread {thread!r} has turns 0 to {len(turns) - 1}, not {number}; "
+                           "%chat history lists them.")
+    return index, turns[index]
+
+
+@dataclass(frozen=True)
+class LastError:
+    """The kernel's last error as the model should see it: scrubbed and trimmed."""
+
+    traceback: str
+    source: str
+    cell: str
+
+    def message(self) -> str:
+        """The user message ``%chat explain`` sends."""
+        from .transcript.markdown import fence
+
+        where = f" ({self.cell})" if self.cell else ""
+        cell = (f"The cell{where}:\n\n{fence(self.source, 'python')}\n\n" if self.source
+                else "The cell's source is not known.\n\n")
+        return ("Explain this error from my Jupyter notebook and how to fix it.\n\n"
+                f"{cell}The error:\n\n{fence(self.traceback, 'text')}")
+
+
+def last_error(shell: Any, secrets: Sequence[str] = ()) -> LastError:
+    """The last exception IPython showed, with the cell it came from, free of credentials."""
+    value = getattr(sys, "last_value", None)
+    if not isinstance(value, BaseException):
+        raise UsageProblem("No error yet in this kernel: there is nothing for %chat explain "
+                           "to explain.")
+    cells = _cell_files(shell)
+    tb = _from_first_cell(value.__traceback__, cells)
+    text = "".join(traceback.format_exception(type(value), value, tb))
+    number = _failing_cell(value, tb, cells)
+    for filename, n in cells.items():
+        text = text.replace(f'File "{filename}"', f"Cell In[{n}]")
+    source = _cell_source(shell, number, cells)
+    known = [*secrets, *(os.environ[name] for name, _ in CREDENTIAL_ENV if os.environ.get(name))]
+    return LastError(
+        traceback=_clean(_trim_lines(text), known)[-TRACEBACK_CHARS:],
+        source=_clean(source, known)[:SOURCE_CHARS],
+        cell=f"In[{number}]" if number is not None else "",
+    )
+
+
+def _clean(text: str, secrets: Sequence[str]) -> str:
+    return mask_credentials(scrub(text, secrets))
+
+
+def _cell_files(shell: Any) -> dict[str, int]:
+    """Cell code filenames -> execution count: IPython's compiler keeps this map."""
+    found = getattr(getattr(shell, "compile", None), "_filename_map", None)
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def _from_first_cell(tb: TracebackType | None, cells: dict[str, int]) -> TracebackType | None:
+    """The traceback from the first frame in a notebook cell on: IPython's own frames go."""
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename not in cells:
+        start = start.tb_next
+    return start if start is not None else tb
+
+
+def _failing_cell(value: BaseException, tb: TracebackType | None,
+                  cells: dict[str, int]) -> int | None:
+    if isinstance(value, SyntaxError) and value.filename in cells:
+        return cells[value.filename]
+    if tb is not None and tb.tb_frame.f_code.co_filename in cells:
+        return cells[tb.tb_frame.f_code.co_filename]
+    return None
+
+
+def _cell_source(shell: Any, number: int | None, cells: dict[str, int]) -> str:
+    """The cell as typed (``In``), else the code IPython ran for it (a shell without history)."""
+    if number is None:
+        return ""
+    history = shell.user_ns.get("In") or []
+    if 0 < number < len(history) and history[number].strip():
+        return str(history[number])
+    filename = next((name for name, n in reversed(cells.items()) if n == number), None)
+    return "".join(linecache.getlines(filename)) if filename else ""
+
+
+def _trim_lines(text: str) -> str:
+    """The end of a long traceback (where the error is), saying how much was left out."""
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) <= TRACEBACK_LINES:
+        return "\n".join(lines)
+    cut = len(lines) - TRACEBACK_LINES
+    return "\n".join([f"[… {cut} earlier lines left out]", *lines[cut:]])
+
+
+def cell_id(shell: Any) -> str | None:
+    """The front end's id of the running cell, so re-running it replaces its turn."""
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return None
+    try:
+        parent = kernel.get_parent("shell")
+    except TypeError:
+        parent = kernel.get_parent()
+    return ((parent or {}).get("metadata") or {}).get("cellId")
+
+
+def publisher(shell: Any) -> Callable[[dict[str, str], dict[str, Any]], None]:
+    """One output for a reply, created once and then updated in place."""
+    display_id = uuid.uuid4().hex
+    shown = False
+
+    def show(data: dict[str, str], metadata: dict[str, Any]) -> None:
+        nonlocal shown
+        shell.display_pub.publish(data=data, metadata=metadata,
+                                  transient={"display_id": display_id}, update=shown)
+        shown = True
+
+    return show
