@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .backend import RequestOptions
     from .conversation import Turn
     from .session import ChatSession
+    from .structured import Schema
 
 __all__ = ["ChatWidget"]
 
@@ -94,13 +95,22 @@ class ChatWidget(widgets.VBox):
     """A chat box on one thread, shared live with ``%%chat`` and other widgets."""
 
     def __init__(
-        self, thread: str = "default", session: ChatSession | None = None, **kwargs: Any
+        self, thread: str = "default", session: ChatSession | None = None, *,
+        schema: Any = None, **kwargs: Any
     ) -> None:
         if session is None:
             from . import current_session
 
             session = current_session()
         self.session = session
+        #: ``schema`` (a pydantic model, dataclass or JSON Schema dict) makes every reply
+        #: structured, as ``%%chat --schema`` does; ``value`` is the last validated object.
+        self.schema: Schema | None = None
+        if schema is not None:
+            from .structured import schema_of
+
+            self.schema = schema_of(schema)
+        self.value: Any = None
         self.thread_name = thread
         session.thread(thread)
         settings = session.settings
@@ -422,8 +432,10 @@ class ChatWidget(widgets.VBox):
         display = ReplyDisplay(show, thread=self.thread_name, settings=self.session.settings)
         status = "idle"
         try:
-            ask_and_show(self.session, display, self.thread_name, text, options=options,
-                         cancel=cancel)
+            answer = ask_and_show(self.session, display, self.thread_name, text,
+                                  options=options, cancel=cancel, schema=self.schema)
+            if self.schema is not None:
+                self.value = answer.value
         except ChatError as err:
             status = (
                 "stopped: the partial reply was not added to the thread."
