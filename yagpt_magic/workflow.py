@@ -25,6 +25,8 @@ from .errors import UsageProblem, scrub
 
 #: What of an error goes to the model: enough to explain it, never a whole log.
 TRACEBACK_LINES = 60
+#: Of those, kept from the start: where the failing cell called in.
+TRACEBACK_HEAD = 8
 TRACEBACK_CHARS = 6000
 SOURCE_CHARS = 4000
 
@@ -130,12 +132,13 @@ def _cell_source(shell: Any, number: int | None, cells: dict[str, int]) -> str:
 
 
 def _trim_lines(text: str) -> str:
-    """The end of a long traceback (where the error is), saying how much was left out."""
+    """A long traceback's start (the cell) and end (the error), saying what was left out."""
     lines = text.rstrip("\n").split("\n")
     if len(lines) <= TRACEBACK_LINES:
         return "\n".join(lines)
     cut = len(lines) - TRACEBACK_LINES
-    return "\n".join([f"[… {cut} earlier lines left out]", *lines[cut:]])
+    return "\n".join([*lines[:TRACEBACK_HEAD], f"  [… {cut} lines left out]",
+                      *lines[TRACEBACK_HEAD + cut :]])
 
 
 def cell_id(shell: Any) -> str | None:
