@@ -1,4 +1,4 @@
-"""Notebook habits (SPEC 14): ``%chat code`` into the next cell, ``%chat explain`` the last error."""
+"""Notebook habits (SPEC 14): ``%chat code`` fills the next cell, ``%chat explain`` the error."""
 
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ def test_code_puts_every_block_of_the_reply_in_the_next_cell_in_a_real_kernel(
         last = kernel.run("%chat code", cell_id="code")
         first = kernel.run("%chat code 0", cell_id="code0")
         ran = kernel.run("print('df' in dir())")
+        kernel.run("rows = {'a': 1}\nrows['b']", cell_id="broken")
+        explained = kernel.run("%chat explain -t debug", cell_id="explain")
+
+    assert explained.ok, explained.error
+    question = emulator.completions[-1].messages[-1][1]
+    assert "rows = {'a': 1}\nrows['b']" in question and "KeyError: 'b'" in question
+    assert "The cell (In[7]):" in question and "Cell In[7], line 2" in question
 
     assert not last.ok and "has no code blocks" in last.error
     assert last.reply["content"].get("payload", []) == []
