@@ -259,3 +259,20 @@ def test_the_widget_takes_a_schema_chosen_in_code(user: Any, emulator: Emulator)
         assert len(turns(user)) == 1
     finally:
         widget.close()
+
+
+def test_the_structured_notebook_builds_a_dataframe_offline(tmp_path: Path,
+                                                            clean_env: Any) -> None:
+    from .test_quickstart import ROOT, run_notebook
+
+    nb = run_notebook(ROOT / "notebooks" / "structured.ipynb", {}, tmp_path)
+
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    reply = next(o for o in outputs if "yagpt_magic" in o.get("metadata", {}))
+    assert reply.metadata["yagpt_magic"]["schema"] == "Facts"
+    table = next(o for o in outputs if o.output_type == "execute_result"
+                 and "text/html" in o.data)["data"]["text/plain"]
+    rows = [line.split() for line in table.splitlines()[1:]]
+    assert [row[-1] for row in rows] == ["1896", "1905", "1928"]  # sorted by year
+    assert "Henri Becquerel" in table and "special relativity" in table
