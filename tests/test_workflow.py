@@ -145,3 +145,15 @@ def test_explain_trims_a_long_traceback_to_its_end(
     assert "ping(80)" in error  # the start: where the cell called in
     assert error.strip().strip("`").strip().endswith("ZeroDivisionError: division by zero")
     assert len(error.strip().splitlines()) <= TRACEBACK_LINES + 3  # + marker, fences
+
+
+def test_explain_a_syntax_error_sends_the_cell_and_the_caret(
+    shell: Any, emulator: Emulator, no_last_error: Any
+) -> None:
+    shell.run_cell("total = sum(\n    [1, 2]", store_history=True)
+    with capture_output():
+        shell.run_cell("%chat explain", store_history=True).raise_error()
+    text = emulator.completions[-1].messages[-1][1]
+    assert "SyntaxError" in text and "total = sum(" in text
+    assert "The cell (In[1]):" in text
+    assert "interactiveshell.py" not in text and "Traceback" not in text

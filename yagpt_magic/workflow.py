@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import linecache
 import os
+import re
 import sys
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from .connection import CREDENTIAL_ENV
@@ -29,6 +29,8 @@ TRACEBACK_LINES = 60
 TRACEBACK_HEAD = 8
 TRACEBACK_CHARS = 6000
 SOURCE_CHARS = 4000
+_FILE = re.compile(r'File "([^"\n]+)"')
+_CELL = re.compile(r"In\[(\d+)\]")
 
 
 def code_blocks(markdown: str) -> list[str]:
@@ -78,17 +80,23 @@ def last_error(shell: Any, secrets: Sequence[str] = ()) -> LastError:
     if not isinstance(value, BaseException):
         raise UsageProblem("No error yet in this kernel: there is nothing for %chat explain "
                            "to explain.")
-    cells = _cell_files(shell)
-    tb = _from_first_cell(value.__traceback__, cells)
+    cells = _Cells(shell)
+    # From the first frame in a notebook cell on: IPython's own frames go (all of them
+    # for a SyntaxError, which happened compiling the cell: its text shows where).
+    tb = value.__traceback__
+    while tb is not None and cells.number(tb.tb_frame.f_code.co_filename) is None:
+        tb = tb.tb_next
     text = "".join(traceback.format_exception(type(value), value, tb))
-    number = _failing_cell(value, tb, cells)
-    for filename, n in cells.items():
-        text = text.replace(f'File "{filename}"', f"Cell In[{n}]")
-    source = _cell_source(shell, number, cells)
+    text = _FILE.sub(lambda m: cells.label(m.group(1)) or m.group(0), text)
+    if isinstance(value, SyntaxError) and value.filename:
+        filename = value.filename
+    else:
+        filename = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    number = cells.number(filename)
     known = [*secrets, *(os.environ[name] for name, _ in CREDENTIAL_ENV if os.environ.get(name))]
     return LastError(
         traceback=_clean(_trim_lines(text), known)[-TRACEBACK_CHARS:],
-        source=_clean(source, known)[:SOURCE_CHARS],
+        source=_clean(cells.source(number, filename), known)[:SOURCE_CHARS],
         cell=f"In[{number}]" if number is not None else "",
     )
 
@@ -97,38 +105,30 @@ def _clean(text: str, secrets: Sequence[str]) -> str:
     return mask_credentials(scrub(text, secrets))
 
 
-def _cell_files(shell: Any) -> dict[str, int]:
-    """Cell code filenames -> execution count: IPython's compiler keeps this map."""
-    found = getattr(getattr(shell, "compile", None), "_filename_map", None)
-    return dict(found) if isinstance(found, dict) else {}
+class _Cells:
+    """Which code is a notebook cell, by the labels IPython itself prints (``In[7]``)."""
 
+    def __init__(self, shell: Any) -> None:
+        self._shell = shell
+        self._name = getattr(getattr(shell, "compile", None), "format_code_name", None)
 
-def _from_first_cell(tb: TracebackType | None, cells: dict[str, int]) -> TracebackType | None:
-    """The traceback from the first frame in a notebook cell on: IPython's own frames go."""
-    start = tb
-    while start is not None and start.tb_frame.f_code.co_filename not in cells:
-        start = start.tb_next
-    return start if start is not None else tb
+    def number(self, filename: str) -> int | None:
+        named = self._name(filename) if self._name is not None and filename else None
+        found = _CELL.fullmatch(named[1]) if named else None
+        return int(found.group(1)) if found else None
 
+    def label(self, filename: str) -> str:
+        number = self.number(filename)
+        return f"Cell In[{number}]" if number is not None else ""
 
-def _failing_cell(value: BaseException, tb: TracebackType | None,
-                  cells: dict[str, int]) -> int | None:
-    if isinstance(value, SyntaxError) and value.filename in cells:
-        return cells[value.filename]
-    if tb is not None and tb.tb_frame.f_code.co_filename in cells:
-        return cells[tb.tb_frame.f_code.co_filename]
-    return None
-
-
-def _cell_source(shell: Any, number: int | None, cells: dict[str, int]) -> str:
-    """The cell as typed (``In``), else the code IPython ran for it (a shell without history)."""
-    if number is None:
-        return ""
-    history = shell.user_ns.get("In") or []
-    if 0 < number < len(history) and history[number].strip():
-        return str(history[number])
-    filename = next((name for name, n in reversed(cells.items()) if n == number), None)
-    return "".join(linecache.getlines(filename)) if filename else ""
+    def source(self, number: int | None, filename: str) -> str:
+        """The cell as typed (``In``), else the code IPython ran (a shell without history)."""
+        if number is None:
+            return ""
+        history = self._shell.user_ns.get("In") or []
+        if 0 < number < len(history) and history[number].strip():
+            return str(history[number])
+        return "".join(linecache.getlines(filename))
 
 
 def _trim_lines(text: str) -> str:
