@@ -19,6 +19,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from .errors import InvalidReply, UsageProblem
@@ -83,12 +84,9 @@ class Schema:
         return InvalidReply(f"The reply does not fit {self.name}: {problem}")
 
     def _check_dict(self, data: Any) -> Any:
-        from jsonschema import validators
         from jsonschema.exceptions import best_match
 
-        assert self.json_schema is not None
-        validator = validators.validator_for(self.json_schema)(self.json_schema)
-        error = best_match(validator.iter_errors(data))
+        error = best_match(_validator(self.response_format).iter_errors(data))
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path) or "the reply"
             raise self._invalid(f"{where}: {_short(error.message)}")
@@ -136,18 +134,31 @@ def schema_of(target: Any, name: str | None = None) -> Schema:
     if isinstance(target, type) and pydantic is not None and (
         issubclass(target, pydantic.BaseModel) and target is not pydantic.BaseModel
     ):
-        model: Any = target
-        return Schema(shown, "model", target, model.model_json_schema())
+        return Schema(shown, "model", target, _model_schema(target))
     if isinstance(target, type) and dataclasses.is_dataclass(target):
         return Schema(shown, "dataclass", target, _adapter(target, shown).json_schema())
     if isinstance(target, Mapping):
-        return Schema(shown, "dict", target, _checked_schema(dict(target), shown))
+        try:
+            text = json.dumps(target, ensure_ascii=False)
+        except (TypeError, ValueError) as err:
+            raise UsageProblem(f"--schema {shown} is not plain JSON data: "
+                               f"{_short(str(err))}.") from None
+        return Schema(shown, "dict", target, _checked_schema(text, shown))
     kind = "a dataclass instance" if dataclasses.is_dataclass(target) else (
         f"a {type(target).__name__}")
     raise UsageProblem(f"--schema {shown} is {kind}; give a pydantic model class, a dataclass "
                        "or a JSON Schema dict.")
 
 
+# Describing a schema costs far more than a turn's own work (a metaschema check of a
+# dict: milliseconds), and a notebook asks with the same one again and again. A class
+# redefined in a cell is a new object, so it gets a new entry.
+@lru_cache(maxsize=64)
+def _model_schema(target: Any) -> dict[str, Any]:
+    return target.model_json_schema()  # type: ignore[no-any-return]  # pydantic: a dict
+
+
+@lru_cache(maxsize=64)
 def _adapter(target: type, name: str = "") -> Any:
     try:
         from pydantic import TypeAdapter
@@ -159,22 +170,29 @@ def _adapter(target: type, name: str = "") -> Any:
     return TypeAdapter(target)
 
 
-def _checked_schema(schema: dict[str, Any], name: str) -> dict[str, Any]:
-    """A dict that is a JSON Schema (checked against its metaschema), as plain JSON data."""
+@lru_cache(maxsize=64)
+def _checked_schema(text: str, name: str) -> dict[str, Any]:
+    """A JSON Schema's JSON text as plain data, checked against its metaschema."""
     from jsonschema import validators
     from jsonschema.exceptions import SchemaError
 
-    try:
-        plain = json.loads(json.dumps(schema))
-    except (TypeError, ValueError) as err:
-        raise UsageProblem(f"--schema {name} is not plain JSON data: {_short(str(err))}.") from None
+    plain: dict[str, Any] = json.loads(text)
     try:
         validators.validator_for(plain).check_schema(plain)
     except SchemaError as err:
         where = ".".join(str(p) for p in err.absolute_path) or "the top level"
         raise UsageProblem(f"--schema {name} is not a valid JSON Schema ({where}: "
                            f"{_short(err.message)}).") from None
-    return plain  # type: ignore[no-any-return]  # json.loads of a dict's JSON is a dict
+    return plain
+
+
+@lru_cache(maxsize=64)
+def _validator(text: str) -> Any:
+    """A validator for the JSON Schema whose JSON is ``text`` (built once per schema)."""
+    from jsonschema import validators
+
+    schema = json.loads(text)
+    return validators.validator_for(schema)(schema)
 
 
 def _unfenced(text: str) -> str:
