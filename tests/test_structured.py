@@ -19,7 +19,8 @@ from yagpt_magic.errors import InvalidReply, UsageProblem
 from yagpt_magic.structured import any_json, schema_of
 from yagpt_magic.widget import ChatWidget
 
-from .conftest import fails, magics_of
+from .conftest import emulator_env, fails, magics_of
+from .kernel import Kernel
 
 SETUP = '''
 import dataclasses
@@ -276,3 +277,30 @@ def test_the_structured_notebook_builds_a_dataframe_offline(tmp_path: Path,
     rows = [line.split() for line in table.splitlines()[1:]]
     assert [row[-1] for row in rows] == ["1896", "1905", "1928"]  # sorted by year
     assert "Henri Becquerel" in table and "special relativity" in table
+
+
+def test_in_a_kernel_the_reply_streams_then_ends_as_highlighted_json(emulator: Emulator) -> None:
+    good = json.dumps({"name": "streamed " + "x" * 200, "year": 2024})
+    with Kernel(emulator_env(emulator)) as kernel:
+        assert kernel.run("%load_ext yagpt_magic").ok
+        assert kernel.run(SETUP).ok
+        emulator.chunk_delay = 0.02
+        emulator.reply_with(good, chunks=20)
+        run = kernel.run("%%chat --schema Fact -o fact\nanything", cell_id="a")
+        shown = kernel.run("print(type(fact).__name__, fact.year)")
+        emulator.reply_with('{"name": "cut", "year": "soon"}', chunks=5)
+        bad = kernel.run("%%chat --schema Fact -o other\nagain", cell_id="b")
+        left = kernel.run("print(len(get_ipython()._yagpt_magic.session.thread().turns), "
+                          "'other' in dir())")
+
+    assert run.ok, run.error
+    updates = [u["content"]["data"] for u in run.of_type("update_display_data")]
+    partial = [u for u in updates[:-1] if u["text/plain"] and u["text/plain"] != good]
+    assert partial, "the reply should show progress while it streams"
+    assert updates[-1]["text/markdown"].startswith("```json\n{\n")
+    assert updates[-1]["text/plain"] == good
+    assert "Fact 2024" in shown.text
+    assert not bad.ok and "does not fit Fact: year" in bad.error
+    last = bad.of_type("update_display_data")[-1]["content"]["data"]["text/plain"]
+    assert last.endswith("[Failed: this partial reply was not added to the thread.]")
+    assert "1 False" in left.text
