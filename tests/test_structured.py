@@ -201,6 +201,11 @@ def test_transcripts_keep_the_schema_name_and_value(
     with capture_output():
         user.run_line_magic("chat", f"load {path}")
     loaded = turns(user)
+    if suffix == ".ipynb":  # the saved output shows the value as the live one did
+        import nbformat
+
+        (reply,) = nbformat.read(path, as_version=4).cells[3].outputs
+        assert reply.data["text/markdown"].startswith("```json\n{\n")
     assert [(t.schema, t.value) for t in loaded] == [
         ("Fact", {"name": "special relativity", "year": 1905}), (None, None)]
 

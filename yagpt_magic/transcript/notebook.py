@@ -64,7 +64,12 @@ def _reply_output(thread: str, index: int, turn: Turn) -> Any:
 
     record = turn_record(thread, index, turn, texts=False)
     record["transcript"] = VERSION  # text/plain is exactly the reply, the cell body the message
-    data, _ = ReplyView(thread=thread, text=turn.reply)._repr_mimebundle_()
+    view = ReplyView(thread=thread, text=turn.reply)
+    if turn.schema is not None:  # shown as the live output showed it: highlighted JSON
+        from ..structured import json_markdown
+
+        view.value_markdown = json_markdown(turn.value)
+    data, _ = view._repr_mimebundle_()
     data["text/plain"] = turn.reply
     return new_output("display_data", data=data, metadata={KEY: record})
 
