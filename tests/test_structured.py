@@ -309,3 +309,18 @@ def test_in_a_kernel_the_reply_streams_then_ends_as_highlighted_json(emulator: E
     last = bad.of_type("update_display_data")[-1]["content"]["data"]["text/plain"]
     assert last.endswith("[Failed: this partial reply was not added to the thread.]")
     assert "1 False" in left.text
+
+
+def test_without_pydantic_a_dataclass_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+    import sys
+
+    @dataclasses.dataclass
+    class Row:
+        name: str
+
+    monkeypatch.setitem(sys.modules, "pydantic", None)  # as if it were not installed
+    with pytest.raises(UsageProblem, match="needs pydantic .*pip install pydantic"):
+        schema_of(Row)
+    dict_schema = schema_of({"type": "object", "properties": {"name": {"type": "string"}}}, "S")
+    assert dict_schema.parse('{"name": "x"}').value == {"name": "x"}  # dicts need no pydantic
