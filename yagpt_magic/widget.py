@@ -92,7 +92,11 @@ class _TurnView:
 
 
 class ChatWidget(widgets.VBox):
-    """A chat box on one thread, shared live with ``%%chat`` and other widgets."""
+    """A chat box on one thread, shared live with ``%%chat`` and other widgets.
+
+    ``ChatWidget(schema=Fact)`` asks every reply for JSON that fits ``Fact``, as
+    ``%%chat --schema`` does; ``widget.value`` holds the last validated object.
+    """
 
     def __init__(
         self, thread: str = "default", session: ChatSession | None = None, *,
@@ -103,8 +107,6 @@ class ChatWidget(widgets.VBox):
 
             session = current_session()
         self.session = session
-        #: ``schema`` (a pydantic model, dataclass or JSON Schema dict) makes every reply
-        #: structured, as ``%%chat --schema`` does; ``value`` is the last validated object.
         self.schema: Schema | None = None
         if schema is not None:
             from .structured import schema_of
