@@ -69,6 +69,8 @@ class RequestOptions:
     tools: tuple[ToolDefinition, ...] = ()
     #: ``"none"`` makes the model answer in text (the last allowed tool round).
     tool_choice: str | None = None
+    #: ``"json"`` (any JSON object) or a JSON Schema as JSON text (``structured.Schema``).
+    response_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,8 @@ class Backend:
     @staticmethod
     def _key(options: RequestOptions) -> tuple[Any, ...]:
         return (options.model, options.model_version, options.temperature, options.max_tokens,
-                options.reasoning_mode, options.tools, options.tool_choice)
+                options.reasoning_mode, options.tools, options.tool_choice,
+                options.response_format)
 
     def _model(self, options: RequestOptions) -> Any:
         key = self._key(options)
@@ -215,6 +218,11 @@ class Backend:
                 config["tools"] = [self._function_tool(tool) for tool in options.tools]
             if options.tool_choice:
                 config["tool_choice"] = options.tool_choice
+            if options.response_format == "json":
+                config["response_format"] = "json"
+            elif options.response_format:
+                config["response_format"] = {"json_schema": json.loads(options.response_format),
+                                             "strict": True}
             model = base.configure(**config)
             self._models[key] = model
         return model

@@ -115,6 +115,10 @@ class Turn:
     context_start: int | None = None
     #: A later re-run changed the turns this one was answered with.
     stale: bool = False
+    #: Structured output (SPEC 11): the schema's name (``json`` for --json) and the
+    #: validated value as JSON data; None for a prose reply.
+    schema: str | None = None
+    value: Any = None
     #: Exact tokens this turn adds to any request that holds it (its two messages with
     #: their framing): a cache derived from exact counts, not part of its identity.
     tokens: int | None = field(default=None, compare=False, repr=False)

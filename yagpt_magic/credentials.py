@@ -44,6 +44,15 @@ def looks_like_credential(value: object) -> bool:
     return bool(_WHOLE.fullmatch(stripped) or _INSIDE.search(value))
 
 
+def mask_credentials(text: str) -> str:
+    """``text`` with everything shaped like a credential replaced by ``***``.
+
+    For text that leaves the kernel (``%chat explain`` sends a traceback), beside
+    ``errors.scrub``, which removes the credentials actually known.
+    """
+    return _INSIDE.sub("***", text)
+
+
 class CredentialRefused(UsageProblem, TraitError):
     """A credential was given where it would be saved with the notebook.
 

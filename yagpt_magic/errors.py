@@ -63,6 +63,10 @@ class RecordingFailed(ChatError):
         self.answer = answer
 
 
+class InvalidReply(ChatError):
+    """A structured reply did not parse or validate against its schema; nothing was committed."""
+
+
 class ReplayMiss(ChatError):
     """Replay mode met a request that the transcript does not hold."""
 

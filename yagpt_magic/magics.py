@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
-import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -31,6 +28,7 @@ from .settings import NAMES, Settings
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
     from .backend import RequestOptions
     from .session import Answer, ChatSession
+    from .structured import Schema
 
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
 #: Fenced blocks and inline code spans: code is left exactly as typed under --vars.
@@ -46,12 +44,6 @@ def _unquote(value: str | None) -> str | None:
     if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return value[1:-1]
     return value
-
-
-def _echo(text: str) -> None:
-    """Write a piece of a reply to a terminal at once."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
 
 
 def _purge_credentials(config: Any) -> None:
@@ -183,17 +175,6 @@ class ChatMagics(Magics):
         """Request options from the settings, with per-turn overrides that are not None."""
         return self.session.options(**overrides)
 
-    def cell_id(self) -> str | None:
-        """The front end's id of the running cell (JupyterLab, Notebook 7), if it sent one."""
-        kernel = getattr(self.shell, "kernel", None)
-        if kernel is None:
-            return None
-        try:
-            parent = kernel.get_parent("shell")
-        except TypeError:
-            parent = kernel.get_parent()
-        return ((parent or {}).get("metadata") or {}).get("cellId")
-
     # -- %%chat -----------------------------------------------------------------------
     @no_var_expand
     @magic_arguments()
@@ -203,8 +184,10 @@ class ChatMagics(Magics):
     @argument("--max-tokens", type=int, metavar="N", help="Most tokens for this reply.")
     @argument("-s", "--system", help="Set the thread's system prompt from this turn on.")
     @argument("--no-stream", action="store_true", help="Wait for the whole reply instead of streaming it.")  # noqa: E501
-    @argument("-o", "--output", metavar="NAME", help="Also store the reply text in this variable.")
+    @argument("-o", "--output", metavar="NAME", help="Also store the reply in this variable: its text, or with --schema/--json the parsed object.")  # noqa: E501
     @argument("--vars", action="store_true", help="Replace {name}, {In[N]} and {Out[N]} in the message.")  # noqa: E501
+    @argument("--schema", metavar="NAME", help="Ask for JSON that fits NAME (a pydantic model, dataclass or JSON Schema dict) and check the reply against it.")  # noqa: E501
+    @argument("--json", action="store_true", help="Ask for any JSON object; the reply is parsed into a dict.")  # noqa: E501
     @argument("--tools", metavar="F,G", help="Offer these functions of the notebook to the model; each call runs only as ChatMagics.tool_calls allows (default: ask).")  # noqa: E501
     @cell_magic
     def chat(self, line: str, cell: str) -> None:
@@ -220,6 +203,9 @@ class ChatMagics(Magics):
 
             %%chat --tools lookup
             What is the mean price in my table? Use lookup.
+
+            %%chat --schema Fact -o facts
+            List the facts in this text: ...
         """
         try:
             args = self._parse(line)
@@ -227,6 +213,7 @@ class ChatMagics(Magics):
             text = self._interpolate(cell) if args.vars else cell
             if not text.strip():
                 raise UsageProblem("The cell is empty: write your message below the %%chat line.")
+            schema = self._schema(args)
             if args.system is not None:
                 self.session.set_system(args.thread, args.system)
             options = self.session.options(
@@ -235,12 +222,13 @@ class ChatMagics(Magics):
                 max_tokens=args.max_tokens,
                 stream=False if args.no_stream else None,
             )
-            answer = self._ask(args.thread, text.strip("\n"), options, args.tools)
+            answer = self._ask(args.thread, text.strip("\n"), options, args.tools, schema)
         except ChatError as err:
             self._fail(err)
             return
         if args.output:
-            self._shell.user_ns[args.output] = answer.turn.reply
+            self._shell.user_ns[args.output] = (
+                answer.value if schema is not None else answer.turn.reply)
 
     def _parse(self, line: str) -> argparse.Namespace:
         """The flags of a ``%%chat`` line; a notebook repeats a few lines, so they are kept."""
@@ -250,7 +238,7 @@ class ChatMagics(Magics):
                 parsed = parse_argstring(self.chat, line)
             except UsageError as err:
                 raise UsageProblem(sentence(mask_arguments(str(err)))) from None
-            for name in ("thread", "model", "system", "output", "tools"):
+            for name in ("thread", "model", "system", "output", "tools", "schema"):
                 setattr(parsed, name, _unquote(getattr(parsed, name)))
             if len(self._parsed) >= 256:
                 self._parsed.clear()
@@ -268,8 +256,21 @@ class ChatMagics(Magics):
             raise UsageProblem(f"-o needs a Python variable name, not {args.output!r}.")
         if args.thread is not None and not args.thread.strip():
             raise UsageProblem("-t needs a thread name.")
-        for flag, name in (("-s", "system"), ("-m", "model"), ("-t", "thread"), ("-o", "output")):
+        if args.schema is not None and args.json:
+            raise UsageProblem("Use --schema NAME or --json, not both.")
+        if args.schema is not None and not args.schema.strip():
+            raise UsageProblem("--schema needs the name of a pydantic model, dataclass or dict.")
+        for flag, name in (("-s", "system"), ("-m", "model"), ("-t", "thread"), ("-o", "output"),
+                           ("--schema", "schema")):
             refuse_secret(getattr(args, name), flag)
+
+    def _schema(self, args: Any) -> Schema | None:
+        """What ``--schema NAME`` / ``--json`` ask the reply to be, checked before sending."""
+        if args.schema is None and not args.json:
+            return None
+        from .structured import any_json, resolve
+
+        return any_json() if args.json else resolve(args.schema, self._shell.user_ns)
 
     def _interpolate(self, text: str) -> str:
         """Replace only ``{name}``, ``{In[N]}`` and ``{Out[N]}`` outside code; the rest stays."""
@@ -296,36 +297,17 @@ class ChatMagics(Magics):
         parts.append(_VARS.sub(value, text[last:]))
         return "".join(parts)
 
-    def _ask(self, thread: str, text: str, options: RequestOptions, tools: str | None) -> Answer:
+    def _ask(self, thread: str, text: str, options: RequestOptions, tools: str | None = None,
+             schema: Schema | None = None) -> Answer:
+        from .shell import cell_id, reply_display
         from .tool_display import CellApproval
-        from .view import ReplyDisplay, ask_and_show
+        from .view import ask_and_show
 
-        terminal = not hasattr(self.shell, "kernel")  # no outputs to update: print instead
-        display = ReplyDisplay(
-            self._publisher(), thread=thread, settings=self.session.settings,
-            echo=_echo if terminal else None,
-        )
+        display = reply_display(self._shell, thread, self.session.settings)
         cell = CellApproval(waiting=display.wait_for)
         return ask_and_show(self.session, display, thread, text, options=options,
-                            cell_id=self.cell_id(), tools=tools, approve=cell.approve,
-                            on_tool=cell.show)
-
-    def _publisher(self) -> Callable[[dict[str, str], dict[str, Any]], None]:
-        """Where one reply is shown: one output, created once and then updated in place.
-
-        The bundle is already known, so it goes straight to the display publisher;
-        ``display()`` would first ask every formatter (~0.3 ms a turn) for nothing.
-        """
-        display_id = uuid.uuid4().hex
-        shown = False
-
-        def show(data: dict[str, str], metadata: dict[str, Any]) -> None:
-            nonlocal shown
-            self._shell.display_pub.publish(data=data, metadata=metadata,
-                                           transient={"display_id": display_id}, update=shown)
-            shown = True
-
-        return show
+                            cell_id=cell_id(self._shell), tools=tools, approve=cell.approve,
+                            on_tool=cell.show, schema=schema)
 
     def _fail(self, err: ChatError) -> None:
         """Fail the cell: one line, or the whole traceback when ``verbose_errors``."""

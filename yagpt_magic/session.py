@@ -34,6 +34,7 @@ from .errors import (
     ChatError,
     ContentFiltered,
     ContextTooLong,
+    InvalidReply,
     RecordingFailed,
     TranscriptError,
     UsageProblem,
@@ -42,6 +43,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .emulator import Emulator
+    from .structured import Schema
     from .tools import Approver, ToolEvent, ToolRun
 
 #: The largest request the service takes: gRPC's default limit on a received message
@@ -100,6 +102,8 @@ class Answer:
     window: int
     replaced: bool
     messages: list[Message] = field(repr=False, default_factory=list)
+    #: The validated Python object of a structured turn (``ask(schema=...)``).
+    value: Any = None
 
 
 def now_iso() -> str:
@@ -131,6 +135,8 @@ def turn_metadata(thread: str, index: int, turn: Turn) -> dict[str, Any]:
         # The message as sent: with --vars the cell source is not what went out.
         "user": turn.user,
         "context_start": turn.context_start,
+        "schema": turn.schema,
+        "value": turn.value,
         "version": __version__,
         **({"tool_rounds": tool_rounds_record(turn)} if turn.tool_rounds else {}),
     }
@@ -386,6 +392,7 @@ class ChatSession:
         tools: str | Sequence[str] | None = None,
         approve: Approver | None = None,
         on_tool: Callable[[ToolEvent], None] | None = None,
+        schema: Schema | None = None,
     ) -> Answer:
         """Send ``text`` with as much earlier context as fits; commit only a finished reply.
 
@@ -394,6 +401,9 @@ class ChatSession:
         setting); ``approve`` is asked about each call when ``tool_calls`` is "ask"
         (without one, "ask" refuses every call); ``on_tool`` hears each call as it
         happens. The turn commits only once the model answers in text.
+
+        With ``schema`` the request asks for it and the reply must validate before the
+        turn is committed (``InvalidReply`` otherwise).
         """
         if not text.strip():
             raise UsageProblem("The message is empty: write it below the %%chat line.")
@@ -401,6 +411,8 @@ class ChatSession:
         run = self._tool_run(tools, approve, on_tool, cancel)
         if run is not None:
             options = replace(options, tools=tuple(t.definition for t in run.tools.values()))
+        if schema is not None:
+            options = replace(options, response_format=schema.response_format)
         window = context_window if context_window is not None else self.window(options)
         thread = self.thread(thread_name)
         with self._lock:
@@ -412,7 +424,7 @@ class ChatSession:
             self._busy.add(thread_name)
         try:
             return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel,
-                             run, on_tool)
+                             run, on_tool, schema)
         finally:
             with self._lock:
                 self._busy.discard(thread_name)
@@ -429,6 +441,7 @@ class ChatSession:
         cancel: threading.Event | None,
         run: ToolRun | None = None,
         on_tool: Callable[[ToolEvent], None] | None = None,
+        schema: Schema | None = None,
     ) -> Answer:
         slot = thread.slot_for(cell_id)
         upto = len(thread.turns) if slot is None else slot
@@ -513,6 +526,13 @@ class ChatSession:
                 "The reply was withheld by the content filter; nothing was added to thread "
                 f"{thread.name!r}. Rephrase the message and run the cell again."
             )
+        parsed = None
+        if schema is not None:  # before the commit: a reply that does not fit is not kept
+            try:
+                parsed = schema.parse(reply.text, truncated=reply.status == "truncated")
+            except InvalidReply as err:
+                raise InvalidReply(f"{err}; nothing was added to thread {thread.name!r}. Run "
+                                   "the cell again, or loosen the schema.") from None
         turn = Turn(
             user=text,
             reply=reply.text,
@@ -534,11 +554,14 @@ class ChatSession:
             probe=fit.probe,
             tail=fit.tail,
             tool_rounds=rounds,
+            schema=schema.name if schema is not None else None,
+            value=parsed.data if parsed is not None else None,
         )
         with self._lock:
             index = thread.commit(turn, slot)
         self.notify(ThreadEvent(thread.name, EventKind.COMMIT, index))
-        answer = Answer(thread.name, index, turn, fit, context_window, slot is not None, messages)
+        answer = Answer(thread.name, index, turn, fit, context_window, slot is not None, messages,
+                        parsed.value if parsed is not None else None)
         if self.recorder is not None:
             try:
                 self.recorder.append(thread, index)

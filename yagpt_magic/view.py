@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .conversation import Fit
     from .session import ChatSession
     from .settings import Settings
+    from .structured import Schema
     from .tools import Approver, ToolEvent
 
 #: Minimum seconds between two in-place updates of a streaming reply.
@@ -83,6 +84,9 @@ class ReplyView:
     waiting: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     status: str = ""
+    #: A structured turn's validated value, shown as highlighted JSON (the text/plain
+    #: stays the exact reply, which ``%chat restore`` reads back).
+    value_markdown: str = ""
 
     def finish(self, answer: Answer) -> None:
         """Take the committed turn's final text, status and metadata."""
@@ -91,6 +95,10 @@ class ReplyView:
         self.left_out = answer.fit.left_out
         self.window = answer.window
         self.metadata = turn_metadata(answer.thread, answer.index, answer.turn)
+        if answer.turn.schema is not None:
+            from .structured import json_markdown
+
+            self.value_markdown = json_markdown(answer.turn.value)
 
     def notices(self) -> list[Notice]:
         notes = []
@@ -119,7 +127,8 @@ class ReplyView:
     ) -> tuple[dict[str, str], dict[str, Any]]:
         from .render import reply_html
 
-        body = reply_html(self.text, allow_html=self.allow_html, image_hosts=self.image_hosts)
+        body = reply_html(self.value_markdown or self.text, allow_html=self.allow_html,
+                          image_hosts=self.image_hosts)
         plain = self.text
         if self.waiting and not self.text:
             body, plain = f"<p><em>{html.escape(self.waiting)}</em></p>", self.waiting
@@ -245,12 +254,13 @@ def ask_and_show(
     tools: str | Sequence[str] | None = None,
     approve: Approver | None = None,
     on_tool: Callable[[ToolEvent], None] | None = None,
+    schema: Schema | None = None,
 ) -> Answer:
     """Ask the session for a turn and show it through ``display`` from start to end."""
     waiting = f"Waiting for {options.model}…" if options.stream and session.replay is None else ""
     try:
         answer = session.ask(
-            thread, text, options=options, cell_id=cell_id, cancel=cancel,
+            thread, text, options=options, cell_id=cell_id, cancel=cancel, schema=schema,
             on_text=display.update if options.stream else None,
             on_fit=lambda fit: display.start(fit, session.window(options), waiting=waiting),
             tools=tools, approve=approve, on_tool=on_tool,

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from .backend import RequestOptions
     from .conversation import Turn
     from .session import ChatSession
+    from .structured import Schema
 
 __all__ = ["ChatWidget"]
 
@@ -92,16 +93,27 @@ class _TurnView:
 
 
 class ChatWidget(widgets.VBox):
-    """A chat box on one thread, shared live with ``%%chat`` and other widgets."""
+    """A chat box on one thread, shared live with ``%%chat`` and other widgets.
+
+    ``ChatWidget(schema=Fact)`` asks every reply for JSON that fits ``Fact``, as
+    ``%%chat --schema`` does; ``widget.value`` holds the last validated object.
+    """
 
     def __init__(
-        self, thread: str = "default", session: ChatSession | None = None, **kwargs: Any
+        self, thread: str = "default", session: ChatSession | None = None, *,
+        schema: Any = None, **kwargs: Any
     ) -> None:
         if session is None:
             from . import current_session
 
             session = current_session()
         self.session = session
+        self.schema: Schema | None = None
+        if schema is not None:
+            from .structured import schema_of
+
+            self.schema = schema_of(schema)
+        self.value: Any = None
         self.thread_name = thread
         session.thread(thread)
         settings = session.settings
@@ -426,9 +438,12 @@ class ChatWidget(widgets.VBox):
         status = "idle"
         self.tool_panel.start(cancel)
         try:
-            ask_and_show(self.session, display, self.thread_name, text, options=options,
-                         cancel=cancel, approve=self.tool_panel.approve,
-                         on_tool=self.tool_panel.show)
+            answer = ask_and_show(self.session, display, self.thread_name, text,
+                                  options=options, cancel=cancel, schema=self.schema,
+                                  approve=self.tool_panel.approve,
+                                  on_tool=self.tool_panel.show)
+            if self.schema is not None:
+                self.value = answer.value
         except ChatError as err:
             status = (
                 "stopped: the partial reply was not added to the thread."

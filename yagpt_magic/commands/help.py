@@ -29,6 +29,9 @@ Examples:
   %%chat -t sql -m yandexgpt-lite --temperature 0.1 -o query
   Write a SQL query that counts orders per day.
 
+  %%chat --schema Fact -o facts     (Fact: a pydantic model, dataclass or JSON Schema dict)
+  List the discoveries in this text with their years: ...
+
   %chat save review.ipynb
 """
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..conversation import Thread, Turn
-from ..view import plain_notices
+from ..view import ReplyView, plain_notices
 from .files import FORMAT, KEY, VERSION, Source, check_header, shown
 from .markdown import fence, heading, one_line
 from .records import check_hashes, decode_turn, field, thread_header, turn_record
@@ -64,11 +64,16 @@ def _cell_id(wanted: str | None, fallback: str, used: set[str]) -> str:
 def _reply_output(thread: str, index: int, turn: Turn) -> Any:
     from nbformat.v4 import new_output
 
-    from ..render import reply_bundle
-
     record = turn_record(thread, index, turn, texts=False)
     record["transcript"] = VERSION  # text/plain is exactly the reply, the cell body the message
-    return new_output("display_data", data=reply_bundle(turn.reply), metadata={KEY: record})
+    view = ReplyView(thread=thread, text=turn.reply)
+    if turn.schema is not None:  # shown as the live output showed it: highlighted JSON
+        from ..structured import json_markdown
+
+        view.value_markdown = json_markdown(turn.value)
+    data, _ = view._repr_mimebundle_()
+    data["text/plain"] = turn.reply
+    return new_output("display_data", data=data, metadata={KEY: record})
 
 
 def build(threads: Sequence[Thread]) -> Any:

@@ -81,6 +81,8 @@ def decode_turn(src: Source, where: str, record: Any, user: str, reply: str) -> 
         stale=field(src, where, record, "stale", (bool,), False),
         tool_rounds=decode_tool_rounds(src, where, field(src, where, record, "tool_rounds",
                                                          (list,), [])),
+        schema=field(src, where, record, "schema", (str, type(None)), None),
+        value=record.get("value"),
     )
 
 

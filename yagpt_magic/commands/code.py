@@ -1,0 +1,31 @@
+"""``%chat code [-t T] [N]``: the code blocks of the last (or N-th) reply into a new cell below.
+
+The cell is only created, never run: read the code, then run it yourself. ``N`` numbers
+turns as ``%chat history`` does (negative counts from the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UsageProblem
+from ..workflow import code_blocks, pick_turn
+from . import Context, Parser, thread_parser
+
+
+def parser() -> Parser:
+    parser = thread_parser("code")
+    parser.add_argument("number", nargs="?", type=int, metavar="N",
+                        help="the turn (default: the last)")
+    return parser
+
+
+def run(ctx: Context, args: argparse.Namespace) -> None:
+    thread = ctx.session.thread(args.thread, create=False)
+    index, turn = pick_turn(thread.turns, thread.name, args.number)
+    blocks = code_blocks(turn.reply)
+    if not blocks:
+        raise UsageProblem(f"The reply of turn {index} of {thread.name!r} has no code blocks.")
+    ctx.shell.set_next_input("\n\n".join(blocks), replace=False)
+    what = "its code block" if len(blocks) == 1 else f"its {len(blocks)} code blocks"
+    print(f"Turn {index} of {thread.name!r}: {what} went into a new cell below (not run).")

@@ -1,0 +1,28 @@
+"""``%chat explain [-t T]``: ask the model about the kernel's last error, as a turn on a thread.
+
+The exception, its traceback from the failing cell on (trimmed, scrubbed of
+credentials) and that cell's source go out as the user message; the answer streams
+like any ``%%chat`` reply and stays in the thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..shell import cell_id, reply_display
+from ..view import ask_and_show
+from ..workflow import last_error
+from . import Context, Parser, thread_parser
+
+
+def parser() -> Parser:
+    return thread_parser("explain")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> None:
+    session = ctx.session
+    secrets = [session.login.value] if session.login is not None else []
+    text = last_error(ctx.shell, secrets).message()
+    display = reply_display(ctx.shell, args.thread, session.settings)
+    ask_and_show(session, display, args.thread, text, options=session.options(),
+                 cell_id=cell_id(ctx.shell))
