@@ -81,6 +81,8 @@ class ChatMagics(Magics):
     verbose_errors = Bool(False, help="Show the full traceback of a failed request.").tag(config=True)  # noqa: E501
     allow_html = Bool(False, help="Render raw HTML in replies (unsafe: replies are text you did not write).").tag(config=True)  # noqa: E501
     image_hosts = List(Unicode(), help="Hosts whose images a reply may load.").tag(config=True)
+    max_concurrency = Int(32, help="%%chat --map: most requests in flight at once; the rate adapts to the quota below it.").tag(config=True)  # noqa: E501
+    cache_dir = Unicode("", help="%%chat --map: directory of the finished-row cache ('' = ~/.cache/yagpt-magic/rows or $XDG_CACHE_HOME).").tag(config=True)  # noqa: E501
 
     def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
         _purge_credentials(getattr(shell, "config", None))
@@ -120,6 +122,12 @@ class ChatMagics(Magics):
     def _check_positive(self, proposal: dict[str, Any]) -> int:
         if proposal["value"] <= 0:
             raise TraitError(f"{proposal['trait'].name} must be a positive number of tokens")
+        return proposal["value"]
+
+    @validate("max_concurrency")
+    def _check_concurrency(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] <= 0:
+            raise TraitError("max_concurrency must be a positive number of requests")
         return proposal["value"]
 
     @validate("timeout")
@@ -186,8 +194,12 @@ class ChatMagics(Magics):
     @argument("--no-stream", action="store_true", help="Wait for the whole reply instead of streaming it.")  # noqa: E501
     @argument("-o", "--output", metavar="NAME", help="Also store the reply text in this variable.")
     @argument("--vars", action="store_true", help="Replace {name}, {In[N]} and {Out[N]} in the message.")  # noqa: E501
+    @argument("--map", metavar="DATA", help="One request per row of DATA (a DataFrame, list of dicts or list of strings); the cell is a template with {column} fields.")  # noqa: E501
+    @argument("--schema", metavar="NAME", help="With --map: parse each reply into one column per field (structured output).")  # noqa: E501
+    @argument("--concurrency", type=int, metavar="N", help="With --map: most requests in flight (default ChatMagics.max_concurrency).")  # noqa: E501
+    @argument("--batch", action="store_true", help="With --map: run through the service's batch processing instead.")  # noqa: E501
     @cell_magic
-    def chat(self, line: str, cell: str) -> None:
+    def chat(self, line: str, cell: str) -> Any:
         """Send the cell to YandexGPT as the next message of a thread and show the reply.
 
         Examples::
@@ -197,10 +209,15 @@ class ChatMagics(Magics):
 
             %%chat -t code -m yandexgpt-lite --temperature 0.2
             Explain this traceback: ...
+
+            %%chat --map reviews -o sentiment
+            Answer positive or negative. Review: {text}
         """
         try:
             args = self._parse(line)
             self._check_flags(args)
+            if args.map is not None or args.batch or args.schema or args.concurrency:
+                return self._map(args, cell)
             text = self._interpolate(cell) if args.vars else cell
             if not text.strip():
                 raise UsageProblem("The cell is empty: write your message below the %%chat line.")
@@ -219,6 +236,41 @@ class ChatMagics(Magics):
         if args.output:
             self._shell.user_ns[args.output] = answer.turn.reply
 
+    def _map(self, args: argparse.Namespace, cell: str) -> Any:
+        """``--map`` / ``--batch``: the rows of a variable; the work is in ``mapping``/``batch``."""
+        from .mapping import store
+
+        if args.map is None:
+            raise UsageProblem("--batch, --schema and --concurrency go with --map DATA.")
+        ns = self._shell.user_ns
+        if args.map not in ns:
+            raise UsageProblem(f"--map: {args.map!r} is not defined; nothing was sent.")
+        if args.schema is not None:
+            raise UsageProblem(
+                "--schema needs structured output (SPEC 11), not in this build yet; "
+                "yagpt_magic.map(..., parse=json.loads) gives one column per field meanwhile."
+            )
+        if args.system is not None:
+            self.session.set_system(args.thread, args.system)
+        system = self.session.thread(args.thread).system_prompt
+        options = self.session.options(model=args.model, temperature=args.temperature,
+                                       max_tokens=args.max_tokens, stream=False)
+        if args.batch:
+            from .batch import run_batch
+
+            result, summary = run_batch(self.session, cell, ns[args.map],
+                                        column=args.output or "reply", system=system,
+                                        options=options)
+        else:
+            from .mapping import run_map
+
+            result, outcome = run_map(self.session, cell, ns[args.map],
+                                      column=args.output or "reply", system=system,
+                                      concurrency=args.concurrency, options=options)
+            summary = outcome.summary()
+        print(summary)
+        return store(ns, args.map, args.output, result)
+
     def _parse(self, line: str) -> argparse.Namespace:
         """The flags of a ``%%chat`` line; a notebook repeats a few lines, so they are kept."""
         parsed = self._parsed.get(line)
@@ -227,7 +279,7 @@ class ChatMagics(Magics):
                 parsed = parse_argstring(self.chat, line)
             except UsageError as err:
                 raise UsageProblem(sentence(mask_arguments(str(err)))) from None
-            for name in ("thread", "model", "system", "output"):
+            for name in ("thread", "model", "system", "output", "map", "schema"):
                 setattr(parsed, name, _unquote(getattr(parsed, name)))
             if len(self._parsed) >= 256:
                 self._parsed.clear()
@@ -243,6 +295,8 @@ class ChatMagics(Magics):
             raise UsageProblem("-m needs a model name, e.g. yandexgpt or yandexgpt-lite/rc.")
         if args.output is not None and not args.output.isidentifier():
             raise UsageProblem(f"-o needs a Python variable name, not {args.output!r}.")
+        if args.map is not None and not args.map.isidentifier():
+            raise UsageProblem(f"--map needs the name of a variable, not {args.map!r}.")
         if args.thread is not None and not args.thread.strip():
             raise UsageProblem("-t needs a thread name.")
         for flag, name in (("-s", "system"), ("-m", "model"), ("-t", "thread"), ("-o", "output")):
