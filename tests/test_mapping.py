@@ -82,7 +82,7 @@ def test_dataframe_in_new_column_out(shell: Any, session: Any, emulator: Emulato
     shell.user_ns["df"] = frame
     shell.run_cell("%%chat --map df -o label\n{stars} stars: {text}").raise_error()
     assert list(frame.columns) == ["text", "stars", "label"]
-    assert [("“%d stars: %s”" % (s, t)) in label
+    assert [f"“{s} stars: {t}”" in label
             for t, s, label in frame.itertuples(index=False)] == [True] * 3
 
     copy = yagpt_magic.map("{text}", frame[["text"]], column="again", session=session,

@@ -263,6 +263,29 @@ class Backend:
             model_version=result.model_version,
         )
 
+    async def batch_progress(self, operation_id: str) -> tuple[int, int] | None:
+        """(completed, total) batches of a batch task, from its operation's metadata.
+
+        The SDK's task object reports only the status; the counts are in the
+        operation's ``BatchCompletionMetadata``, read through the SDK's operation
+        class (not public API: None when it moves, and the bar shows the status only).
+        """
+        try:
+            from yandex.cloud.ai.foundation_models.v1.text_generation import (
+                text_generation_service_pb2 as tg,
+            )
+            from yandex_ai_studio_sdk._types.operation import AsyncOperation
+
+            operation = AsyncOperation(sdk=self.sdk(), id=operation_id, result_type=object,
+                                       proto_result_type=None)
+            status = await operation.get_status(timeout=self.connection.timeout)
+            metadata = tg.BatchCompletionMetadata()
+            if status.metadata is None or not status.metadata.Unpack(metadata):
+                return None
+            return metadata.completed_batches, metadata.total_batches
+        except (ImportError, AttributeError, TypeError):
+            return None
+
     def drive(
         self,
         produce: Callable[[Callable[[Any], None]], Any],

@@ -352,17 +352,18 @@ def requests_for(template: Template, rows: Sequence[dict[str, Any]],
 
 def values(outcome: Outcome, parse: Parse | None) -> list[Any]:
     """Each row's value: its reply text (through ``parse``), or its error object."""
+    result: Reply | str | BaseException
     out: list[Any] = []
     for result in outcome.results:
         if isinstance(result, BaseException):
             out.append(result)
             continue
-        reply: Reply = result
+        text = result if isinstance(result, str) else result.text  # batch rows are text
         if parse is None:
-            out.append(reply.text)
+            out.append(text)
             continue
         try:
-            out.append(parse(reply.text))
+            out.append(parse(text))
         except Exception as err:  # noqa: BLE001 - a row's bad reply is that row's error
             out.append(err)
     return out

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 #: Command name -> module, in the order ``%chat help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "help", "history", "threads", "system", "undo", "reset", "usage", "config", "login",
-    "offline", "save", "load", "record", "replay", "live", "restore", "widget",
+    "offline", "save", "load", "record", "replay", "live", "restore", "widget", "batch",
 )  # fmt: skip
 
 
