@@ -21,6 +21,7 @@ FIGURES = {
     4: "stream",
     5: "transcripts",
     6: "widget",
+    7: "many",
 }
 HEADERS = ("figure", "baseline", "ours", "ratio", "target", "result")
 

@@ -159,6 +159,17 @@ def _check_finished(task: Task) -> None:
         )
 
 
+def _need_pyarrow() -> None:
+    """The SDK reads result datasets as Parquet: without pyarrow, say so before sending."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") is None:
+        raise UsageProblem(
+            "--batch needs pyarrow to read the results: pip install 'yagpt-magic[batch]'. "
+            "Nothing was sent."
+        )
+
+
 def run_batch(
     session: ChatSession,
     template: str,
@@ -179,6 +190,7 @@ def run_batch(
     rows, columns = rows_of(data)
     if not rows:
         raise UsageProblem("--batch: the data has no rows; nothing was sent.")
+    _need_pyarrow()
     filled = Template(template.strip("\n"))
     filled.check(columns)
     requests = requests_for(
@@ -217,6 +229,8 @@ def run_batch(
 def pick_up(session: ChatSession, task_id: str, *, wait: bool, fetch: bool,
             progress: bool = True, poll: float | None = None) -> Task:
     """A task by id, from any kernel: its status, after waiting for it, with its results."""
+    if fetch:
+        _need_pyarrow()
     backend = session.backend()
     poll = POLL_INTERVAL if poll is None else poll
     task = Task(task_id)

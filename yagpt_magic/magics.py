@@ -252,7 +252,9 @@ class ChatMagics(Magics):
             )
         if args.system is not None:
             self.session.set_system(args.thread, args.system)
-        system = self.session.thread(args.thread).system_prompt
+        # The thread's system prompt applies (not its history); no thread is created.
+        known = self.session.threads.get(args.thread)
+        system = known.system_prompt if known is not None else None
         options = self.session.options(model=args.model, temperature=args.temperature,
                                        max_tokens=args.max_tokens, stream=False)
         if args.batch:

@@ -127,6 +127,9 @@ class RateControl:
         self._sent: deque[float] = deque()
         self._accepted: deque[float] = deque()
         self._lock: asyncio.Lock | None = None
+        #: Requests started and quota rejections seen, for the benchmark and the curious.
+        self.attempts = 0
+        self.rejections = 0
 
     async def wait(self) -> None:
         """Sleep until this request's slot; slots are ``1/rate`` apart."""
@@ -140,6 +143,7 @@ class RateControl:
                 await asyncio.sleep(min(self._next - now, 0.05))
             self._next = max(now, self._next + 1.0 / self.rate) if self._next else now
             self._sent.append(now)
+            self.attempts += 1
             while self._sent[0] < now - 1.0:
                 self._sent.popleft()
 
@@ -153,6 +157,7 @@ class RateControl:
         self.rate = min(self.rate + step, max(self.rate, ceiling))
 
     def rejected(self) -> None:
+        self.rejections += 1
         now = time.monotonic()
         if now - self._cut_at < self.cooldown:
             return
@@ -260,6 +265,7 @@ def run_rows(
         put(("start", None))
         slots = asyncio.Semaphore(concurrency)
         tasks: list[asyncio.Task[None]] = []
+        doomed: list[BaseException] = []
 
         async def one(index: int) -> None:
             try:
@@ -276,6 +282,7 @@ def run_rows(
                             put(("rejected", None))
                             continue
                         if kind == "doomed":
+                            doomed.append(err)
                             raise _Doomed(err) from err
                         put(("row", (index, backend.translate(err))))
                         return
@@ -295,8 +302,7 @@ def run_rows(
         try:
             for index in pending:
                 await slots.acquire()
-                failed = next((t for t in tasks if t.done() and t.exception()), None)
-                if failed is not None:
+                if doomed:  # no row can succeed: send no more, gather raises it below
                     slots.release()
                     break
                 tasks.append(asyncio.ensure_future(one(index)))
