@@ -190,3 +190,12 @@ def test_a_torn_cache_file_is_not_trusted(tmp_path: Path) -> None:
     path.write_text(path.read_text()[:10])  # what a write without rename could leave
     assert cache.get(key) is None
     assert not list(tmp_path.glob("??/.tmp-*"))  # put leaves no temporary file behind
+
+
+def test_an_unreachable_service_stops_the_job_with_one_line(
+    shell: Any, session: Any, emulator: Emulator
+) -> None:
+    emulator.stop()
+    shell.user_ns["items"] = [f"row {i}" for i in range(50)]
+    message = fails(shell, "%%chat --map items\n{item}")
+    assert "unreachable" in message and "0 of 50 rows are done and kept" in message

@@ -192,10 +192,10 @@ class ChatMagics(Magics):
     @argument("--max-tokens", type=int, metavar="N", help="Most tokens for this reply.")
     @argument("-s", "--system", help="Set the thread's system prompt from this turn on.")
     @argument("--no-stream", action="store_true", help="Wait for the whole reply instead of streaming it.")  # noqa: E501
-    @argument("-o", "--output", metavar="NAME", help="Also store the reply text in this variable.")
+    @argument("-o", "--output", metavar="NAME", help="Also store the reply text in this variable (with --map: the list's variable, or the DataFrame's new column).")  # noqa: E501
     @argument("--vars", action="store_true", help="Replace {name}, {In[N]} and {Out[N]} in the message.")  # noqa: E501
     @argument("--map", metavar="DATA", help="One request per row of DATA (a DataFrame, list of dicts or list of strings); the cell is a template with {column} fields.")  # noqa: E501
-    @argument("--schema", metavar="NAME", help="With --map: parse each reply into one column per field (structured output).")  # noqa: E501
+    @argument("--schema", metavar="NAME", help="With --map: one column per field of a structured-output schema (needs structured output, SPEC 11; refused until it lands).")  # noqa: E501
     @argument("--concurrency", type=int, metavar="N", help="With --map: most requests in flight (default ChatMagics.max_concurrency).")  # noqa: E501
     @argument("--batch", action="store_true", help="With --map: run through the service's batch processing instead.")  # noqa: E501
     @cell_magic
