@@ -102,6 +102,13 @@ def test_a_new_kernel_picks_the_task_up_after_an_interrupt_and_a_restart(
         assert kernel.run(setup.format(poll=30)).ok  # a slow poll: still waiting below
         kernel.run("rows = ['one', 'two', 'three']")
         msg_id = kernel.send("%%chat --map rows --batch -o out\nEcho {item}")
+        # The user sees the task's id printed, then presses Interrupt while it waits.
+        printed = ""
+        while "started" not in printed:
+            msg = kernel.client.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                printed += msg["content"]["text"]
+        task_id = _task_id(printed)
         deadline = time.monotonic() + 30
         while not any(r.method == "BatchDescribe" for r in emulator.requests):
             assert time.monotonic() < deadline
@@ -109,9 +116,8 @@ def test_a_new_kernel_picks_the_task_up_after_an_interrupt_and_a_restart(
         kernel.manager.interrupt_kernel()
         stopped = kernel.collect(msg_id)
         assert not stopped.ok
-        task_id = _task_id(stopped.text)
-        assert f"batch task {task_id} keeps running on the service" in stopped.text
-        assert "%chat batch wait" in stopped.text
+        assert (f"batch task {task_id} keeps running on the service; "
+                f"%chat batch wait {task_id} picks it up") in stopped.text
 
         kernel.restart()
         assert kernel.run(setup.format(poll=FAST)).ok
