@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -199,3 +200,33 @@ def test_an_unreachable_service_stops_the_job_with_one_line(
     shell.user_ns["items"] = [f"row {i}" for i in range(50)]
     message = fails(shell, "%%chat --map items\n{item}")
     assert "unreachable" in message and "0 of 50 rows are done and kept" in message
+
+
+def test_interrupt_in_a_real_kernel_with_the_widget_bar(emulator: Emulator) -> None:
+    """Kernel -> Interrupt during a job with the notebook's bar: one line, rows kept."""
+    from .conftest import emulator_env
+    from .kernel import Kernel
+
+    emulator.delay = 0.05
+    with Kernel(emulator_env(emulator)) as kernel:
+        setup = kernel.run(
+            "%load_ext yagpt_magic\nimport tempfile\n"
+            "%config ChatMagics.cache_dir = tempfile.mkdtemp()\n"
+            "items = [f'row {i}' for i in range(150)]"
+        )
+        assert setup.ok, setup.error
+        cell = "%%chat --map items -o out --concurrency 4\n{item}"
+        msg_id = kernel.send(cell)
+        while len(emulator.completions) < 50:
+            time.sleep(0.005)
+        kernel.manager.interrupt_kernel()
+        stopped = kernel.collect(msg_id, timeout=20)
+        assert not stopped.ok and "Interrupted:" in stopped.error
+        assert "rows are done and kept" in stopped.error
+        first = len(emulator.completions)
+
+        again = kernel.run(cell + "\n")
+        assert again.ok, again.error
+        assert 150 <= len(emulator.completions) <= 150 + 4
+        assert len(emulator.completions) - first == 150 - int(
+            re.search(r"(\d+) from the cache", again.text).group(1))  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -291,7 +291,7 @@ class Backend:
         produce: Callable[[Callable[[Any], None]], Any],
         *,
         cancel: threading.Event | None = None,
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         """Run ``produce(put)`` on the loop and yield what it puts, interruptibly.
 
         A KeyboardInterrupt (or ``cancel``) in the caller's thread cancels the coroutine

@@ -17,17 +17,19 @@ interrupt stops the waiting at once (the task itself keeps running on the servic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import tempfile
+import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .conversation import Message
 from .errors import Interrupted, ServiceError, UsageProblem
-from .mapping import Parse, Template, requests_for, rows_of, shaped
+from .mapping import Parse, Template, interrupt_as, requests_for, rows_of, shaped
 
 if TYPE_CHECKING:
     from .backend import Backend, RequestOptions
@@ -131,16 +133,12 @@ def _consume(backend: Backend, produce: Callable[[Callable[[Any], None]], Any], 
         from .progress import Bar
 
         bar = Bar("batch")
+    cancel = threading.Event()
     try:
-        for kind, _ in backend.drive(produce):
-            if kind == "task" and announce:
-                print(f"Batch task {task.task_id} started; it runs on the service, also after "
-                      f"a restart: %chat batch fetch {task.task_id}", flush=True)
-            elif kind == "progress" and bar is not None:
-                bar.set(task.completed, task.total, task.status)
-            elif kind == "end":
-                break
-    except KeyboardInterrupt:
+        with interrupt_as(cancel), contextlib.closing(backend.drive(produce, cancel=cancel)) \
+                as events:
+            _show(events, cancel, task, bar, announce)
+    except (KeyboardInterrupt, Interrupted):
         where = (f"batch task {task.task_id} keeps running on the service; "
                  f"%chat batch wait {task.task_id} picks it up, also after a restart"
                  if task.task_id else "no batch task was started")
@@ -148,6 +146,20 @@ def _consume(backend: Backend, produce: Callable[[Callable[[Any], None]], Any], 
     finally:
         if bar is not None:
             bar.close()
+
+
+def _show(events: Iterator[Any], cancel: threading.Event, task: Task, bar: Any,
+          announce: bool) -> None:
+    for kind, _ in events:
+        if cancel.is_set():
+            raise Interrupted("stopped")
+        if kind == "task" and announce:
+            print(f"Batch task {task.task_id} started; it runs on the service, also after "
+                  f"a restart: %chat batch fetch {task.task_id}", flush=True)
+        elif kind == "progress" and bar is not None:
+            bar.set(task.completed, task.total, task.status)
+        elif kind == "end":
+            return
 
 
 def _check_finished(task: Task) -> None:

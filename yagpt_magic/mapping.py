@@ -17,10 +17,14 @@ once with one line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -223,6 +227,29 @@ def classify(err: BaseException) -> str:
     return "row"
 
 
+@contextmanager
+def interrupt_as(cancel: threading.Event) -> Iterator[None]:
+    """While a job runs, Ctrl-C / Kernel -> Interrupt sets ``cancel`` instead of raising.
+
+    A KeyboardInterrupt may land anywhere in the main thread, including inside the
+    progress bar's widget messages or ipykernel's stdout, and can leave their locks
+    held; the job checks ``cancel`` between rows and stops cleanly within one poll.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, lambda _signum, _frame: cancel.set())
+    except ValueError:  # not allowed here (an embedded interpreter): interrupts raise
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _Doomed(ChatError):
     """A failure no row can get past; carried out of the loop to stop the whole job."""
 
@@ -314,8 +341,36 @@ def run_rows(
             raise
         put(("end", None))
 
+    cancel = threading.Event()
     try:
-        for kind, value in backend.drive(produce):
+        with interrupt_as(cancel):
+            _consume(backend.drive(produce, cancel=cancel), cancel, outcome, progress)
+    except _Doomed as doomed:
+        done = sum(1 for r in outcome.results if r is not None)
+        error = backend.translate(doomed.err)
+        raise type(error)(
+            f"{error} Stopped: {done:,} of {outcome.rows:,} rows are done and kept."
+        ) from None
+    except (KeyboardInterrupt, Interrupted):
+        done = sum(1 for r in outcome.results if r is not None)
+        raise Interrupted(
+            f"Interrupted: {done:,} of {outcome.rows:,} rows are done and kept; run the cell "
+            f"again to send only the other {outcome.rows - done:,}."
+        ) from None
+    finally:
+        outcome.seconds = time.monotonic() - started
+        if progress is not None:
+            progress.close(outcome)
+    return outcome
+
+
+def _consume(events: Generator[Any, None, None], cancel: threading.Event, outcome: Outcome,
+             progress: Any) -> None:
+    """Take the loop's events in the caller's thread: results in place, the bar updated."""
+    with contextlib.closing(events):  # an early exit cancels the job on the loop at once
+        for kind, value in events:
+            if cancel.is_set():  # rows may arrive faster than the backend's own check
+                raise Interrupted("stopped")
             if kind == "row":
                 index, result = value
                 outcome.results[index] = result
@@ -327,26 +382,9 @@ def run_rows(
             elif kind == "rejected":
                 outcome.rejected += 1
             elif kind == "end":
-                break
+                return
             if progress is not None and kind != "start":
                 progress.update(outcome, kind)
-    except _Doomed as doomed:
-        done = sum(1 for r in outcome.results if r is not None)
-        error = backend.translate(doomed.err)
-        raise type(error)(
-            f"{error} Stopped: {done:,} of {outcome.rows:,} rows are done and kept."
-        ) from None
-    except KeyboardInterrupt:
-        done = sum(1 for r in outcome.results if r is not None)
-        raise Interrupted(
-            f"Interrupted: {done:,} of {outcome.rows:,} rows are done and kept; run the cell "
-            f"again to send only the other {outcome.rows - done:,}."
-        ) from None
-    finally:
-        outcome.seconds = time.monotonic() - started
-        if progress is not None:
-            progress.close(outcome)
-    return outcome
 
 
 def requests_for(template: Template, rows: Sequence[dict[str, Any]],
