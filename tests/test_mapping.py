@@ -89,6 +89,8 @@ def test_dataframe_in_new_column_out(shell: Any, session: Any, emulator: Emulato
     copy = yagpt_magic.map("{text}", frame[["text"]], column="again", session=session,
                            progress=False)
     assert list(copy.columns) == ["text", "again"] and "again" not in frame.columns
+    from_series = yagpt_magic.map("{item}", frame["text"], session=session, progress=False)
+    assert from_series == list(copy["again"])  # the same requests: answered from the cache
 
 
 def test_a_parse_hook_gives_one_column_per_field(

@@ -83,9 +83,14 @@ class Template:
 
 
 def rows_of(data: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows as dicts and their columns: a DataFrame, a list of dicts, or a list of strings."""
+    """Rows as dicts and their columns: a DataFrame, a list of dicts, or a list of strings.
+
+    A pandas Series (``df["text"]``) counts as a list of its values.
+    """
     if hasattr(data, "to_dict") and hasattr(data, "columns"):  # a pandas DataFrame
         return data.to_dict("records"), [str(c) for c in data.columns]
+    if hasattr(data, "tolist") and not isinstance(data, (str, bytes)):  # a Series, an array
+        data = data.tolist()
     if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
         raise UsageProblem(
             "--map needs a pandas DataFrame, a list of dicts or a list of strings, "
