@@ -242,6 +242,8 @@ class ChatMagics(Magics):
 
         if args.map is None:
             raise UsageProblem("--batch, --schema and --concurrency go with --map DATA.")
+        if args.vars:
+            raise UsageProblem("--vars does not go with --map: there {name} is a column.")
         ns = self._shell.user_ns
         if args.map not in ns:
             raise UsageProblem(f"--map: {args.map!r} is not defined; nothing was sent.")
