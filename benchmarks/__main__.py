@@ -23,6 +23,7 @@ FIGURES = {
     6: "widget",
     7: "window",
     8: "tools",
+    9: "many",
 }
 HEADERS = ("figure", "baseline", "ours", "ratio", "target", "result")
 

@@ -40,12 +40,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--reply-tokens", type=int, default=0, help="answer with this long a reply")
     parser.add_argument("--chunks", type=int, default=None, help="stream it in this many chunks")
+    parser.add_argument("--delay", type=float, default=0.0, help="service time per request")
+    parser.add_argument("--quota-rps", type=float, default=None, help="the folder's quota")
+    parser.add_argument("--stats", action="store_true",
+                        help="on exit, print the completions received and quota rejections")
     args = parser.parse_args(argv)
 
     emu = Emulator(api_key=args.api_key)
+    emu.delay = args.delay
+    emu.quota_rps = args.quota_rps
     if args.reply_tokens:
         emu.reply_with(long_reply(args.reply_tokens), chunks=args.chunks, times=10**9)
-    return serve(emu, "listening on {address}")
+    code = serve(emu, "listening on {address}")
+    if args.stats:
+        print(f"stats completions={len(emu.completions)} rejected={emu.rejected}", flush=True)
+    return code
 
 
 if __name__ == "__main__":

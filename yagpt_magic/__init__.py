@@ -6,6 +6,7 @@ SDK nor gRPC: those load on the first request, so loading stays instant.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["ChatMagics", "ChatSession", "ChatWidget", "current_session",
-           "load_ipython_extension", "unload_ipython_extension"]
+           "load_ipython_extension", "map", "unload_ipython_extension"]
 
 #: Attribute on the shell that keeps threads across %unload_ext / %reload_ext.
 _KEPT = "_yagpt_magic_threads"
@@ -60,6 +61,38 @@ def current_session(shell: Any = None) -> ChatSession:
         shell.extension_manager.load_extension("yagpt_magic")
     session: ChatSession = shell._yagpt_magic.session
     return session
+
+
+def map(  # noqa: A001 - the public name the spec gives: yagpt_magic.map(template, data)
+    template: str,
+    data: Any,
+    *,
+    column: str = "reply",
+    system: str | None = None,
+    concurrency: int | None = None,
+    parse: Callable[[str], Any] | None = None,
+    model: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    progress: bool = True,
+    session: ChatSession | None = None,
+) -> Any:
+    """``%%chat --map`` as a function: one independent request per row, in row order.
+
+    ``template`` has ``{column}`` fields (``{item}`` for a list of strings). Returns a
+    list, or for a DataFrame a copy with the new ``column`` (one column per field when
+    ``parse`` returns dicts). A failed row holds its error object. Answered rows are
+    cached on disk, so calling again after an interrupt sends only the rest.
+    """
+    from .mapping import run_map
+
+    session = session if session is not None else current_session()
+    options = session.options(model=model, temperature=temperature, max_tokens=max_tokens,
+                              stream=False)
+    result, _ = run_map(session, template, data, column=column, system=system,
+                        concurrency=concurrency, parse=parse, options=options,
+                        progress=progress)
+    return result
 
 
 def __getattr__(name: str) -> Any:

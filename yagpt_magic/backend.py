@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -326,6 +326,71 @@ class Backend:
 
         (tokens,) = self._drive(produce, first_timeout=self.connection.timeout)
         return len(tokens)
+
+    # -- many requests (mapping.py, batch.py run their own coroutines on the loop) -------
+    def sdk(self) -> Any:
+        """The ``AsyncYCloudML`` client; use it only from coroutines run by ``drive``."""
+        if self._sdk is None:
+            self._sdk = self._make_sdk()
+        return self._sdk
+
+    def model(self, options: RequestOptions) -> Any:
+        """The configured async completions model for ``options`` (built once)."""
+        return self._model(options)
+
+    async def run_once(self, messages: Sequence[Message], options: RequestOptions) -> Reply:
+        """One non-streamed completion, awaited on the loop; SDK errors propagate raw."""
+        model = self._model(options)
+        result = await model.run(list(messages), timeout=self.connection.timeout)
+        usage = result.usage
+        return Reply(
+            text=result.text,
+            status=STATUS_NAMES.get(result.status.name, "final"),
+            usage=Usage(usage.input_text_tokens, usage.completion_tokens,
+                        getattr(usage, "reasoning_tokens", 0), usage.total_tokens),
+            model_uri=model.uri,
+            model_version=result.model_version,
+        )
+
+    async def batch_progress(self, operation_id: str) -> tuple[int, int] | None:
+        """(completed, total) batches of a batch task, from its operation's metadata.
+
+        The SDK's task object reports only the status; the counts are in the
+        operation's ``BatchCompletionMetadata``, read through the SDK's operation
+        class (not public API: None when it moves, and the bar shows the status only).
+        """
+        try:
+            from yandex.cloud.ai.foundation_models.v1.text_generation import (
+                text_generation_service_pb2 as tg,
+            )
+            from yandex_ai_studio_sdk._types.operation import AsyncOperation
+
+            operation = AsyncOperation(sdk=self.sdk(), id=operation_id, result_type=object,
+                                       proto_result_type=None)
+            status = await operation.get_status(timeout=self.connection.timeout)
+            metadata = tg.BatchCompletionMetadata()
+            if status.metadata is None or not status.metadata.Unpack(metadata):
+                return None
+            return metadata.completed_batches, metadata.total_batches
+        except (ImportError, AttributeError, TypeError):
+            return None
+
+    def drive(
+        self,
+        produce: Callable[[Callable[[Any], None]], Any],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Generator[Any, None, None]:
+        """Run ``produce(put)`` on the loop and yield what it puts, interruptibly.
+
+        A KeyboardInterrupt (or ``cancel``) in the caller's thread cancels the coroutine
+        and everything it awaits; ``produce`` must send its first item at once.
+        """
+        return self._drive(produce, cancel=cancel, first_timeout=float("inf"))
+
+    def translate(self, err: BaseException) -> ChatError:
+        """An SDK or gRPC failure as the user's one-line, scrubbed ``ChatError``."""
+        return self._translate(err)
 
     def _drive(
         self,

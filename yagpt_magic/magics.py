@@ -84,6 +84,8 @@ class ChatMagics(Magics):
     tool_calls = CaselessStrEnum(["ask", "auto", "never"], default_value="ask", help="Tool calls the model asks for: ask before each, auto (run), never (refuse).").tag(config=True)  # noqa: E501
     max_tool_rounds = Int(5, help="Most rounds of tool calls in one turn before the model must answer.").tag(config=True)  # noqa: E501
     tool_result_limit = Int(4000, help="Characters of a tool's result sent to the model; longer ones are cut with a note.").tag(config=True)  # noqa: E501
+    max_concurrency = Int(32, help="%%chat --map: most requests in flight at once; the rate adapts to the quota below it.").tag(config=True)  # noqa: E501
+    cache_dir = Unicode("", help="%%chat --map: directory of the finished-row cache ('' = ~/.cache/yagpt-magic/rows or $XDG_CACHE_HOME).").tag(config=True)  # noqa: E501
 
     def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
         _purge_credentials(getattr(shell, "config", None))
@@ -131,6 +133,12 @@ class ChatMagics(Magics):
     def _check_tool_limits(self, proposal: dict[str, Any]) -> int:
         if proposal["value"] <= 0:
             raise TraitError(f"{proposal['trait'].name} must be a positive number")
+        return proposal["value"]
+
+    @validate("max_concurrency")
+    def _check_concurrency(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] <= 0:
+            raise TraitError("max_concurrency must be a positive number of requests")
         return proposal["value"]
 
     @validate("timeout")
@@ -184,13 +192,16 @@ class ChatMagics(Magics):
     @argument("--max-tokens", type=int, metavar="N", help="Most tokens for this reply.")
     @argument("-s", "--system", help="Set the thread's system prompt from this turn on.")
     @argument("--no-stream", action="store_true", help="Wait for the whole reply instead of streaming it.")  # noqa: E501
-    @argument("-o", "--output", metavar="NAME", help="Also store the reply in this variable: its text, or with --schema/--json the parsed object.")  # noqa: E501
+    @argument("-o", "--output", metavar="NAME", help="Also store the reply in this variable: its text, or with --schema/--json the parsed object (with --map: the list's variable, or the DataFrame's new column).")  # noqa: E501
     @argument("--vars", action="store_true", help="Replace {name}, {In[N]} and {Out[N]} in the message.")  # noqa: E501
     @argument("--schema", metavar="NAME", help="Ask for JSON that fits NAME (a pydantic model, dataclass or JSON Schema dict) and check the reply against it.")  # noqa: E501
     @argument("--json", action="store_true", help="Ask for any JSON object; the reply is parsed into a dict.")  # noqa: E501
     @argument("--tools", metavar="F,G", help="Offer these functions of the notebook to the model; each call runs only as ChatMagics.tool_calls allows (default: ask).")  # noqa: E501
+    @argument("--map", metavar="DATA", help="One request per row of DATA (a DataFrame, list of dicts or list of strings); the cell is a template with {column} fields.")  # noqa: E501
+    @argument("--concurrency", type=int, metavar="N", help="With --map: most requests in flight (default ChatMagics.max_concurrency).")  # noqa: E501
+    @argument("--batch", action="store_true", help="With --map: run through the service's batch processing instead.")  # noqa: E501
     @cell_magic
-    def chat(self, line: str, cell: str) -> None:
+    def chat(self, line: str, cell: str) -> Any:
         """Send the cell to YandexGPT as the next message of a thread and show the reply.
 
         Examples::
@@ -206,10 +217,15 @@ class ChatMagics(Magics):
 
             %%chat --schema Fact -o facts
             List the facts in this text: ...
+
+            %%chat --map reviews -o sentiment
+            Answer positive or negative. Review: {text}
         """
         try:
             args = self._parse(line)
             self._check_flags(args)
+            if args.map is not None or args.batch or args.concurrency:
+                return self._map(args, cell)
             text = self._interpolate(cell) if args.vars else cell
             if not text.strip():
                 raise UsageProblem("The cell is empty: write your message below the %%chat line.")
@@ -230,6 +246,45 @@ class ChatMagics(Magics):
             self._shell.user_ns[args.output] = (
                 answer.value if schema is not None else answer.turn.reply)
 
+    def _map(self, args: argparse.Namespace, cell: str) -> Any:
+        """``--map`` / ``--batch``: the rows of a variable; the work is in ``mapping``/``batch``."""
+        from .mapping import store
+
+        if args.map is None:
+            raise UsageProblem("--batch and --concurrency go with --map DATA.")
+        if args.vars:
+            raise UsageProblem("--vars does not go with --map: there {name} is a column.")
+        ns = self._shell.user_ns
+        if args.map not in ns:
+            raise UsageProblem(f"--map: {args.map!r} is not defined; nothing was sent.")
+        schema = self._schema(args)
+        if args.system is not None:
+            self.session.set_system(args.thread, args.system)
+        # The thread's system prompt applies (not its history); no thread is created.
+        known = self.session.threads.get(args.thread)
+        system = known.system_prompt if known is not None else None
+        options = self.session.options(
+            model=args.model, temperature=args.temperature, max_tokens=args.max_tokens,
+            stream=False, response_format=schema.response_format if schema else None)
+        # With --schema each row's reply is checked; its fields become columns.
+        parse = (lambda text: schema.parse(text).data) if schema is not None else None
+        if args.batch:
+            from .batch import run_batch
+
+            result, summary = run_batch(self.session, cell, ns[args.map],
+                                        column=args.output or "reply", system=system,
+                                        options=options, parse=parse)
+        else:
+            from .mapping import run_map
+
+            result, outcome = run_map(self.session, cell, ns[args.map],
+                                      column=args.output or "reply", system=system,
+                                      concurrency=args.concurrency, options=options,
+                                      parse=parse)
+            summary = outcome.summary()
+        print(summary)
+        return store(ns, args.map, args.output, result)
+
     def _parse(self, line: str) -> argparse.Namespace:
         """The flags of a ``%%chat`` line; a notebook repeats a few lines, so they are kept."""
         parsed = self._parsed.get(line)
@@ -238,7 +293,7 @@ class ChatMagics(Magics):
                 parsed = parse_argstring(self.chat, line)
             except UsageError as err:
                 raise UsageProblem(sentence(mask_arguments(str(err)))) from None
-            for name in ("thread", "model", "system", "output", "tools", "schema"):
+            for name in ("thread", "model", "system", "output", "tools", "schema", "map"):
                 setattr(parsed, name, _unquote(getattr(parsed, name)))
             if len(self._parsed) >= 256:
                 self._parsed.clear()
@@ -254,6 +309,8 @@ class ChatMagics(Magics):
             raise UsageProblem("-m needs a model name, e.g. yandexgpt or yandexgpt-lite/rc.")
         if args.output is not None and not args.output.isidentifier():
             raise UsageProblem(f"-o needs a Python variable name, not {args.output!r}.")
+        if args.map is not None and not args.map.isidentifier():
+            raise UsageProblem(f"--map needs the name of a variable, not {args.map!r}.")
         if args.thread is not None and not args.thread.strip():
             raise UsageProblem("-t needs a thread name.")
         if args.schema is not None and args.json:

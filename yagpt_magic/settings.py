@@ -40,6 +40,10 @@ class Settings:
     tool_calls: ToolPolicy = "ask"
     max_tool_rounds: int = 5
     tool_result_limit: int = 4000
+    #: ``%%chat --map``: most requests in flight at once (the rate adapts below it).
+    max_concurrency: int = 32
+    #: ``%%chat --map``: where finished rows are kept ("" = the user's cache directory).
+    cache_dir: str = ""
     #: Names the user set (``%config`` or a config file), for ``%chat config``'s sources.
     configured: set[str] = field(default_factory=set, compare=False, repr=False)
 
