@@ -249,3 +249,23 @@ def test_system_takes_the_rest_of_the_line_as_written(shell: Any) -> None:
     assert "--bogus" in fails(shell, "%chat system --bogus words")
     assert "JSON" in fails(shell, "%chat system --json not json")
     assert session.thread("q").system_prompt == "two\nlines"
+
+
+def test_an_unknown_flag_suggests_the_nearest_one(shell: Any, emulator: Emulator) -> None:
+    message = fails(shell, "%%chat --tempreature 0.5\nhello")
+    assert "--tempreature" in message and "did you mean --temperature?" in message
+    assert "0.5" not in message  # values are never echoed: they may be keys
+    assert "did you mean --thread?" in fails(shell, "%chat history --thred x")
+    assert "did you mean" not in fails(shell, "%%chat --zzz\nhello")
+    assert emulator.completions == []
+
+
+def test_a_lone_surrogate_in_vars_is_one_line_and_sends_nothing(
+    shell: Any, emulator: Emulator
+) -> None:
+    shell.user_ns["raw"] = b"caf\xe9".decode("utf-8", "surrogateescape")
+    message = fails(shell, "%%chat --vars\nTranslate {raw}")
+    assert "--vars: {raw} holds a character that cannot be sent" in message
+    shell.run_line_magic("chat", 'system --json "Be \\udc80 brief"')
+    assert "system prompt of 'default' holds a character" in fails(shell, "%%chat\nhello")
+    assert emulator.completions == [] and magics_of(shell).session.thread().turns == []

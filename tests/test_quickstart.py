@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbclient import NotebookClient
@@ -87,3 +88,27 @@ def test_quickstart_command_runs_offline_without_credentials(tmp_path: Path) -> 
     # The SDK's deprecation warning and its TRACE logging never reach the user.
     assert "deprecated" not in out.stdout + out.stderr
     assert "TRACE" not in out.stdout + out.stderr
+
+
+def test_the_readmes_30_second_example_runs_without_credentials(clean_env: Any) -> None:
+    """A new user pastes the README's cells into a fresh shell with no key set."""
+    import re
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## 30 seconds", 1)[1].split("\n## ", 1)[0]
+    cells = re.findall(r"```(?:python)?\n(.*?)```", section, re.S)
+    assert len(cells) == 4 and cells[0].startswith("%load_ext yagpt_magic")
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    try:
+        for cell in cells:
+            shell.run_cell(cell).raise_error()
+        thread = shell.magics_manager.registry["ChatMagics"].session.thread()
+        assert len(thread.turns) == 3 and thread.system_prompt == "You are a smart assistant"
+        assert "offline emulator" in thread.turns[-1].reply
+    finally:
+        shell.run_line_magic("unload_ext", "yagpt_magic")
+        shell.__dict__.pop("_yagpt_magic_threads", None)
+        InteractiveShell.clear_instance()

@@ -128,3 +128,21 @@ def test_offline_needs_no_credential(clean_env: pytest.MonkeyPatch) -> None:
     finally:
         session.close()
     assert session.offline is None and session.login is None
+
+
+def test_a_script_that_went_offline_exits_without_unloading(tmp_path: Path) -> None:
+    """The emulator's server threads must not keep the interpreter alive at exit."""
+    import subprocess
+    import sys
+
+    script = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "shell.run_line_magic('load_ext', 'yagpt_magic')\n"
+        "shell.run_line_magic('chat', 'offline')\n"
+        "shell.run_cell('%%chat\\nhello').raise_error()\n"
+        "print('done')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert done.returncode == 0 and "done" in done.stdout

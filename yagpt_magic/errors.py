@@ -9,6 +9,7 @@ unless ``verbose_errors`` is on. gRPC errors are translated here by status-code
 from __future__ import annotations
 
 import base64
+import difflib
 import html
 import re
 from collections.abc import Iterable
@@ -30,6 +31,23 @@ class ConfigProblem(ChatError):
 
 class ContextTooLong(ChatError):
     """The new message cannot fit the context window even on its own."""
+
+
+def sendable(text: str, what: str) -> str:
+    """``text``, or a one-line ``UsageProblem`` if it cannot go out as UTF-8.
+
+    A lone surrogate (from a file read with ``surrogateescape``, a broken API) has no
+    UTF-8 form, so gRPC would fail deep inside with a traceback; say which and where.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise UsageProblem(
+            f"{what} holds a character that cannot be sent ({text[err.start]!r}, an unpaired "
+            f"surrogate, at character {err.start}); nothing was sent. Clean the text, e.g. "
+            "text.encode('utf-8', 'replace').decode()."
+        ) from None
+    return text
 
 
 class ServiceError(ChatError):
@@ -195,17 +213,24 @@ def scrubbed_cause(err: BaseException, secrets: Iterable[str]) -> ScrubbedCause:
     return ScrubbedCause(scrub(text, secrets))
 
 
-def mask_arguments(message: str) -> str:
+def mask_arguments(message: str, flags: Iterable[str] = ()) -> str:
     """argparse's "unrecognized arguments: ..." without the values, which may be a key.
 
     A key typed as a flag (``--api-key AQVN...``) must not be echoed into an error
     output that is saved with the notebook; flag names are kept so the user sees what
-    was wrong.
+    was wrong, with the nearest known flag (of ``flags``) when a typo is likely.
     """
     head, sep, rest = message.partition("unrecognized arguments:")
     if sep:
-        shown = [word if word.startswith("-") else "…" for word in rest.split()]
+        words = rest.split()
+        shown = [word if word.startswith("-") else "…" for word in words]
         message = f"{head}{sep} {' '.join(shown)}"
+        known = [flag for flag in flags if flag.startswith("--")]
+        for word in words:
+            close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.75)
+            if word.startswith("--") and close:
+                message += f" (did you mean {close[0]}?)"
+                break
     return message
 
 

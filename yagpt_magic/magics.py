@@ -22,7 +22,7 @@ from traitlets import (
 )
 
 from .credentials import CredentialRefused, looks_like_credential, refuse_secret
-from .errors import ChatError, UsageProblem, mask_arguments, sentence
+from .errors import ChatError, UsageProblem, mask_arguments, sendable, sentence
 from .settings import NAMES, Settings
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
@@ -292,7 +292,8 @@ class ChatMagics(Magics):
             try:
                 parsed = parse_argstring(self.chat, line)
             except UsageError as err:
-                raise UsageProblem(sentence(mask_arguments(str(err)))) from None
+                flags = self.chat.parser._option_string_actions  # type: ignore[attr-defined]  # set by @magic_arguments
+                raise UsageProblem(sentence(mask_arguments(str(err), flags))) from None
             for name in ("thread", "model", "system", "output", "tools", "schema", "map"):
                 setattr(parsed, name, _unquote(getattr(parsed, name)))
             if len(self._parsed) >= 256:
@@ -338,14 +339,15 @@ class ChatMagics(Magics):
             if name is not None:
                 if name not in ns:
                     raise UsageProblem(f"--vars: {{{name}}} is not defined; nothing was sent.")
-                return str(ns[name])
+                return sendable(str(ns[name]), f"--vars: {{{name}}}")
             store = ns.get(history, {} if history == "Out" else [])
             try:
-                return str(store[int(number)])
+                found = str(store[int(number)])
             except (IndexError, KeyError, TypeError):
                 raise UsageProblem(
                     f"--vars: {{{history}[{number}]}} does not exist; nothing was sent."
                 ) from None
+            return sendable(found, f"--vars: {{{history}[{number}]}}")
 
         parts, last = [], 0
         for code in _CODE.finditer(text):

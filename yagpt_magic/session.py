@@ -38,6 +38,7 @@ from .errors import (
     RecordingFailed,
     TranscriptError,
     UsageProblem,
+    sendable,
 )
 from .settings import Settings
 
@@ -407,6 +408,8 @@ class ChatSession:
         """
         if not text.strip():
             raise UsageProblem("The message is empty: write it below the %%chat line.")
+        sendable(text, "The message")
+        sendable(self.thread(thread_name).system_prompt, f"The system prompt of {thread_name!r}")
         options = options if options is not None else self.options()
         run = self._tool_run(tools, approve, on_tool, cancel)
         if run is not None:

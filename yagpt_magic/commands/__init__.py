@@ -48,7 +48,8 @@ class Parser(argparse.ArgumentParser):
         super().__init__(prog=f"%chat {command}", add_help=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise UsageProblem(f"{self.prog}: {mask_arguments(message)}. See %chat help.")
+        masked = mask_arguments(message, self._option_string_actions)
+        raise UsageProblem(f"{self.prog}: {masked}. See %chat help.")
 
 
 def thread_name(value: str) -> str:

@@ -148,6 +148,7 @@ class ObjectStore:
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
             name="yagpt-emulator-storage",
+            daemon=True,  # stop() joins it; a script that never calls stop() still exits
         )
         thread.start()
         self._server, self._thread = server, thread
