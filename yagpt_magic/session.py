@@ -53,6 +53,11 @@ if TYPE_CHECKING:
 MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024
 
 
+def request_bytes(messages: Sequence[Message]) -> int:
+    """About the size of the request message on the wire (texts plus a little framing)."""
+    return sum(len(message_text(m).encode("utf-8")) + 16 for m in messages)
+
+
 class ReplySource(Protocol):
     """Answers requests without the service (replay of a transcript)."""
 
@@ -451,7 +456,7 @@ class ChatSession:
         # 0 or None: the model's own window (models.MODELS); else the override.
         context_window = models.context_window(options.model, context_window or None)
         alone = thread.request(text, upto=upto, start=upto)
-        size = sum(len(message_text(m).encode("utf-8")) + 16 for m in alone)
+        size = request_bytes(alone)
         if size > MAX_REQUEST_BYTES:
             raise ContextTooLong(
                 f"The message is {size / 2**20:.1f} MB; the service accepts at most "
@@ -492,7 +497,7 @@ class ChatSession:
         if on_fit is not None:
             on_fit(fit)
         messages = thread.request(text, upto=upto, start=fit.start)
-        size = sum(len(message_text(m).encode("utf-8")) + 16 for m in messages)
+        size = request_bytes(messages)
         if size > MAX_REQUEST_BYTES:
             raise ContextTooLong(
                 f"The request with its context is {size / 2**20:.1f} MB, over the "
