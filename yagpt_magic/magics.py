@@ -81,6 +81,8 @@ class ChatMagics(Magics):
     verbose_errors = Bool(False, help="Show the full traceback of a failed request.").tag(config=True)  # noqa: E501
     allow_html = Bool(False, help="Render raw HTML in replies (unsafe: replies are text you did not write).").tag(config=True)  # noqa: E501
     image_hosts = List(Unicode(), help="Hosts whose images a reply may load.").tag(config=True)
+    widget_send_key = CaselessStrEnum(["enter", "shift-enter"], default_value="enter", help="Chat widget: the key that sends; the other one makes a new line.").tag(config=True)  # noqa: E501
+    widget_height = Unicode("28em", help="Chat widget: the height its history scrolls within (a CSS length).").tag(config=True)  # noqa: E501
 
     def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
         _purge_credentials(getattr(shell, "config", None))

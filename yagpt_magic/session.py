@@ -327,10 +327,14 @@ class ChatSession:
         on_text: Callable[[str], None] | None = None,
         on_fit: Callable[[Fit], None] | None = None,
         cancel: threading.Event | None = None,
+        at: int | None = None,
     ) -> Answer:
         """Send ``text`` with as much earlier context as fits; commit only a finished reply.
 
         ``options`` default to the settings; ``context_window`` to the model's window.
+        ``at`` replaces turn ``at`` (the widget's regenerate and edit-and-resend), with the
+        same rules as a cell re-run: the turns before it are the context, later ones
+        become stale.
         """
         if not text.strip():
             raise UsageProblem("The message is empty: write it below the %%chat line.")
@@ -345,7 +349,11 @@ class ChatSession:
                 )
             self._busy.add(thread_name)
         try:
-            return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel)
+            if at is not None and not 0 <= at < len(thread.turns):
+                raise UsageProblem(
+                    f"Thread {thread_name!r} has no turn {at}; it may have been reset or undone."
+                )
+            return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel, at)
         finally:
             with self._lock:
                 self._busy.discard(thread_name)
@@ -360,8 +368,9 @@ class ChatSession:
         on_text: Callable[[str], None] | None,
         on_fit: Callable[[Fit], None] | None,
         cancel: threading.Event | None,
+        at: int | None = None,
     ) -> Answer:
-        slot = thread.slot_for(cell_id)
+        slot = thread.slot_for(cell_id) if at is None else at
         upto = len(thread.turns) if slot is None else slot
         budget = context_window - (options.max_tokens or 0)
         if budget <= 0:

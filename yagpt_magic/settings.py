@@ -34,6 +34,10 @@ class Settings:
     verbose_errors: bool = False
     allow_html: bool = False
     image_hosts: tuple[str, ...] = ()
+    #: The chat widget: which key sends ("enter": Shift+Enter is a new line; "shift-enter":
+    #: the reverse) and the height its history scrolls within (any CSS length).
+    widget_send_key: Literal["enter", "shift-enter"] = "enter"
+    widget_height: str = "28em"
     #: Names the user set (``%config`` or a config file), for ``%chat config``'s sources.
     configured: set[str] = field(default_factory=set, compare=False, repr=False)
 

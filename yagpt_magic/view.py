@@ -205,12 +205,13 @@ def ask_and_show(
     options: RequestOptions,
     cell_id: str | None = None,
     cancel: threading.Event | None = None,
+    at: int | None = None,
 ) -> Answer:
     """Ask the session for a turn and show it through ``display`` from start to end."""
     waiting = f"Waiting for {options.model}…" if options.stream and session.replay is None else ""
     try:
         answer = session.ask(
-            thread, text, options=options, cell_id=cell_id, cancel=cancel,
+            thread, text, options=options, cell_id=cell_id, cancel=cancel, at=at,
             on_text=display.update if options.stream else None,
             on_fit=lambda fit: display.start(fit, session.window(options), waiting=waiting),
         )

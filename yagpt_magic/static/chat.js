@@ -1,0 +1,221 @@
+// The chat widget's front-end habits (yagpt_magic/widget_front.py says why each exists).
+//
+// This view draws nothing of its own: it finds the ChatWidget it sits in (`.yagpt-chat`)
+// and adds keyboard, scrolling and code-block behaviour to the standard ipywidgets
+// there. Reply HTML is never built or parsed here: the buttons are new elements placed
+// next to the <pre> blocks the notebook's own renderer already drew from our bundle.
+
+const FOLLOW_SLACK = 32; // px from the bottom that still counts as "at the newest reply"
+
+function button(label, cls, title, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = `yagpt-tool ${cls}`;
+  b.textContent = label;
+  b.title = title;
+  b.addEventListener("mousedown", (e) => e.stopPropagation());
+  b.addEventListener("click", (e) => {
+    e.preventDefault();
+    e.stopPropagation();
+    onClick(b);
+  });
+  return b;
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch (_err) {
+    // Clipboard API refused (no permission, insecure origin): the classic fallback.
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    const ok = document.execCommand("copy");
+    area.remove();
+    return ok;
+  }
+}
+
+function flash(b, text) {
+  const old = b.textContent;
+  b.textContent = text;
+  setTimeout(() => { b.textContent = old; }, 1500);
+}
+
+// The rendered text of a reply, without the buttons we added to it.
+function replyText(reply) {
+  const area = reply.querySelector(".jp-OutputArea, .output_area") || reply;
+  const clone = area.cloneNode(true);
+  clone.querySelectorAll(".yagpt-tools, .yagpt-tool").forEach((n) => n.remove());
+  document.body.appendChild(clone); // innerText needs layout for line breaks
+  clone.style.position = "fixed";
+  clone.style.left = "-10000px";
+  const text = clone.innerText.trim();
+  clone.remove();
+  return text;
+}
+
+function waitFor(find, timeout) {
+  return new Promise((resolve) => {
+    const until = Date.now() + timeout;
+    const tick = () => {
+      const found = find();
+      if (found || Date.now() > until) resolve(found || null);
+      else setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
+
+// Insert-below: the notebook's own "insert a cell below" command (its toolbar button),
+// run on the widget's cell, then the code is pasted into the new cell's editor. The
+// cell is never run. Works in JupyterLab 4 and Notebook 7, which share the notebook.
+async function insertBelow(chat, code) {
+  const cell = chat.closest(".jp-Cell");
+  const panel = chat.closest(".jp-NotebookPanel");
+  const command = panel && panel.querySelector(
+    '.jp-NotebookPanel-toolbar [data-command="notebook:insert-cell-below"]');
+  if (!cell || !command) return "Insert needs JupyterLab or Notebook 7.";
+  // The notebook runs its commands on the active cell: make it the widget's cell.
+  const prompt = cell.querySelector(".jp-InputPrompt") || cell;
+  prompt.dispatchEvent(new MouseEvent("mousedown", { bubbles: true, button: 0 }));
+  prompt.dispatchEvent(new MouseEvent("mouseup", { bubbles: true, button: 0 }));
+  const ready = await waitFor(() => cell.classList.contains("jp-mod-active"), 2000);
+  if (!ready) return "Insert failed: could not select the widget's cell.";
+  const before = cell.nextElementSibling;
+  command.dispatchEvent(new MouseEvent("mousedown", { bubbles: true, button: 0 }));
+  command.click();
+  const added = await waitFor(() => {
+    const next = cell.nextElementSibling;
+    return next && next !== before && next.classList.contains("jp-Cell") ? next : null;
+  }, 3000);
+  const editor = added && await waitFor(() => added.querySelector(".cm-content"), 3000);
+  if (!editor) return "Insert failed: no new cell appeared.";
+  editor.focus();
+  const data = new DataTransfer();
+  data.setData("text/plain", code);
+  editor.dispatchEvent(new ClipboardEvent("paste", {
+    clipboardData: data, bubbles: true, cancelable: true,
+  }));
+  return "";
+}
+
+function decorate(chat, say) {
+  for (const pre of chat.querySelectorAll(".yagpt-reply pre")) {
+    if (pre.dataset.yagptTools || pre.closest(".yagpt-live")) continue;
+    pre.dataset.yagptTools = "1";
+    const code = () => (pre.querySelector("code") || pre).textContent;
+    const bar = document.createElement("div");
+    bar.className = "yagpt-tools yagpt-code-tools";
+    bar.append(
+      button("Copy", "yagpt-code-copy", "Copy this code", async (b) => {
+        flash(b, (await copyText(code())) ? "Copied" : "Copy failed");
+      }),
+      button("Insert below", "yagpt-code-insert",
+        "Put this code into a new cell below the widget's cell (not run)", async (b) => {
+          const problem = await insertBelow(chat, code());
+          if (problem) say(problem);
+          else flash(b, "Inserted");
+        }),
+    );
+    pre.parentNode.insertBefore(bar, pre);
+  }
+  for (const reply of chat.querySelectorAll(".yagpt-reply")) {
+    if (reply.classList.contains("yagpt-live") || reply.querySelector(":scope > .yagpt-copy-reply")) continue;
+    reply.appendChild(button("Copy reply", "yagpt-copy-reply", "Copy the whole reply", async (b) => {
+      flash(b, (await copyText(replyText(reply))) ? "Copied" : "Copy failed");
+    }));
+  }
+}
+
+function attach(model, chat) {
+  const history = chat.querySelector(".yagpt-history");
+  const input = () => chat.querySelector(".yagpt-input textarea");
+  const status = chat.querySelector(".yagpt-status");
+  const say = (text) => { if (status) status.textContent = text; };
+  let follow = true;
+
+  const send = () => {
+    const box = input();
+    follow = true;
+    model.send({ event: "send", text: box ? box.value : "" });
+    if (box) box.focus();
+  };
+  const onKey = (e) => {
+    const box = input();
+    if (!box || e.target !== box) return;
+    if (e.key === "Enter" && !e.isComposing && !e.ctrlKey && !e.altKey && !e.metaKey) {
+      const onEnter = model.get("send_key") !== "shift-enter";
+      if (onEnter !== e.shiftKey) {
+        e.preventDefault();
+        e.stopPropagation();
+        send();
+      }
+    } else if (e.key === "ArrowUp" && box.value === "" && model.get("recall")) {
+      e.preventDefault();
+      const last = model.get("recall");
+      box.value = last;
+      box.setSelectionRange(last.length, last.length);
+      box.dispatchEvent(new Event("input", { bubbles: true })); // the model learns the value
+    } else if (e.key === "Escape" && model.get("editing")) {
+      e.preventDefault();
+      model.send({ event: "cancel-edit" });
+    }
+  };
+  const onClick = (e) => {
+    // A click on Send (or Regenerate, Edit) leaves the caret in the message box.
+    const b = e.target.closest && e.target.closest("button.yagpt-send, button.yagpt-edit");
+    if (b) { follow = true; setTimeout(() => { const box = input(); if (box) box.focus(); }, 0); }
+  };
+  chat.addEventListener("keydown", onKey, true);
+  chat.addEventListener("click", onClick, true);
+
+  const onScroll = () => {
+    follow = history.scrollHeight - history.scrollTop - history.clientHeight <= FOLLOW_SLACK;
+  };
+  history.addEventListener("scroll", onScroll, { passive: true });
+  const update = () => {
+    decorate(chat, say);
+    if (follow) history.scrollTop = history.scrollHeight;
+  };
+  const observer = new MutationObserver(update);
+  observer.observe(history, { childList: true, subtree: true, characterData: true });
+  const sized = new ResizeObserver(update);
+  sized.observe(history);
+  update();
+  chat.classList.add("yagpt-ready");
+  return () => {
+    observer.disconnect();
+    sized.disconnect();
+    chat.removeEventListener("keydown", onKey, true);
+    chat.removeEventListener("click", onClick, true);
+    history.removeEventListener("scroll", onScroll);
+  };
+}
+
+function render({ model, el }) {
+  el.classList.add("yagpt-behavior");
+  let detach = null;
+  let gone = false;
+  // The chat box's children are drawn asynchronously: wait until this view is inside it.
+  const find = () => {
+    if (gone) return;
+    const chat = el.closest(".yagpt-chat");
+    if (chat && chat.querySelector(".yagpt-history") && chat.querySelector(".yagpt-input textarea")) {
+      if (!chat.classList.contains("yagpt-ready")) detach = attach(model, chat);
+    } else {
+      setTimeout(find, 50);
+    }
+  };
+  find();
+  return () => {
+    gone = true;
+    if (detach) detach();
+  };
+}
+
+export default { render };

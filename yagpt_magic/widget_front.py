@@ -1,0 +1,86 @@
+"""The chat widget's front-end habits, and its static transcript for saved notebooks.
+
+Standard ipywidgets cannot see keys (a ``Textarea`` has no key events), cannot scroll
+a box to its end, and cannot add buttons next to a reply's code blocks. ``ChatBehavior``
+is a small anywidget (ES module and CSS shipped as files, no build step) that sits
+invisibly inside ``ChatWidget`` and gives the standard controls those habits:
+
+- Enter sends and Shift+Enter makes a new line (``widget_send_key = "shift-enter"``
+  swaps them); the typed text travels with the send message, so a value update still
+  in flight can never send stale text; the box keeps focus; Up in an empty box
+  recalls the thread's last message (``recall``); Esc leaves edit-and-resend.
+- The history follows the newest reply while it streams unless the user scrolled up.
+- Code blocks get Copy and Insert-below buttons, replies a Copy button. They are new
+  elements put next to the ``<pre>`` blocks the notebook's renderer drew from our own
+  reply bundle: no reply text is parsed or turned into HTML in the browser, so the one
+  safe rendering path (``view.ReplyView``) stays the only one.
+- Insert-below runs the notebook's own "insert cell below" command (its toolbar button)
+  on the widget's cell and pastes the code into the new cell's editor: there is no
+  kernel-side way to add a cell below a given output, and the cell is never run.
+
+Theme colours come from JupyterLab's CSS variables, so light and dark themes both work.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anywidget
+import traitlets
+
+if TYPE_CHECKING:
+    from .conversation import Turn
+
+__all__ = ["ChatBehavior", "transcript_html", "turn_meta"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+class ChatBehavior(anywidget.AnyWidget):  # type: ignore[misc]  # anywidget ships no types
+    """Keyboard, scrolling and code-block behaviour for the ``ChatWidget`` it sits in."""
+
+    _esm = STATIC / "chat.js"
+    _css = STATIC / "chat.css"
+    #: "enter" (Shift+Enter is a new line) or "shift-enter" (the reverse).
+    send_key = traitlets.Unicode("enter").tag(sync=True)
+    #: What Up in an empty message box brings back: the thread's last message.
+    recall = traitlets.Unicode("").tag(sync=True)
+    #: True while the last message is being edited (Esc cancels).
+    editing = traitlets.Bool(False).tag(sync=True)
+
+
+def turn_meta(turn: Turn, index: int) -> str:
+    """The line above a turn: its number, model, tokens and whether it is stale."""
+    model = turn.model.removeprefix("gpt://").split("/", 1)[-1] if turn.model else "?"
+    usage = turn.usage
+    parts = [f"#{index + 1}", model,
+             f"{usage.total_tokens} tokens ({usage.input_tokens} in, "
+             f"{usage.completion_tokens} out)"]
+    if turn.status not in ("final", ""):
+        parts.append(turn.status)
+    if turn.stale:
+        parts.append("stale")
+    return " · ".join(parts)
+
+
+def transcript_html(thread: str, turns: list[tuple[Turn, dict[str, str]]]) -> str:
+    """A static transcript for where the live widget cannot be drawn (a saved notebook).
+
+    Each reply is its ``ReplyView`` bundle: its ``text/html`` when the renderer gives
+    one, else its plain text, escaped; user messages are always escaped text.
+    """
+    rows = [f"<p><b>YandexGPT chat · thread {html.escape(thread)}</b> "
+            f"({len(turns)} turn{'' if len(turns) == 1 else 's'}; "
+            "run the cell again for the live widget)</p>"]
+    for index, (turn, bundle) in enumerate(turns):
+        reply = bundle.get("text/html") or f"<pre>{html.escape(bundle.get('text/plain', ''))}</pre>"
+        rows.append(
+            f"<div class=\"yagpt-static-turn\"><div><small>{html.escape(turn_meta(turn, index))}"
+            f"</small></div><div><b>You:</b></div><pre>{html.escape(turn.user)}</pre>"
+            f"<div><b>YandexGPT:</b></div>{reply}</div>"
+        )
+    return "\n".join(rows)
+
+
