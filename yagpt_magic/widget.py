@@ -436,26 +436,25 @@ class ChatWidget(widgets.VBox):
         event = content.get("event") if isinstance(content, dict) else None
         if event == "send":
             text = str(content.get("text", ""))
-            with self._lock:
-                if self._worker is None:
-                    self.message_box.value = text
-            self._on_send()
+            if not self._start(text, self._editing) and text.strip():
+                # Refused (busy): the front end may have cleared the box; give it back.
+                self.behavior.send({"event": "restore", "text": text})
         elif event == "cancel-edit" and self._editing is not None:
             self._on_edit()
 
-    def _start(self, text: str, at: int | None, *, keep_box: bool = False) -> None:
-        """Send ``text`` as a new turn, or as a new version of turn ``at``."""
+    def _start(self, text: str, at: int | None, *, keep_box: bool = False) -> bool:
+        """Send ``text`` as a new turn, or as a new version of turn ``at``; False if refused."""
         with self._lock:
             if self._worker is not None:
                 self.status_line.value = BUSY
-                return
+                return False
             if not text.strip():
                 self.status_line.value = "error: the message is empty; type it above Send."
-                return
+                return False
             if at is not None and at >= len(self._turns):
                 self._end_edit()
                 self.status_line.value = "error: that turn is gone; send the message as new."
-                return
+                return False
             options = self.session.options(
                 model=self.model_box.value.strip() or None,
                 temperature=self.temperature_slider.value,
@@ -481,6 +480,7 @@ class ChatWidget(widgets.VBox):
             self._set_busy(True)
             self.status_line.value = "sending…" if at is None else f"replacing turn #{at + 1}…"
         worker.start()
+        return True
 
     def _on_stop(self, _button: Any = None) -> None:
         cancel = self._cancel

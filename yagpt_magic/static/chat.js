@@ -141,10 +141,31 @@ function attach(model, chat) {
 
   const send = () => {
     const box = input();
+    if (!box) return;
+    const text = box.value;
+    const sendButton = chat.querySelector("button.yagpt-send");
+    const busy = sendButton && sendButton.disabled;
     follow = true;
-    model.send({ event: "send", text: box ? box.value : "" });
-    if (box) box.focus();
+    model.send({ event: "send", text });
+    if (!busy && text.trim()) {
+      // Clear here, through the textarea's own input event: a value update still
+      // queued by the widget manager then carries "" and cannot bring the text back.
+      box.value = "";
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    box.focus();
   };
+  const restore = (text) => {
+    const box = input();
+    if (box && box.value === "") {
+      box.value = text;
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  };
+  const onMessage = (msg) => {
+    if (msg && msg.event === "restore") restore(msg.text || "");
+  };
+  model.on("msg:custom", onMessage);
   const onKey = (e) => {
     const box = input();
     if (!box || e.target !== box) return;
@@ -171,6 +192,11 @@ function attach(model, chat) {
     const b = e.target.closest && e.target.closest("button.yagpt-send, button.yagpt-edit");
     if (b) { follow = true; setTimeout(() => { const box = input(); if (box) box.focus(); }, 0); }
   };
+  // Notebook 7 (and JupyterLab with capturing shortcuts) handle keys at the document
+  // before the textarea sees them: Shift+Enter there would re-run the widget's cell.
+  // Lumino skips shortcuts for targets inside an element with this attribute.
+  const inputArea = chat.querySelector(".yagpt-input");
+  if (inputArea) inputArea.setAttribute("data-lm-suppress-shortcuts", "true");
   chat.addEventListener("keydown", onKey, true);
   chat.addEventListener("click", onClick, true);
 
@@ -189,6 +215,7 @@ function attach(model, chat) {
   update();
   chat.classList.add("yagpt-ready");
   return () => {
+    model.off("msg:custom", onMessage);
     observer.disconnect();
     sized.disconnect();
     chat.removeEventListener("keydown", onKey, true);
