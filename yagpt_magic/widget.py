@@ -47,6 +47,7 @@ CSS can find them.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,7 @@ from ipywidgets.widgets.widget_string import LabelStyle
 from .errors import ChatError
 from .session import EventKind, ThreadEvent
 from .view import ReplyDisplay, ReplyView, ask_and_show
-from .widget_front import ChatBehavior, transcript_html, turn_meta
+from .widget_front import ChatBehavior, transcript_bundle, turn_meta
 from .widget_turn import Outputs, TurnView, bundle_of, plain
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ class ChatWidget(widgets.VBox):
         self._cancel: threading.Event | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._editing: int | None = None
+        self._transcript_id = f"yagpt-transcript-{uuid.uuid4().hex}"
+        self._transcript_shown = False
 
         # One Layout model each, shared by every turn: a new turn opens no Layout comms.
         self._layouts = {
@@ -359,6 +362,7 @@ class ChatWidget(widgets.VBox):
                 self._update_usage()
             elif event.kind in (EventKind.RESET, EventKind.LOAD, EventKind.UNDO):
                 self._rebuild()
+            self._update_transcript()
 
     def _on_commit(self, index: int) -> None:
         thread = self.session.thread(self.thread_name)
@@ -511,17 +515,39 @@ class ChatWidget(widgets.VBox):
 
     # -- display -----------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        """The live widget, plus a static transcript for front ends that cannot draw it."""
+        """The live widget; its text is one line, not ipywidgets' ``ChatWidget(children=…)``."""
         bundle = super()._repr_mimebundle_(**kwargs)
-        if not bundle:
-            return bundle
+        if bundle:
+            bundle["text/plain"] = (f"YandexGPT chat widget on thread {self.thread_name!r}: "
+                                    "it needs a notebook front end (JupyterLab, Notebook 7).")
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        """Show the widget, and under it the static transcript a saved notebook keeps.
+
+        JupyterLab draws a widget output of a reopened notebook as "model not found",
+        whatever else its bundle holds, so the transcript is an output of its own: kept
+        current (one display update per change of the thread), hidden by the widget's
+        CSS while the live widget is drawn above it.
+        """
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+        self._transcript_shown = True
+        display(self._transcript_bundle(), raw=True, display_id=self._transcript_id)
+
+    def _transcript_bundle(self) -> dict[str, str]:
         thread = self.session.thread(self.thread_name)
         shown = [(turn, self._reply_outputs(turn.reply, turn.status)[0]["data"])
                  for turn in thread.turns]
-        bundle["text/html"] = transcript_html(self.thread_name, shown)
-        bundle["text/plain"] = (f"YandexGPT chat widget on thread {self.thread_name!r} "
-                                f"({len(thread.turns)} turns): it needs a notebook front end.")
-        return dict(bundle)
+        return transcript_bundle(self.thread_name, shown)
+
+    def _update_transcript(self) -> None:
+        if self._transcript_shown:
+            from IPython.display import update_display
+
+            update_display(self._transcript_bundle(), raw=True,
+                           display_id=self._transcript_id)
 
     # -- the worker thread -------------------------------------------------------------
     def _run(

@@ -33,7 +33,7 @@ import traitlets
 if TYPE_CHECKING:
     from .conversation import Turn
 
-__all__ = ["ChatBehavior", "transcript_html", "turn_meta"]
+__all__ = ["TRANSCRIPT_TURNS", "ChatBehavior", "transcript_bundle", "turn_meta"]
 
 STATIC = Path(__file__).parent / "static"
 
@@ -65,22 +65,34 @@ def turn_meta(turn: Turn, index: int) -> str:
     return " · ".join(parts)
 
 
-def transcript_html(thread: str, turns: list[tuple[Turn, dict[str, str]]]) -> str:
+#: The static transcript shows at most this many of the newest turns: it is resent
+#: whole on every change, so it must not grow with a long thread.
+TRANSCRIPT_TURNS = 50
+
+
+def transcript_bundle(thread: str, turns: list[tuple[Turn, dict[str, str]]]) -> dict[str, str]:
     """A static transcript for where the live widget cannot be drawn (a saved notebook).
 
     Each reply is its ``ReplyView`` bundle: its ``text/html`` when the renderer gives
     one, else its plain text, escaped; user messages are always escaped text.
     """
-    rows = [f"<p><b>YandexGPT chat · thread {html.escape(thread)}</b> "
-            f"({len(turns)} turn{'' if len(turns) == 1 else 's'}; "
-            "run the cell again for the live widget)</p>"]
-    for index, (turn, bundle) in enumerate(turns):
+    left_out = max(0, len(turns) - TRANSCRIPT_TURNS)
+    count = f"{len(turns)} turn{'' if len(turns) == 1 else 's'}"
+    title = f"YandexGPT chat, thread {thread!r}: {count}"
+    if left_out:
+        title += f" (the {left_out} oldest are in %chat history)"
+    rows = [f"<p><b>{html.escape(title)}</b> (a static copy; run the cell for the live "
+            "widget)</p>"]
+    lines = [title]
+    for index, (turn, bundle) in enumerate(turns[left_out:], start=left_out):
+        meta = turn_meta(turn, index)
         reply = bundle.get("text/html") or f"<pre>{html.escape(bundle.get('text/plain', ''))}</pre>"
         rows.append(
-            f"<div class=\"yagpt-static-turn\"><div><small>{html.escape(turn_meta(turn, index))}"
-            f"</small></div><div><b>You:</b></div><pre>{html.escape(turn.user)}</pre>"
+            f"<div class=\"yagpt-static-turn\"><div><small>{html.escape(meta)}</small></div>"
+            f"<div><b>You:</b></div><pre>{html.escape(turn.user)}</pre>"
             f"<div><b>YandexGPT:</b></div>{reply}</div>"
         )
-    return "\n".join(rows)
-
-
+        lines += [f"--- {meta}", f"You: {turn.user}", f"YandexGPT: {bundle.get('text/plain', '')}"]
+    body = "\n".join(rows)
+    return {"text/html": f"<div class=\"yagpt-static-transcript\">{body}</div>",
+            "text/plain": "\n".join(lines)}
