@@ -27,7 +27,7 @@ from yagpt_magic.widget_front import TRANSCRIPT_TURNS
 from .commcount import counting_comms
 from .conftest import emulator_env, magics_of
 from .kernel import Kernel
-from .test_widget import send_and_wait, shown_turns, wait_for
+from .test_widget import send_and_wait, shown_turns
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -256,3 +256,40 @@ def test_dark_theme(
         screenshot(page, "widget-ux-dark")
     finally:
         set_theme(server, "JupyterLab Light")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_saved_notebook_reopened_shows_the_transcript(
+    kind: str,
+    jupyter_server_factory: ServerFactory,
+    chat_env: dict[str, str],
+    emu: Emulator,
+    page: Page,
+) -> None:
+    server = jupyter_server_factory(kind, chat_env)
+    name = f"ux-saved-{kind}.ipynb"
+    chat = open_chat(page, server, name)
+    emu.reply_with("The **Volga** is the longest river in Europe.", chunks=3)
+    send_and_wait(chat, "Which river is the longest in Europe?")
+    output = cell_locator(page, 0).locator(".jp-Cell-outputArea")
+    transcript = output.locator(".yagpt-static-transcript")
+    # While the live widget is drawn, its static copy is hidden below it.
+    expect(transcript).to_contain_text("Volga")  # kept current...
+    expect(transcript).to_be_hidden()  # ...and out of sight
+    # File > Save (the test servers expose the app, so its command can be run directly).
+    saved = page.evaluate("window.jupyterapp.commands.execute('docmanager:save')"
+                          ".then(() => 'saved', (e) => String(e))")
+    assert saved == "saved"
+    wait_until(lambda: "Volga" in json.dumps(server.api("GET", f"/api/contents/{name}")),
+               "the saved notebook holds the transcript", timeout=30)
+
+    # Reopened after the kernel is gone: the transcript shows the widget's turns.
+    for session in server.api("GET", "/api/sessions"):  # type: ignore[union-attr]
+        server.api("DELETE", f"/api/sessions/{session['id']}")
+    page.goto("about:blank")
+    open_notebook(page, server, name)
+    transcript = cell_locator(page, 0).locator(".yagpt-static-transcript")
+    expect(transcript).to_be_visible()
+    expect(transcript).to_contain_text("Which river is the longest in Europe?")
+    expect(transcript).to_contain_text("Volga")
+    screenshot(page, f"widget-ux-{kind}-reopened")
