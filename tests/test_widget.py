@@ -312,7 +312,7 @@ def test_chat_widget_command_displays_a_widget_on_the_thread(shell: Any, magics:
     # The live widget, then the static transcript a saved notebook keeps (issue 19).
     shown, transcript = out.outputs
     assert "application/vnd.jupyter.widget-view+json" in shown.data
-    assert "yagpt-static-transcript" in transcript.data["text/html"]
+    assert "yagpt-static-transcript" in transcript.data["text/markdown"]
     assert "notes" in magics.session.threads
     model_id = shown.data["application/vnd.jupyter.widget-view+json"]["model_id"]
     w = _instances[model_id]

@@ -237,10 +237,9 @@ def test_a_saved_notebook_keeps_a_transcript_kept_current(emulator: Emulator) ->
                            and "1 turn" in m["content"]["data"]["text/plain"])
         update = seen[-1]["content"]
         assert update["transient"]["display_id"] == display_id
-        html = update["data"]["text/html"]
-        assert "Longest river?" in html and "Volga" in html
-        assert 'class="yagpt-static-transcript"' in html
-        assert "<script" not in html
+        shown = update["data"]["text/markdown"]  # the reply's own sanitized Markdown
+        assert "    Longest river?" in shown and "> The **Volga** is the longest" in shown
+        assert shown.startswith('<div class="yagpt-static-transcript"></div>')
 
 
 def test_the_transcript_is_bounded_and_escapes_user_text(magics: Any) -> None:
@@ -251,7 +250,9 @@ def test_the_transcript_is_bounded_and_escapes_user_text(magics: Any) -> None:
              for i in range(TRANSCRIPT_TURNS + 5)]
     bundle = transcript_bundle("default", turns)
     assert "the 5 oldest are in %chat history" in bundle["text/plain"]
-    assert "&lt;b&gt;q5&lt;/b&gt;" in bundle["text/html"] and "<b>q5</b>" not in bundle["text/html"]
+    # A user message is an indented code block: shown literally, never as HTML.
+    assert "\n    <b>q5</b>\n" in bundle["text/markdown"]
+    assert "text/html" not in bundle  # until the renderer gives replies HTML
     assert "You: <b>q4</b>\n" not in bundle["text/plain"]
 
 

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 import anywidget
 import traitlets
 
+from .view import inert_markdown
+
 if TYPE_CHECKING:
     from .conversation import Turn
 
@@ -70,29 +72,46 @@ def turn_meta(turn: Turn, index: int) -> str:
 TRANSCRIPT_TURNS = 50
 
 
+MARKER = '<div class="yagpt-static-transcript"></div>'
+
+
 def transcript_bundle(thread: str, turns: list[tuple[Turn, dict[str, str]]]) -> dict[str, str]:
     """A static transcript for where the live widget cannot be drawn (a saved notebook).
 
-    Each reply is its ``ReplyView`` bundle: its ``text/html`` when the renderer gives
-    one, else its plain text, escaped; user messages are always escaped text.
+    Each reply is its ``ReplyView`` bundle, never re-rendered here: its ``text/html``
+    when the renderer gives one, else its (already sanitized) ``text/markdown`` inside
+    a block quote, so an unclosed fence in one reply cannot swallow the next turn.
+    User messages are literal text. The empty marker element lets the widget's CSS hide
+    this output while the live widget is drawn above it.
     """
     left_out = max(0, len(turns) - TRANSCRIPT_TURNS)
     count = f"{len(turns)} turn{'' if len(turns) == 1 else 's'}"
     title = f"YandexGPT chat, thread {thread!r}: {count}"
     if left_out:
         title += f" (the {left_out} oldest are in %chat history)"
-    rows = [f"<p><b>{html.escape(title)}</b> (a static copy; run the cell for the live "
-            "widget)</p>"]
+    shown = list(enumerate(turns[left_out:], start=left_out))
     lines = [title]
-    for index, (turn, bundle) in enumerate(turns[left_out:], start=left_out):
-        meta = turn_meta(turn, index)
-        reply = bundle.get("text/html") or f"<pre>{html.escape(bundle.get('text/plain', ''))}</pre>"
-        rows.append(
-            f"<div class=\"yagpt-static-turn\"><div><small>{html.escape(meta)}</small></div>"
-            f"<div><b>You:</b></div><pre>{html.escape(turn.user)}</pre>"
-            f"<div><b>YandexGPT:</b></div>{reply}</div>"
-        )
-        lines += [f"--- {meta}", f"You: {turn.user}", f"YandexGPT: {bundle.get('text/plain', '')}"]
-    body = "\n".join(rows)
-    return {"text/html": f"<div class=\"yagpt-static-transcript\">{body}</div>",
-            "text/plain": "\n".join(lines)}
+    for index, (turn, bundle) in shown:
+        lines += [f"--- {turn_meta(turn, index)}", f"You: {turn.user}",
+                  f"YandexGPT: {bundle.get('text/plain', '')}"]
+    note = " (a static copy; run the cell for the live widget)"
+    if shown and all("text/html" in bundle for _, (_, bundle) in shown):
+        rows = [MARKER, f"<p><b>{html.escape(title)}</b>{note}</p>"]
+        for index, (turn, bundle) in shown:
+            rows.append(
+                f"<div><small>{html.escape(turn_meta(turn, index))}</small></div>"
+                f"<div><b>You:</b></div><pre>{html.escape(turn.user)}</pre>"
+                f"<div><b>YandexGPT:</b></div><div>{bundle['text/html']}</div><hr>"
+            )
+        return {"text/html": "\n".join(rows), "text/plain": "\n".join(lines)}
+    parts = [MARKER, "", f"**{inert_markdown(title)}**{inert_markdown(note)}", ""]
+    for index, (turn, bundle) in shown:
+        reply = bundle.get("text/markdown") or inert_markdown(bundle.get("text/plain", ""))
+        parts += [
+            f"*{inert_markdown(turn_meta(turn, index))}*", "", "**You:**", "",
+            # An indented code block: literal whatever the message holds.
+            *("    " + line for line in turn.user.splitlines() or [""]), "",
+            "**YandexGPT:**", "",
+            *("> " + line for line in reply.splitlines()), "", "---", "",
+        ]
+    return {"text/markdown": "\n".join(parts), "text/plain": "\n".join(lines)}
