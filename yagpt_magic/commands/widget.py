@@ -1,4 +1,4 @@
-"""``%chat widget [-t T]``: a chat box on a thread, shared live with ``%%chat``."""
+"""``%chat widget [-t T]``: a chat box on a thread, shared live with ``%%chat`` (notebooks)."""
 
 from __future__ import annotations
 

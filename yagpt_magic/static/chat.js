@@ -199,6 +199,13 @@ function attach(model, chat) {
   if (inputArea) inputArea.setAttribute("data-lm-suppress-shortcuts", "true");
   chat.addEventListener("keydown", onKey, true);
   chat.addEventListener("click", onClick, true);
+  // A click outside the chat box leaves the message box: the notebook only takes focus
+  // back when nothing inside it has focus, and its shortcuts (A, B, …) need it.
+  const onOutside = (e) => {
+    const box = input();
+    if (box && document.activeElement === box && !chat.contains(e.target)) box.blur();
+  };
+  document.addEventListener("mousedown", onOutside, true);
 
   const onScroll = () => {
     follow = history.scrollHeight - history.scrollTop - history.clientHeight <= FOLLOW_SLACK;
@@ -220,6 +227,7 @@ function attach(model, chat) {
     sized.disconnect();
     chat.removeEventListener("keydown", onKey, true);
     chat.removeEventListener("click", onClick, true);
+    document.removeEventListener("mousedown", onOutside, true);
     history.removeEventListener("scroll", onScroll);
   };
 }
