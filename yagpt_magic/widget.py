@@ -119,7 +119,9 @@ class ChatWidget(widgets.VBox):
         self.message_box = widgets.Textarea(
             placeholder=f"Message YandexGPT ({send_key} sends, {newline} for a new line, "
                         "Up recalls the last message)",
-            layout=widgets.Layout(width="100%", height="5em"),
+            # Full width less the widget margins, so it lines up with the history.
+            layout=widgets.Layout(width="calc(100% - 2 * var(--jp-widgets-margin, 2px))",
+                                  height="5em"),
         )
         self.send_button = widgets.Button(description="Send", button_style="primary",
                                           tooltip="Send the message (one at a time)")

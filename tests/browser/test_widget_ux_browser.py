@@ -16,6 +16,7 @@ from playwright.sync_api import Locator, Page, expect
 from yagpt_magic.emulator import Emulator
 
 from .jupyter import (
+    ARTIFACTS_DIR,
     KINDS,
     JupyterServer,
     ServerFactory,
@@ -79,6 +80,13 @@ def lambda_has(css: str) -> object:
     import re
 
     return re.compile(rf"\b{css}\b")
+
+
+def notebook_screenshot(page: Page, name: str) -> None:
+    """The visible notebook alone (no side panels), for the README."""
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    page.locator(".jp-NotebookPanel").filter(visible=True).first.screenshot(
+        path=ARTIFACTS_DIR / f"{name}.png")
 
 
 def history_geometry(chat: Locator) -> dict[str, float]:
@@ -225,6 +233,7 @@ def test_code_blocks_copy_and_insert_below_regenerate_and_edit(
     expect(turns).to_have_count(1)
     assert emu.completions[-1].messages == [("user", "Write me shorter code.")]
     screenshot(page, f"widget-ux-{kind}-code")
+    notebook_screenshot(page, f"widget-ux-{kind}-code-notebook")
 
 
 def set_theme(server: JupyterServer, theme: str) -> None:
@@ -254,6 +263,7 @@ def test_dark_theme(
         assert max(channels) < 100, background
         chat.scroll_into_view_if_needed()
         screenshot(page, "widget-ux-dark")
+        notebook_screenshot(page, "widget-ux-dark-notebook")
     finally:
         set_theme(server, "JupyterLab Light")
 
