@@ -20,6 +20,7 @@ from .jupyter import (
     KINDS,
     JupyterServer,
     ServerFactory,
+    append_and_run,
     assert_only_loopback,
     cell_count,
     cell_locator,
@@ -27,6 +28,7 @@ from .jupyter import (
     open_notebook,
     run_cell,
     screenshot,
+    wait_for_output,
 )
 from .test_widget_browser import open_widget, wait_until
 
@@ -287,6 +289,11 @@ def test_a_saved_notebook_reopened_shows_the_transcript(
     # While the live widget is drawn, its static copy is hidden below it.
     expect(transcript).to_contain_text("Volga")  # kept current...
     expect(transcript).to_be_hidden()  # ...and out of sight
+    # A %%chat turn on the thread updates it too, and never lands in that cell's output.
+    cell = append_and_run(page, "%%chat\nAnd the second longest?")
+    wait_for_output(page, cell, "offline emulator")
+    expect(transcript).to_contain_text("And the second longest?")
+    expect(cell_locator(page, cell).locator(".yagpt-static-transcript")).to_have_count(0)
     # File > Save (the test servers expose the app, so its command can be run directly).
     saved = page.evaluate("window.jupyterapp.commands.execute('docmanager:save')"
                           ".then(() => 'saved', (e) => String(e))")

@@ -77,15 +77,20 @@ function waitFor(find, timeout) {
 async function insertBelow(chat, code) {
   const cell = chat.closest(".jp-Cell");
   const panel = chat.closest(".jp-NotebookPanel");
-  const command = panel && panel.querySelector(
-    '.jp-NotebookPanel-toolbar [data-command="notebook:insert-cell-below"]');
-  if (!cell || !command) return "Insert needs JupyterLab or Notebook 7.";
+  if (!cell || !panel) return "Insert below needs JupyterLab or Notebook 7.";
+  const selector = '[data-command="notebook:insert-cell-below"]';
   // The notebook runs its commands on the active cell: make it the widget's cell.
   const prompt = cell.querySelector(".jp-InputPrompt") || cell;
   prompt.dispatchEvent(new MouseEvent("mousedown", { bubbles: true, button: 0 }));
   prompt.dispatchEvent(new MouseEvent("mouseup", { bubbles: true, button: 0 }));
   const ready = await waitFor(() => cell.classList.contains("jp-mod-active"), 2000);
   if (!ready) return "Insert failed: could not select the widget's cell.";
+  // The notebook toolbar's button, else the active cell's own toolbar (either may be hidden).
+  const command = panel.querySelector(`.jp-NotebookPanel-toolbar ${selector}`) ||
+    cell.querySelector(selector);
+  if (!command) {
+    return "Insert below needs the notebook toolbar (View › Show Notebook Toolbar).";
+  }
   const before = cell.nextElementSibling;
   command.dispatchEvent(new MouseEvent("mousedown", { bubbles: true, button: 0 }));
   command.click();
@@ -216,7 +221,10 @@ function attach(model, chat) {
     if (follow) history.scrollTop = history.scrollHeight;
   };
   const observer = new MutationObserver(update);
-  observer.observe(history, { childList: true, subtree: true, characterData: true });
+  observer.observe(history, {
+    childList: true, subtree: true, characterData: true, attributes: true,
+    attributeFilter: ["class"], // a reply stops being "live": its code blocks get buttons
+  });
   const sized = new ResizeObserver(update);
   sized.observe(history);
   update();
