@@ -159,17 +159,21 @@ def test_a_failed_regenerate_keeps_the_turn_as_it_was(
     assert widget.message_box.value == ""  # nothing typed was lost, nothing was added
 
 
-def test_regenerating_an_earlier_cell_turn_marks_nothing_but_keeps_its_cell(
-    shell: Any, magics: Any, widget: ChatWidget, emulator: Emulator
+def test_a_regenerated_cell_turn_stays_that_cells_turn(
+    magics: Any, widget: ChatWidget, emulator: Emulator
 ) -> None:
-    # The last turn came from a cell: a widget regenerate replaces it; that cell's
-    # re-run still finds its turn (same rules as a re-run), so no duplicate appears.
-    shell.run_cell("%%chat\nFrom a cell").raise_error()
+    # The last turn came from a cell: regenerating it in the widget replaces it, and a
+    # later re-run of that cell replaces it again instead of adding a turn.
+    session = magics.session
+    session.ask("default", "From a cell", cell_id="cell-a")
     emulator.reply_with("Regenerated in the widget.")
     widget.regenerate_button.click()
     assert widget.wait(30)
-    turns = magics.session.thread("default").turns
-    assert len(turns) == 1 and turns[0].reply == "Regenerated in the widget."
+    (turn,) = session.thread("default").turns
+    assert turn.reply == "Regenerated in the widget." and turn.cell_id == "cell-a"
+    session.ask("default", "From a cell, edited", cell_id="cell-a")
+    assert [t.user for t in session.thread("default").turns] == ["From a cell, edited"]
+    assert [t["user"] for t in shown_turns(widget)] == ["From a cell, edited"]
 
 
 def test_regenerate_and_edit_with_no_turns_say_so(widget: ChatWidget, emulator: Emulator) -> None:

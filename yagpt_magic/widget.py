@@ -58,7 +58,7 @@ from .errors import ChatError
 from .session import EventKind, ThreadEvent
 from .view import ReplyDisplay, ReplyView, ask_and_show
 from .widget_front import ChatBehavior, transcript_bundle, turn_meta
-from .widget_turn import Outputs, TurnView, bundle_of, plain
+from .widget_turn import Outputs, TurnView, bundle_of, descendants, plain
 
 if TYPE_CHECKING:
     from .backend import RequestOptions
@@ -215,23 +215,11 @@ class ChatWidget(widgets.VBox):
                 for layout in self._layouts.values():
                     layout.close()
                 self._meta_style.close()
-                for child in self._descendants(self):
+                for child in descendants(self):
                     child.close()
         super().close()
 
     # -- building blocks ---------------------------------------------------------------
-    @staticmethod
-    def _descendants(box: widgets.Box) -> list[widgets.Widget]:
-        found: list[widgets.Widget] = []
-        for child in box.children:
-            if isinstance(child, widgets.Box):
-                found.extend(ChatWidget._descendants(child))
-            found.append(child)
-            layout = getattr(child, "layout", None)
-            if layout is not None:
-                found.append(layout)
-        return found
-
     def _box(self, css: str, **kwargs: Any) -> widgets.VBox:
         box = widgets.VBox(**kwargs)
         box.add_class(css)
@@ -466,6 +454,10 @@ class ChatWidget(widgets.VBox):
                 temperature=self.temperature_slider.value,
             )
             cancel = threading.Event()
+            # A new version of a cell's turn stays that cell's turn: re-running the cell
+            # later replaces it again instead of adding one.
+            turns = self.session.thread(self.thread_name).turns
+            cell_id = None if at is None else turns[at].cell_id
             if at is None:
                 pending = self._turn_view(text, (), live=True)
                 self._attach(pending)
@@ -476,7 +468,7 @@ class ChatWidget(widgets.VBox):
                 pending.reply.outputs = ()
                 pending.reply.add_class("yagpt-live")
             worker = threading.Thread(
-                target=self._run, args=(text, options, cancel, pending),
+                target=self._run, args=(text, options, cancel, pending, cell_id),
                 name=f"yagpt-widget-{self.thread_name}", daemon=True,
             )
             pending.worker = worker
@@ -553,7 +545,8 @@ class ChatWidget(widgets.VBox):
 
     # -- the worker thread -------------------------------------------------------------
     def _run(
-        self, text: str, options: RequestOptions, cancel: threading.Event, pending: TurnView
+        self, text: str, options: RequestOptions, cancel: threading.Event, pending: TurnView,
+        cell_id: str | None,
     ) -> None:
         streaming = False
 
@@ -571,7 +564,7 @@ class ChatWidget(widgets.VBox):
         status = "idle"
         try:
             ask_and_show(self.session, display, self.thread_name, text, options=options,
-                         cancel=cancel, at=pending.at)
+                         cancel=cancel, at=pending.at, cell_id=cell_id)
         except ChatError as err:
             status = (
                 "stopped: the partial reply was not added to the thread."

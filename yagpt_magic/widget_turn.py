@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-__all__ = ["Outputs", "TurnView", "bundle_of", "plain"]
+__all__ = ["Outputs", "TurnView", "bundle_of", "descendants", "plain"]
 
 Outputs = tuple[dict[str, Any], ...]
 
@@ -19,6 +19,19 @@ def plain(text: str) -> Outputs:
 
 def bundle_of(data: dict[str, str]) -> Outputs:
     return ({"output_type": "display_data", "data": data, "metadata": {}},)
+
+
+def descendants(box: widgets.Box) -> list[widgets.Widget]:
+    """Every widget under ``box`` and their Layouts, so closing the chat box closes all."""
+    found: list[widgets.Widget] = []
+    for child in box.children:
+        if isinstance(child, widgets.Box):
+            found.extend(descendants(child))
+        found.append(child)
+        layout = getattr(child, "layout", None)
+        if layout is not None:
+            found.append(layout)
+    return found
 
 
 @dataclass
