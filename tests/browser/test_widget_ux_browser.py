@@ -9,6 +9,7 @@ the dark theme. All typed and clicked as a user would, against the emulator.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -74,13 +75,12 @@ def open_chat(page: Page, server: JupyterServer, name: str) -> Locator:
     open_notebook(page, server, name)
     run_cell(page, 0)
     chat = open_widget(page, 0)
-    expect(chat).to_have_class(lambda_has("yagpt-ready"))  # the front-end habits attached
+    expect(chat).to_have_class(has_class("yagpt-ready"))  # the front-end habits attached
     return chat
 
 
-def lambda_has(css: str) -> object:
-    import re
-
+def has_class(css: str) -> re.Pattern[str]:
+    """For ``to_have_class``: the element's classes include ``css``."""
     return re.compile(rf"\b{css}\b")
 
 
@@ -312,3 +312,25 @@ def test_a_saved_notebook_reopened_shows_the_transcript(
     expect(transcript).to_contain_text("Which river is the longest in Europe?")
     expect(transcript.locator("strong").filter(has_text="Volga")).to_be_visible()  # rendered
     screenshot(page, f"widget-ux-{kind}-reopened")
+
+
+def test_a_stale_turn_looks_stale(
+    jupyter_server_factory: ServerFactory,
+    chat_env: dict[str, str],
+    emu: Emulator,
+    page: Page,
+) -> None:
+    server = jupyter_server_factory("lab", chat_env)
+    chat = open_chat(page, server, "ux-stale.ipynb")
+    turns = chat.locator(".yagpt-turn")
+    cell = append_and_run(page, "%%chat\nFirst, from a cell.")
+    wait_for_output(page, cell, "offline emulator")
+    send_and_wait(chat, "Second, from the widget.")
+    expect(turns.nth(1)).not_to_have_class(has_class("yagpt-stale"))
+    run_cell(page, cell)  # re-running the first turn makes the second one stale
+    expect(turns.nth(1)).to_have_class(has_class("yagpt-stale"))
+    expect(turns.nth(1).locator(".yagpt-meta")).to_contain_text("stale")
+    expect(turns.nth(1)).to_contain_text("an earlier turn was re-run")
+    opacity = turns.nth(1).evaluate("t => getComputedStyle(t).opacity")
+    assert float(opacity) < 1  # dimmed, unlike the current turns
+    assert float(turns.nth(0).evaluate("t => getComputedStyle(t).opacity")) == 1
