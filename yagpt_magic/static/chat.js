@@ -215,7 +215,13 @@ function attach(model, chat) {
   const onScroll = () => {
     follow = history.scrollHeight - history.scrollTop - history.clientHeight <= FOLLOW_SLACK;
   };
+  // Scrolling up stops following at once: the scroll event itself comes a frame later,
+  // and a streamed update in between would pull the user back down.
+  const onWheel = (e) => { if (e.deltaY < 0) follow = false; };
+  const onTouch = () => { follow = false; };
   history.addEventListener("scroll", onScroll, { passive: true });
+  history.addEventListener("wheel", onWheel, { passive: true });
+  history.addEventListener("touchstart", onTouch, { passive: true });
   const update = () => {
     decorate(chat, say);
     if (follow) history.scrollTop = history.scrollHeight;
@@ -237,6 +243,8 @@ function attach(model, chat) {
     chat.removeEventListener("click", onClick, true);
     document.removeEventListener("mousedown", onOutside, true);
     history.removeEventListener("scroll", onScroll);
+    history.removeEventListener("wheel", onWheel);
+    history.removeEventListener("touchstart", onTouch);
   };
 }
 
