@@ -18,7 +18,7 @@ MESSAGE = "One more question about the data frame?"
 
 
 def new_turn(magics: Any, log: Any, size: int) -> tuple[int, int, int]:
-    """Messages, bytes, and the usage line's length for one turn on a ``size``-turn thread."""
+    """Messages, bytes, and the usage + meta lines' length for a turn on a ``size``-turn thread."""
     from yagpt_magic.widget import ChatWidget
 
     name = f"w{size}"
@@ -33,7 +33,8 @@ def new_turn(magics: Any, log: Any, size: int) -> tuple[int, int, int]:
         sent = log.since(mark)
         if len(magics.session.threads[name].turns) != size + 1:
             raise RuntimeError(f"the widget's turn failed: {widget.status_line.value}")
-        return len(sent), sum(m.size for m in sent), len(widget.usage_line.value)
+        numbers = len(widget.usage_line.value) + len(widget._turns[-1].meta.value)
+        return len(sent), sum(m.size for m in sent), numbers
     finally:
         widget.close()
         del magics.session.threads[name]
@@ -53,7 +54,8 @@ def run(quick: bool) -> Row:
         new_turn(magics, log, small)  # warm-up: first imports and first request
         messages_small, bytes_small, usage_small = new_turn(magics, log, small)
         messages_large, bytes_large, usage_large = new_turn(magics, log, large)
-    # The usage line shows the thread's token totals; more history means longer numbers.
+    # The usage line and the turn's meta line show token totals and the turn's number;
+    # more history means longer numbers.
     digits = usage_large - usage_small
     equal = messages_small == messages_large and bytes_large - bytes_small == digits
     return Row(
@@ -66,7 +68,7 @@ def run(quick: bool) -> Row:
         details=[
             f"messages per turn: {messages_small} at {small} turns, {messages_large} at "
             f"{large:,}; bytes {bytes_small} and {bytes_large}",
-            f"of the byte difference, {digits} are the usage line's longer token totals "
+            f"of the byte difference, {digits} are the usage and meta lines' longer numbers "
             "(counted as equal: the same message, bigger numbers)",
         ],
     )

@@ -50,6 +50,8 @@ def shown_turns(w: ChatWidget) -> list[dict[str, Any]]:
                     "reply": data.get("text/plain", ""),
                     "html": data.get("text/html", ""),
                     "classes": set(child._dom_classes) | set(reply._dom_classes),
+                    "meta": next((c.value for c in child.children
+                                  if "yagpt-meta" in c._dom_classes), None),
                 })
             elif isinstance(child, widgets.Box):
                 walk(child)
@@ -103,7 +105,11 @@ def test_send_adds_a_turn_shared_with_chat_cells(
     assert turn["html"] == reply_html(reply)
     assert "yagpt-live" not in turn["classes"]
     usage = thread.turns[0].usage
-    assert f"last turn: {usage.total_tokens} tokens" in widget.usage_line.value
+    # The usage line: the thread's size against the window; the turn's own line too.
+    assert f"1 turn, {usage.total_tokens} of 32768 tokens in the window" in (
+        widget.usage_line.value)
+    assert turn["meta"] == (f"#1 · yandexgpt/latest · {usage.total_tokens} tokens "
+                            f"({usage.input_tokens} in, {usage.completion_tokens} out)")
 
     # The widget's turn is in %chat history and is context for the next %%chat.
     with capture_output() as out:
@@ -228,7 +234,7 @@ def test_chat_cells_reset_and_undo_show_up_live(
     thread = magics.session.thread("default")
     assert [(t["user"], t["reply"]) for t in shown_turns(widget)] == [
         (t.user, t.reply) for t in thread.turns]
-    assert "in 2 turns" in widget.usage_line.value
+    assert ": 2 turns" in widget.usage_line.value
 
     shell.run_cell("%chat undo").raise_error()
     assert [t["user"] for t in shown_turns(widget)] == ["first question"]
@@ -276,7 +282,7 @@ def test_load_redraws_the_history(
 
     shell.run_cell(f"%chat load {path}").raise_error()
     assert [(t["user"], t["reply"]) for t in shown_turns(widget)] == saved
-    assert "in 2 turns" in widget.usage_line.value
+    assert ": 2 turns" in widget.usage_line.value
 
 
 def test_two_widgets_on_one_thread_stay_in_step(magics: Any, widget: ChatWidget) -> None:
@@ -303,8 +309,10 @@ def test_close_stops_listening(shell: Any, magics: Any) -> None:
 def test_chat_widget_command_displays_a_widget_on_the_thread(shell: Any, magics: Any) -> None:
     with capture_output() as out:
         shell.run_cell("%chat widget -t notes").raise_error()
-    (shown,) = out.outputs
+    # The live widget, then the static transcript a saved notebook keeps (issue 19).
+    shown, transcript = out.outputs
     assert "application/vnd.jupyter.widget-view+json" in shown.data
+    assert "yagpt-static-transcript" in transcript.data["text/html"]
     assert "notes" in magics.session.threads
     model_id = shown.data["application/vnd.jupyter.widget-view+json"]["model_id"]
     w = _instances[model_id]
@@ -336,10 +344,14 @@ def test_one_new_turn_costs_the_same_traffic_after_10_or_200_turns(
         mark = log.mark()
         send_and_wait(w, "Same question?")
         sent = log.since(mark)
-        usage_id = w.usage_line.model_id
-        others = [(m.msg_type, m.method, m.size) for m in sent if m.comm_id != usage_id]
+        # The usage line and the new turn's meta line hold token totals and the turn's
+        # number, whose digits grow: those two are compared by message count.
+        usage_id, meta_id = w.usage_line.model_id, w._turns[-1].meta.model_id
+        others = [(m.msg_type, m.method, m.size) for m in sent
+                  if m.comm_id not in (usage_id, meta_id)]
         usage = [m for m in sent if m.comm_id == usage_id]
-        return others, len(usage), w.usage_line.value
+        meta = [(m.msg_type, m.method) for m in sent if m.comm_id == meta_id]
+        return [*others, *meta], len(usage), w.usage_line.value
 
     with counting_comms() as log:
         w = ChatWidget(session=magics.session)
@@ -359,7 +371,8 @@ def test_one_new_turn_costs_the_same_traffic_after_10_or_200_turns(
     assert usage_200 == usage_10 == 1
     assert text_10 != text_200 and len(text_200) - len(text_10) <= 8
     opened = [m for m in at_10 if m[0] == "comm_open"]
-    assert len(opened) == 4  # the user and reply Outputs, the turn box, the new tail
+    # The user and reply Outputs, the turn's meta line, the turn box, the new tail.
+    assert len(opened) == 5
     assert len(at_10) < 25
 
 

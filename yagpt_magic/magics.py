@@ -86,6 +86,8 @@ class ChatMagics(Magics):
     tool_result_limit = Int(4000, help="Characters of a tool's result sent to the model; longer ones are cut with a note.").tag(config=True)  # noqa: E501
     max_concurrency = Int(32, help="%%chat --map: most requests in flight at once; the rate adapts to the quota below it.").tag(config=True)  # noqa: E501
     cache_dir = Unicode("", help="%%chat --map: directory of the finished-row cache ('' = ~/.cache/yagpt-magic/rows or $XDG_CACHE_HOME).").tag(config=True)  # noqa: E501
+    widget_send_key = CaselessStrEnum(["enter", "shift-enter"], default_value="enter", help="Chat widget: the key that sends; the other one makes a new line.").tag(config=True)  # noqa: E501
+    widget_height = Unicode("28em", help="Chat widget: the height its history scrolls within (a CSS length).").tag(config=True)  # noqa: E501
 
     def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
         _purge_credentials(getattr(shell, "config", None))

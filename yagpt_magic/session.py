@@ -399,6 +399,7 @@ class ChatSession:
         approve: Approver | None = None,
         on_tool: Callable[[ToolEvent], None] | None = None,
         schema: Schema | None = None,
+        at: int | None = None,
     ) -> Answer:
         """Send ``text`` with as much earlier context as fits; commit only a finished reply.
 
@@ -410,6 +411,10 @@ class ChatSession:
 
         With ``schema`` the request asks for it and the reply must validate before the
         turn is committed (``InvalidReply`` otherwise).
+
+        ``at`` replaces turn ``at`` (the widget's regenerate and edit-and-resend), with the
+        same rules as a cell re-run: the turns before it are the context, later ones
+        become stale.
         """
         if not text.strip():
             raise UsageProblem("The message is empty: write it below the %%chat line.")
@@ -431,8 +436,12 @@ class ChatSession:
                 )
             self._busy.add(thread_name)
         try:
+            if at is not None and not 0 <= at < len(thread.turns):
+                raise UsageProblem(
+                    f"Thread {thread_name!r} has no turn {at}; it may have been reset or undone."
+                )
             return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel,
-                             run, on_tool, schema)
+                             run, on_tool, schema, at)
         finally:
             with self._lock:
                 self._busy.discard(thread_name)
@@ -450,8 +459,9 @@ class ChatSession:
         run: ToolRun | None = None,
         on_tool: Callable[[ToolEvent], None] | None = None,
         schema: Schema | None = None,
+        at: int | None = None,
     ) -> Answer:
-        slot = thread.slot_for(cell_id)
+        slot = thread.slot_for(cell_id) if at is None else at
         upto = len(thread.turns) if slot is None else slot
         # 0 or None: the model's own window (models.MODELS); else the override.
         context_window = models.context_window(options.model, context_window or None)

@@ -44,6 +44,10 @@ class Settings:
     max_concurrency: int = 32
     #: ``%%chat --map``: where finished rows are kept ("" = the user's cache directory).
     cache_dir: str = ""
+    #: The chat widget: which key sends ("enter": Shift+Enter is a new line; "shift-enter":
+    #: the reverse) and the height its history scrolls within (any CSS length).
+    widget_send_key: Literal["enter", "shift-enter"] = "enter"
+    widget_height: str = "28em"
     #: Names the user set (``%config`` or a config file), for ``%chat config``'s sources.
     configured: set[str] = field(default_factory=set, compare=False, repr=False)
 

@@ -255,12 +255,13 @@ def ask_and_show(
     approve: Approver | None = None,
     on_tool: Callable[[ToolEvent], None] | None = None,
     schema: Schema | None = None,
+    at: int | None = None,
 ) -> Answer:
     """Ask the session for a turn and show it through ``display`` from start to end."""
     waiting = f"Waiting for {options.model}…" if options.stream and session.replay is None else ""
     try:
         answer = session.ask(
-            thread, text, options=options, cell_id=cell_id, cancel=cancel, schema=schema,
+            thread, text, options=options, cell_id=cell_id, cancel=cancel, schema=schema, at=at,
             on_text=display.update if options.stream else None,
             on_fit=lambda fit: display.start(fit, session.window(options), waiting=waiting),
             tools=tools, approve=approve, on_tool=on_tool,

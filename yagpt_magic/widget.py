@@ -27,27 +27,34 @@ Why it is built the way it is:
   reply stay inert whichever front end shows them (SPEC 10); user messages are plain text.
 - The widget knows only the session: it reads ``session.settings`` and calls
   ``session.ask``; it never reaches the magics.
+- The habits of a chat box (Enter sends, Up recalls, the history scrolls and follows
+  the newest reply, Copy / Insert-below on code blocks) need front-end code that
+  standard ipywidgets lack: ``widget_front.ChatBehavior``, an invisible anywidget
+  child, adds them to these standard controls.
+- Regenerate and Edit redo the last turn as a new version of it, committed in place
+  when the reply completes (``session.ask(at=...)``: the rules of a cell re-run).
+- Displayed, the widget is followed by a static ``text/html`` transcript output (kept
+  current, hidden while the live widget is drawn) for a saved notebook reopened
+  without its kernel; a terminal gets one line instead.
 
-Key controls carry CSS classes (``yagpt-chat``, ``yagpt-history``, ``yagpt-turn``,
-``yagpt-user``, ``yagpt-reply``, ``yagpt-live``, ``yagpt-stale``, ``yagpt-input``,
-``yagpt-send``, ``yagpt-stop``, ``yagpt-clear``, ``yagpt-model``,
-``yagpt-temperature``, ``yagpt-usage``, ``yagpt-status``) so browser tests and user
-CSS can find them.
+Key controls carry ``yagpt-*`` CSS classes (``static/chat.css``) for tests and user CSS.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
+from ipywidgets.widgets.widget_string import LabelStyle
 
 from .errors import ChatError
 from .session import EventKind, ThreadEvent
 from .tool_widget import ToolPanel
 from .view import ReplyDisplay, ReplyView, ask_and_show
+from .widget_front import ChatBehavior, StaticTranscript, turn_meta
+from .widget_turn import Outputs, TurnView, bundle_of, descendants, plain
 
 if TYPE_CHECKING:
     from .backend import RequestOptions
@@ -63,34 +70,6 @@ BUSY = (
     "busy: a reply is still being written; wait for it or press Stop "
     "(a queued message would be sent without that reply as context)."
 )
-
-Outputs = tuple[dict[str, Any], ...]
-
-
-def _plain(text: str) -> Outputs:
-    return ({"output_type": "display_data", "data": {"text/plain": text}, "metadata": {}},)
-
-
-def _bundle(data: dict[str, str]) -> Outputs:
-    return ({"output_type": "display_data", "data": data, "metadata": {}},)
-
-
-@dataclass
-class _TurnView:
-    """The widgets showing one turn, and the box that holds it in the history."""
-
-    box: widgets.VBox
-    user: widgets.Output
-    reply: widgets.Output
-    holder: widgets.Box | None = None
-    note: widgets.Label | None = None
-    worker: threading.Thread | None = field(default=None, repr=False)
-
-    def close(self) -> None:
-        for widget in (self.note, self.user, self.reply, self.box):
-            if widget is not None:
-                widget.close()
-
 
 class ChatWidget(widgets.VBox):
     """A chat box on one thread, shared live with ``%%chat`` and other widgets.
@@ -118,25 +97,39 @@ class ChatWidget(widgets.VBox):
         session.thread(thread)
         settings = session.settings
         self._lock = threading.RLock()
-        self._turns: list[_TurnView] = []
+        self._turns: list[TurnView] = []
         self._links: list[widgets.VBox] = []
-        self._pending: _TurnView | None = None
+        self._pending: TurnView | None = None
         self._worker: threading.Thread | None = None
         self._cancel: threading.Event | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._editing: int | None = None
+        self.transcript = StaticTranscript(
+            session, thread, lambda turn: self._reply_outputs(turn.reply, turn.status)[0]["data"])
 
         # One Layout model each, shared by every turn: a new turn opens no Layout comms.
         self._layouts = {
             "box": widgets.Layout(margin="0 0 8px 0"),
-            "user": widgets.Layout(border_left="3px solid #9e9e9e", padding="0 0 0 6px"),
-            "reply": widgets.Layout(padding="0 0 0 9px"),
+            # Colours and borders are in static/chat.css, so they follow the theme.
+            "user": widgets.Layout(),
+            "reply": widgets.Layout(),
             "link": widgets.Layout(),
+            "meta": widgets.Layout(height="auto"),
         }
-        self.history = self._box("yagpt-history", layout=widgets.Layout(width="100%"))
+        self._meta_style = LabelStyle()
+        # A bounded log: it scrolls inside its height instead of pushing the box down.
+        self.history = self._box("yagpt-history", layout=widgets.Layout(
+            width="100%", max_height=settings.widget_height, overflow="auto",
+            flex="0 0 auto"))
         self._tail = self._new_link()
+        send_key, newline = (("Enter", "Shift+Enter") if settings.widget_send_key == "enter"
+                             else ("Shift+Enter", "Enter"))
         self.message_box = widgets.Textarea(
-            placeholder="Message YandexGPT, then press Send",
-            layout=widgets.Layout(width="100%", height="5em"),
+            placeholder=f"Message YandexGPT ({send_key} sends, {newline} for a new line, "
+                        "Up recalls the last message)",
+            # Full width less the widget margins, so it lines up with the history.
+            layout=widgets.Layout(width="calc(100% - 2 * var(--jp-widgets-margin, 2px))",
+                                  height="5em"),
         )
         self.send_button = widgets.Button(description="Send", button_style="primary",
                                           tooltip="Send the message (one at a time)")
@@ -144,6 +137,13 @@ class ChatWidget(widgets.VBox):
                                           tooltip="Cancel the reply being written")
         self.clear_button = widgets.Button(description="Clear",
                                            tooltip="Empty this thread (same as %chat reset)")
+        self.regenerate_button = widgets.Button(
+            description="Regenerate", tooltip="Ask again for the last reply (replaces it)")
+        self.edit_button = widgets.Button(
+            description="Edit last", tooltip="Edit the last message and send it again "
+                                             "(replaces that turn); Esc cancels")
+        self.behavior = ChatBehavior(send_key=settings.widget_send_key)
+        self.behavior.on_msg(self._on_front_message)
         models = dict.fromkeys((*MODELS, settings.model))
         self.model_box = widgets.Combobox(
             value=settings.model, options=tuple(models), ensure_option=False,
@@ -163,6 +163,8 @@ class ChatWidget(widgets.VBox):
             (self.send_button, "yagpt-send"),
             (self.stop_button, "yagpt-stop"),
             (self.clear_button, "yagpt-clear"),
+            (self.regenerate_button, "yagpt-regenerate"),
+            (self.edit_button, "yagpt-edit"),
             (self.model_box, "yagpt-model"),
             (self.temperature_slider, "yagpt-temperature"),
             (self.usage_line, "yagpt-usage"),
@@ -172,14 +174,16 @@ class ChatWidget(widgets.VBox):
         self.send_button.on_click(self._on_send)
         self.stop_button.on_click(self._on_stop)
         self.clear_button.on_click(self._on_clear)
+        self.regenerate_button.on_click(self._on_regenerate)
+        self.edit_button.on_click(self._on_edit)
         controls = widgets.HBox(
-            [self.send_button, self.stop_button, self.clear_button, self.model_box,
-             self.temperature_slider],
+            [self.send_button, self.stop_button, self.regenerate_button, self.edit_button,
+             self.clear_button, self.model_box, self.temperature_slider],
             layout=widgets.Layout(flex_flow="row wrap"),
         )
         super().__init__(
             [self.history, self.tool_panel, self.message_box, controls, self.usage_line,
-             self.status_line],
+             self.status_line, self.behavior],
             **kwargs,
         )
         self.add_class("yagpt-chat")
@@ -219,23 +223,12 @@ class ChatWidget(widgets.VBox):
                 self._tail.close()
                 for layout in self._layouts.values():
                     layout.close()
-                for child in self._descendants(self):
+                self._meta_style.close()
+                for child in descendants(self):
                     child.close()
         super().close()
 
     # -- building blocks ---------------------------------------------------------------
-    @staticmethod
-    def _descendants(box: widgets.Box) -> list[widgets.Widget]:
-        found: list[widgets.Widget] = []
-        for child in box.children:
-            if isinstance(child, widgets.Box):
-                found.extend(ChatWidget._descendants(child))
-            found.append(child)
-            layout = getattr(child, "layout", None)
-            if layout is not None:
-                found.append(layout)
-        return found
-
     def _box(self, css: str, **kwargs: Any) -> widgets.VBox:
         box = widgets.VBox(**kwargs)
         box.add_class(css)
@@ -250,48 +243,51 @@ class ChatWidget(widgets.VBox):
         settings = self.session.settings
         view = ReplyView(thread=self.thread_name, text=text, status=status,
                          allow_html=settings.allow_html, image_hosts=settings.image_hosts)
-        return _bundle(view._repr_mimebundle_()[0])
+        return bundle_of(view._repr_mimebundle_()[0])
 
-    def _turn_view(self, user: str, reply: Outputs, *, live: bool = False) -> _TurnView:
-        user_out = widgets.Output(outputs=_plain(user), layout=self._layouts["user"],
+    def _turn_view(self, user: str, reply: Outputs, *, live: bool = False) -> TurnView:
+        user_out = widgets.Output(outputs=plain(user), layout=self._layouts["user"],
                                   _dom_classes=("yagpt-user",))
         classes = ("yagpt-reply", "yagpt-live") if live else ("yagpt-reply",)
         reply_out = widgets.Output(outputs=reply, layout=self._layouts["reply"],
                                    _dom_classes=classes)
-        box = widgets.VBox((user_out, reply_out), layout=self._layouts["box"],
+        meta = widgets.Label(layout=self._layouts["meta"], style=self._meta_style,
+                             _dom_classes=("yagpt-meta",))
+        box = widgets.VBox((user_out, reply_out, meta), layout=self._layouts["box"],
                            _dom_classes=("yagpt-turn",))
-        return _TurnView(box, user_out, reply_out)
+        return TurnView(box, user_out, reply_out, meta)
 
-    def _view_of(self, turn: Turn) -> _TurnView:
+    def _view_of(self, turn: Turn, index: int) -> TurnView:
         view = self._turn_view(turn.user, self._reply_outputs(turn.reply, turn.status))
+        view.meta.value = turn_meta(turn, index)
         if turn.stale:
             self._mark_stale(view, True)
         return view
 
-    def _attach(self, view: _TurnView) -> None:
+    def _attach(self, view: TurnView) -> None:
         """Add a turn at the end: only the tail's children change, whatever came before."""
         link, self._tail = self._tail, self._new_link()
         link.children = (view.box, self._tail)
         view.holder = link
 
-    def _detach(self, view: _TurnView) -> None:
+    def _detach(self, view: TurnView) -> None:
         if view.holder is not None:
             view.holder.children = tuple(c for c in view.holder.children if c is not view.box)
             view.holder = None
 
-    def _mark_stale(self, view: _TurnView, stale: bool) -> None:
+    def _mark_stale(self, view: TurnView, stale: bool) -> None:
         if stale and view.note is None:
             view.note = widgets.Label(
                 "⚠ stale: an earlier turn was re-run after this reply was written",
                 _dom_classes=("yagpt-stale-note",),
             )
             view.box.add_class("yagpt-stale")
-            view.box.children = (view.user, view.reply, view.note)
+            view.relayout()
         elif not stale and view.note is not None:
             view.box.remove_class("yagpt-stale")
-            view.box.children = (view.user, view.reply)
             view.note.close()
             view.note = None
+            view.relayout()
 
     def _clear_history(self) -> None:
         for view in self._turns:
@@ -305,32 +301,51 @@ class ChatWidget(widgets.VBox):
         """Redraw the history from the thread: flat turns, then a fresh tail."""
         thread = self.session.thread(self.thread_name)
         self._clear_history()
-        self._turns = [self._view_of(turn) for turn in thread.turns]
+        self._turns = [self._view_of(turn, i) for i, turn in enumerate(thread.turns)]
         self._tail = self._new_link()
         self.history.children = (*(v.box for v in self._turns), self._tail)
         for view in self._turns:
             view.holder = self.history
         if self._pending is not None:
-            self._attach(self._pending)
+            if self._pending.at is None:
+                self._attach(self._pending)
+            else:  # the turn it was replacing is gone; its reply will come in as a new turn
+                self._pending = None
+        self._end_edit()
         self._update_usage()
 
     def _update_usage(self) -> None:
         thread = self.session.thread(self.thread_name)
+        if thread.turns and self.behavior.recall != thread.turns[-1].user:
+            self.behavior.recall = thread.turns[-1].user
         if not thread.turns:
             self.usage_line.value = f"thread {self.thread_name!r}: no turns yet"
             return
-        last, total = thread.turns[-1].usage, thread.usage
+        window = self.session.window(self.session.options())
+        last = thread.turns[-1].usage
+        # The last request carried the thread as it was fitted, so its size is what the
+        # thread takes of the window now (a sum over turns would count context twice).
         self.usage_line.value = (
-            f"last turn: {last.total_tokens} tokens ({last.input_tokens} in, "
-            f"{last.completion_tokens} out) · thread {self.thread_name!r}: "
-            f"{total.total_tokens} tokens in {len(thread.turns)} "
-            f"turn{'' if len(thread.turns) == 1 else 's'}"
+            f"thread {self.thread_name!r}: {len(thread.turns)} "
+            f"turn{'' if len(thread.turns) == 1 else 's'}, {last.total_tokens} of "
+            f"{window} tokens in the window · last turn: {last.input_tokens} in, "
+            f"{last.completion_tokens} out"
         )
 
     def _set_busy(self, busy: bool) -> None:
+        # Regenerate and Edit stay enabled (they refuse while busy, with the reason): two
+        # more toggles would cost four more comm messages per turn.
         self.send_button.disabled = busy
         self.clear_button.disabled = busy
         self.stop_button.disabled = not busy
+
+    def _end_edit(self) -> None:
+        if self._editing is not None:
+            self._editing = None
+            self.behavior.editing = False
+            self.edit_button.description = "Edit last"
+            for view in self._turns:
+                view.box.remove_class("yagpt-editing")
 
     # -- session events (any thread) ---------------------------------------------------
     def _on_event(self, event: ThreadEvent) -> None:
@@ -346,62 +361,133 @@ class ChatWidget(widgets.VBox):
                 self._update_usage()
             elif event.kind in (EventKind.RESET, EventKind.LOAD, EventKind.UNDO):
                 self._rebuild()
+            self.transcript.update()
 
     def _on_commit(self, index: int) -> None:
         thread = self.session.thread(self.thread_name)
         turn = thread.turns[index]
         pending = self._pending
-        if index == len(self._turns):
-            if pending is not None and pending.worker is threading.current_thread():
-                # Our own request finished: the live turn becomes the committed one (its
-                # final output comes from the ReplyDisplay that streamed it).
-                pending.reply.remove_class("yagpt-live")
-                self._pending = None
+        if pending is not None and pending.worker is threading.current_thread():
+            # Our own request finished: the live turn becomes the committed one (its
+            # final output comes from the ReplyDisplay that streamed it).
+            self._pending = None
+            pending.reply.remove_class("yagpt-live")
+            if pending.at is None and index == len(self._turns):
                 self._turns.append(pending)
-            else:
-                view = self._view_of(turn)
-                self._turns.append(view)
-                self._attach(view)
+            elif pending.at != index or index >= len(self._turns):
+                self._detach(pending)
+                pending.close()
+                self._rebuild()
+                return
+        elif index == len(self._turns):
+            self._turns.append(self._view_of(turn, index))
+            self._attach(self._turns[-1])
         elif index < len(self._turns):
-            # A cell re-run replaced this turn: update it alone, flag the later ones.
+            # A cell re-run replaced this turn: update it alone.
             view = self._turns[index]
-            view.user.outputs = _plain(turn.user)
+            view.user.outputs = plain(turn.user)
             view.reply.outputs = self._reply_outputs(turn.reply, turn.status)
-            self._mark_stale(view, turn.stale)
-            for later, shown in zip(thread.turns[index + 1 :], self._turns[index + 1 :]):
-                self._mark_stale(shown, later.stale)
         else:
             self._rebuild()
             return
+        if self._editing is not None and self._editing >= index:
+            self._end_edit()
+        view = self._turns[index]
+        view.meta.value = turn_meta(turn, index)
+        self._mark_stale(view, turn.stale)
+        # Flag the later turns a replacement made stale.
+        for at, (later, shown) in enumerate(
+            zip(thread.turns[index + 1 :], self._turns[index + 1 :]), start=index + 1
+        ):
+            self._mark_stale(shown, later.stale)
+            shown.meta.value = turn_meta(later, at)
         self._update_usage()
 
     # -- buttons (the kernel's main thread: never block here) --------------------------
     def _on_send(self, _button: Any = None) -> None:
-        text = self.message_box.value
+        self._start(self.message_box.value, self._editing)
+
+    def _on_regenerate(self, _button: Any = None) -> None:
+        turns = self.session.thread(self.thread_name).turns
+        if not turns:
+            self.status_line.value = "error: there is no reply to regenerate yet."
+            return
+        self._end_edit()
+        self._start(turns[-1].user, len(turns) - 1, keep_box=True)
+
+    def _on_edit(self, _button: Any = None) -> None:
+        if self._editing is not None:
+            self._end_edit()
+            self.message_box.value = ""
+            self.status_line.value = "idle: edit cancelled."
+            return
+        turns = self.session.thread(self.thread_name).turns
+        if not turns or self._worker is not None:
+            self.status_line.value = (BUSY if turns else
+                                      "error: there is no message to edit yet.")
+            return
+        self._editing = len(turns) - 1
+        self.behavior.editing = True
+        self.edit_button.description = "Cancel edit"
+        self._turns[-1].box.add_class("yagpt-editing")
+        self.message_box.value = turns[-1].user
+        self.status_line.value = (f"editing message #{len(turns)}: Send replaces that turn; "
+                                  "Esc or Cancel edit leaves it as it is.")
+
+    def _on_front_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+        """A key the front end handles: Enter sends what is in the box, Esc ends an edit."""
+        event = content.get("event") if isinstance(content, dict) else None
+        if event == "send":
+            text = str(content.get("text", ""))
+            if not self._start(text, self._editing) and text.strip():
+                # Refused (busy): the front end may have cleared the box; give it back.
+                self.behavior.send({"event": "restore", "text": text})
+        elif event == "cancel-edit" and self._editing is not None:
+            self._on_edit()
+
+    def _start(self, text: str, at: int | None, *, keep_box: bool = False) -> bool:
+        """Send ``text`` as a new turn, or as a new version of turn ``at``; False if refused."""
         with self._lock:
             if self._worker is not None:
                 self.status_line.value = BUSY
-                return
+                return False
             if not text.strip():
                 self.status_line.value = "error: the message is empty; type it above Send."
-                return
+                return False
+            if at is not None and at >= len(self._turns):
+                self._end_edit()
+                self.status_line.value = "error: that turn is gone; send the message as new."
+                return False
             options = self.session.options(
                 model=self.model_box.value.strip() or None,
                 temperature=self.temperature_slider.value,
             )
             cancel = threading.Event()
-            pending = self._turn_view(text, (), live=True)
+            # A new version of a cell's turn stays that cell's turn: re-running the cell
+            # later replaces it again instead of adding one.
+            turns = self.session.thread(self.thread_name).turns
+            cell_id = None if at is None else turns[at].cell_id
+            if at is None:
+                pending = self._turn_view(text, (), live=True)
+                self._attach(pending)
+            else:  # a new version of turn `at`: it streams where the old one was
+                pending = self._turns[at]
+                pending.at = at
+                pending.user.outputs = plain(text)
+                pending.reply.outputs = ()
+                pending.reply.add_class("yagpt-live")
             worker = threading.Thread(
-                target=self._run, args=(text, options, cancel, pending),
+                target=self._run, args=(text, options, cancel, pending, cell_id),
                 name=f"yagpt-widget-{self.thread_name}", daemon=True,
             )
             pending.worker = worker
             self._pending, self._worker, self._cancel = pending, worker, cancel
-            self._attach(pending)
-            self.message_box.value = ""
+            if not keep_box:
+                self.message_box.value = ""
             self._set_busy(True)
-            self.status_line.value = "sending…"
+            self.status_line.value = "sending…" if at is None else f"replacing turn #{at + 1}…"
         worker.start()
+        return True
 
     def _on_stop(self, _button: Any = None) -> None:
         cancel = self._cancel
@@ -418,9 +504,44 @@ class ChatWidget(widgets.VBox):
         self.session.reset(self.thread_name)
         self.status_line.value = "idle: thread cleared."
 
+    def _withdraw(self, pending: TurnView) -> None:
+        """A request failed or was stopped: a new turn goes, a replaced one comes back."""
+        thread = self.session.thread(self.thread_name)
+        if pending.at is None:
+            self._detach(pending)
+            pending.close()
+        elif pending.at < len(thread.turns):
+            turn = thread.turns[pending.at]
+            pending.user.outputs = plain(turn.user)
+            pending.reply.outputs = self._reply_outputs(turn.reply, turn.status)
+            pending.reply.remove_class("yagpt-live")
+
+    # -- display -----------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The live widget; its text is one line, not ipywidgets' ``ChatWidget(children=…)``."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle:
+            bundle["text/plain"] = (f"YandexGPT chat widget on thread {self.thread_name!r}: "
+                                    "it needs a notebook front end (JupyterLab, Notebook 7).")
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        """Show the widget, and under it the static transcript a saved notebook keeps.
+
+        JupyterLab draws a widget output of a reopened notebook as "model not found",
+        whatever else its bundle holds, so the transcript is an output of its own: kept
+        current (one display update per change of the thread), hidden by the widget's
+        CSS while the live widget is drawn above it.
+        """
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+        self.transcript.show()
+
     # -- the worker thread -------------------------------------------------------------
     def _run(
-        self, text: str, options: RequestOptions, cancel: threading.Event, pending: _TurnView
+        self, text: str, options: RequestOptions, cancel: threading.Event, pending: TurnView,
+        cell_id: str | None,
     ) -> None:
         streaming = False
 
@@ -429,7 +550,7 @@ class ChatWidget(widgets.VBox):
             with self._lock:
                 if cancel.is_set() and not display.view.interrupted:
                     return  # stopping: the interrupted partial is shown by interrupt()
-                pending.reply.outputs = _bundle(data)
+                pending.reply.outputs = bundle_of(data)
                 if not streaming and display.view.text:
                     streaming = True
                     self.status_line.value = "streaming…"
@@ -439,7 +560,8 @@ class ChatWidget(widgets.VBox):
         self.tool_panel.start(cancel)
         try:
             answer = ask_and_show(self.session, display, self.thread_name, text,
-                                  options=options, cancel=cancel, schema=self.schema,
+                                  options=options, cancel=cancel, at=pending.at,
+                                  cell_id=cell_id, schema=self.schema,
                                   approve=self.tool_panel.approve,
                                   on_tool=self.tool_panel.show)
             if self.schema is not None:
@@ -456,10 +578,11 @@ class ChatWidget(widgets.VBox):
             with self._lock:
                 if self._pending is pending:  # not committed: take the turn back out
                     self._pending = None
-                    self._detach(pending)
-                    pending.close()
-                    if not self.message_box.value:
+                    regenerated = pending.at is not None and text == self.behavior.recall
+                    self._withdraw(pending)
+                    if not self.message_box.value and not regenerated:
                         self.message_box.value = text
+                pending.at = None
                 if self._worker is threading.current_thread():
                     self._worker = None
                     self._cancel = None
