@@ -12,6 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +191,10 @@ def test_the_async_sdk_runs_the_same_flow(
         result = await task.wait(poll_interval=FAST)
         return [record async for record in result.read()]
 
-    records = asyncio.run(run())
+    # Its own thread, as a notebook's would be: the main thread may already run a loop
+    # (Playwright's sync API does, when the browser tests ran first).
+    with ThreadPoolExecutor(1) as pool:
+        records = pool.submit(asyncio.run, run()).result()
     assert [r["response"] for r in records] == [
         _model(sdk).run(row).alternatives[0].text for row in ROWS[:3]
     ]
