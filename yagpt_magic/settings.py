@@ -64,5 +64,14 @@ class Settings:
         return "%config" if name in self.configured else "default"
 
 
+#: The ``%config`` section the user sets these in: the magics class that feeds them.
+CONFIG_SECTION = "ChatMagics"
+
+
+def config_line(name: str) -> str:
+    """How the user sets ``name``: ``%config ChatMagics.NAME``, for messages and tables."""
+    return f"%config {CONFIG_SECTION}.{name}"
+
+
 #: The setting names, in the order ``%chat config`` lists them.
 NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name != "configured")

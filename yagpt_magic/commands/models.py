@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..models import MODELS, context_window, known, model_name
+from ..settings import config_line
 from ..view import Table
 from . import Context, Parser
 
@@ -26,7 +27,7 @@ def run(ctx: Context, args: argparse.Namespace) -> Table:
     if not known(settings.model):
         fitted = context_window(settings.model, override)
         rows.append((current, "(not in the table)", "", f"{fitted:,}", "current"))
-    title = (f"Context windows: %config ChatMagics.context_window = {override:,} overrides every "
-             "model" if override else
-             "Context windows (set %config ChatMagics.context_window to override every model)")
+    setting = config_line("context_window")
+    title = (f"Context windows: {setting} = {override:,} overrides every model" if override
+             else f"Context windows (set {setting} to override every model)")
     return Table(("model", "name", "window", "fitted to", ""), rows, title)
