@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yagpt_magic.conversation import Message, Thread, Turn, Usage, WindowOverflow, fit_to_window
+from yagpt_magic.conversation import Message, Thread, Turn, Usage
 from yagpt_magic.emulator import REQUEST_FRAMING, Emulator, count_tokens, tokenize_text
+from yagpt_magic.fitting import WindowOverflow, fit_to_window
 
 from .conftest import fails, magics_of
 

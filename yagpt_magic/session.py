@@ -20,15 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import __version__, models
 from .backend import Backend, Reply, RequestOptions
 from .connection import Connection, Credential, CredentialKind, resolve
-from .conversation import (
-    Fit,
-    Message,
-    Thread,
-    Turn,
-    WindowOverflow,
-    fit_to_window,
-    message_bound,
-)
+from .conversation import Message, Thread, Turn, message_bound
 from .errors import (
     ChatError,
     ContentFiltered,
@@ -37,6 +29,7 @@ from .errors import (
     TranscriptError,
     UsageProblem,
 )
+from .fitting import Fit, WindowOverflow, fit_to_window
 from .settings import Settings
 
 if TYPE_CHECKING:

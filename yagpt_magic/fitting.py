@@ -1,0 +1,256 @@
+"""Fitting a thread into a model's context window, exactly (SPEC section 4).
+
+``fit_to_window`` decides which earlier turns a new message can carry as context,
+counting with a caller-supplied tokenizer (the model's own, through the backend) at
+most once, from the exact costs and bounds ``Thread`` derives from earlier counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .conversation import MESSAGE_ALLOWANCE, REQUEST_ALLOWANCE, Counter, Thread, message_bound
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Which earlier turns go out with a new message, and what it cost to decide."""
+
+    start: int
+    upto: int
+    #: The request's size: exact, or an upper bound when no tokenizer call was needed.
+    tokens: int
+    tokenize_calls: int
+    #: (start, tokens) of the request the tokenizer counted, for ``Turn.probe``.
+    probe: tuple[int, int] | None = None
+    #: The count of [previous reply, new message] as a request, if that was counted.
+    tail: int | None = None
+
+    @property
+    def left_out(self) -> int:
+        return self.start
+
+
+class WindowOverflow(ValueError):
+    """The new message (with the system prompt) does not fit the window on its own."""
+
+    def __init__(self, tokens: int, budget: int) -> None:
+        super().__init__(f"{tokens} tokens, {tokens - budget} over a budget of {budget}")
+        self.tokens = tokens
+        self.budget = budget
+
+
+def _anchor(thread: Thread, upto: int) -> tuple[int, int] | None:
+    """Where the previous request started and its exact size (the service's usage).
+
+    Valid only if that request is still what the thread holds before ``upto``: the
+    same system prompt, and no earlier turn replaced since (``stale``).
+    """
+    if upto == 0:
+        return None
+    prev = thread.turns[upto - 1]
+    if (
+        prev.stale
+        or prev.context_start is None
+        or prev.usage.input_tokens <= 0
+        or prev.system_prompt != thread.system_prompt
+        or prev.context_start > upto - 1
+    ):
+        return None
+    return prev.context_start, prev.usage.input_tokens
+
+
+def _user_estimate(thread: Thread, upto: int, text: str) -> float:
+    """About what the new message and the previous reply's framing will cost.
+
+    Replies give the tokens per byte of plain text (their generated tokens); the newest
+    turn of known cost gives what a user message and a reply frame cost beyond that.
+    """
+    window = thread.turns[max(0, upto - 8) : upto]
+    text_bytes = len(text.encode("utf-8"))
+    reply_bytes = sum(len(t.reply.encode("utf-8")) for t in window if t.reply_tokens)
+    reply_tokens = sum(t.reply_tokens for t in window)
+    if not reply_bytes or not reply_tokens:
+        return float(message_bound(text))
+    per_byte = reply_tokens / reply_bytes
+    known = [t for t in window if t.tokens is not None]
+    if not known:
+        return per_byte * text_bytes + MESSAGE_ALLOWANCE
+    last = known[-1]
+    framing = (last.tokens or 0) - last.reply_tokens - per_byte * len(last.user.encode("utf-8"))
+    return max(per_byte * text_bytes + framing, 1.0)
+
+
+def _candidate(
+    thread: Thread, text: str, budget: int, upto: int, anchor: tuple[int, int] | None
+) -> int:
+    """The start whose request the one tokenizer call should count.
+
+    Any start gives an exact fit when the turns between it and the true edge have
+    exact costs; the estimate only keeps that walk short, and a turn whose cost is
+    unknown is counted inside the request, so whether it fits is measured, not guessed.
+    """
+    turns = thread.turns
+    if anchor is not None:
+        # The previous reply's generated tokens, and the new message with one framing.
+        start = anchor[0]
+        size = anchor[1] + turns[upto - 1].reply_tokens + _user_estimate(thread, upto, text)
+    else:
+        start = upto
+        size = REQUEST_ALLOWANCE + _user_estimate(thread, upto, text)
+        size += message_bound(thread.system_prompt) if thread.system_prompt else 0
+
+    def cost(index: int) -> float:
+        exact = thread.cost(index)
+        if exact is not None:
+            return float(exact)
+        return 0.5 * (thread.floor(index) + thread.ceiling(index))
+
+    while size > budget and start < upto:
+        size -= cost(start)
+        start += 1
+    if start == upto and size > 0.9 * budget:
+        return upto  # the message may not fit even alone: count it alone, exactly
+    while start > 0 and size + cost(start - 1) <= budget:
+        size += cost(start - 1)
+        start -= 1
+    # A turn of unknown cost at the edge is measured, not guessed. Counting the request
+    # with it is exact if it fits; counting it without is exact if it does not (and, if
+    # it plainly fits even at its ceiling, sending it teaches its cost): follow the
+    # estimate. The newest such turn from just before the edge on decides: the walk
+    # from there to the edge then crosses only turns of known cost.
+    edge = range(upto - 1, max(start - 2, -1), -1)
+    unknown = next((i for i in edge if thread.cost(i) is None), -1)
+    if unknown < 0:
+        return start
+    if unknown < start:
+        with_it = size + cost(unknown)
+    else:
+        with_it = size - sum(cost(i) for i in range(start, unknown))
+    if with_it > budget:
+        return unknown + 1
+    spread = thread.ceiling(unknown) - thread.floor(unknown)
+    return unknown + 1 if with_it + spread <= 0.97 * budget else unknown
+
+
+def fit_to_window(
+    thread: Thread, text: str, *, budget: int, count: Counter, upto: int | None = None
+) -> Fit:
+    """Choose the oldest turn to send so the request fits ``budget`` tokens, exactly.
+
+    The oldest whole turns are left out first; the system prompt and the new message
+    never are. Raises ``WindowOverflow`` when the message cannot fit on its own.
+
+    1. Plainly inside: the previous request's exact size (its usage) plus upper bounds
+       of the previous reply and the new message fits, and the turn before it provably
+       does not (it would add at least its floor): no tokenizer call.
+    2. Otherwise one call counts a candidate request exactly, framing included, and the
+       walk goes from it to the edge: drop the oldest turn while over, subtracting its
+       floor; add the next older turn back while it fits, adding its ceiling. Once the
+       request framing is known (``Thread.framing``), or when the request is large, the
+       call counts only the previous reply and the new message: the previous request's
+       usage plus that count less the framing is the same exact size, without the
+       tokenizer returning every token of a full window (``_tail_will_do``). The first
+       such count, framing not yet known, takes it as zero: conservative by the framing
+       (~10 tokens), a negligible share of a request that large.
+
+    Why it fits: ``size`` starts exact and only ever subtracts a lower bound or adds an
+    upper bound of a turn's cost, so it never undercounts, and it ends <= budget.
+    Why no turn that fits is left out: a turn's floor and ceiling are its exact cost
+    once two exact counts have determined it (``Thread.derive_costs``). While the walk
+    crosses only such turns, ``size`` stays exact; it stops either after dropping turn
+    s-1 because the request holding it was over budget, or before adding turn s-1
+    because the request would be: both exact, so turn s-1 does not fit. The candidate
+    is chosen so the walk crosses no turn of unknown cost: the newest one at the edge
+    is counted inside the request when the estimate says it fits, outside when not.
+    Only when that estimate is wrong, for a turn no two counts have determined yet
+    (a thread's first, or the first after a new system prompt or a re-run), may that one
+    turn be left out; sending then determines its cost. The work is bounded by the
+    turns in the window, not the thread; the message alone is counted a second time
+    only when bounds could not tell whether it fits at all (and then it is refused).
+    """
+    upto = len(thread.turns) if upto is None else upto
+    turns = thread.turns
+    thread.derive_costs(upto)
+    new = message_bound(text)
+
+    anchor = _anchor(thread, upto)
+    if anchor is not None:
+        start, sent = anchor
+        prev = turns[upto - 1]
+        high = sent + message_bound(prev.reply) + new
+        # The older turn cannot fit: it would add at least its floor to at least this.
+        shut = start == 0 or sent + prev.reply_tokens + 1 + thread.floor(start - 1) > budget
+        if high <= budget and shut:
+            return Fit(start, upto, high, 0)
+    else:
+        # No exact size to start from (a first turn, a new system prompt): bytes bound it.
+        high = REQUEST_ALLOWANCE + new
+        high += message_bound(thread.system_prompt) if thread.system_prompt else 0
+        for turn in turns[:upto]:
+            high += turn.bound
+            if high > budget:
+                break
+        if high <= budget:
+            return Fit(0, upto, high, 0)
+
+    probe = _candidate(thread, text, budget, upto, anchor)
+    tail = None
+    if anchor is not None and _tail_will_do(thread, text, upto, anchor[0], probe):
+        # Only what is new since the previous request: its reply and this message. Their
+        # count as a request of their own, less the request framing, added to the
+        # previous request's exact size is this one's (framing once).
+        prev = turns[upto - 1]
+        tail = thread.tail_count(upto - 1, text, count)
+        calls_made = thread.tail_calls
+        framing = thread.framing(prev.model)
+        probe, measured = anchor[0], anchor[1] + tail - (framing or 0)
+        exact_probe = framing is not None
+    else:
+        measured = count(thread.request(text, upto=upto, start=probe))
+        exact_probe, calls_made = True, 1
+    calls, start, size, exact = calls_made, probe, measured, exact_probe
+    while size > budget and start < upto:
+        exact = exact and thread.cost(start) is not None
+        size -= thread.floor(start)
+        start += 1
+    if size > budget and not exact:
+        # Only bounds said so: bytes may tell the message fits alone; else it is counted
+        # alone (and then refused, so no second call precedes a completion).
+        alone = REQUEST_ALLOWANCE + new
+        alone += message_bound(thread.system_prompt) if thread.system_prompt else 0
+        if alone <= budget:
+            return Fit(upto, upto, alone, calls)
+        size = count(thread.request(text, upto=upto, start=upto))
+        calls += 1
+    if size > budget:
+        raise WindowOverflow(size, budget)
+    while start > 0 and size + thread.ceiling(start - 1) <= budget:
+        size += thread.ceiling(start - 1)
+        start -= 1
+    return Fit(start, upto, size, calls, (probe, measured) if exact_probe else None, tail)
+
+
+#: A candidate request this large is not counted whole near the edge (the tokenizer
+#: returns every token: ~30k of them for a full 32k window) while only its previous
+#: reply and new message are new: those two are counted instead.
+TAIL_BYTES = 16 * 1024
+
+
+def _tail_will_do(thread: Thread, text: str, upto: int, start: int, probe: int) -> bool:
+    """Whether counting the previous reply and the new message alone gives the answer.
+
+    It does when the request framing is known (learned from an earlier such count and
+    the usages around it), or, the first time, when the request is large enough that
+    counting the framing as if it were zero overcounts by a negligible share. The
+    walk from the previous start to the edge must cross only turns of known cost.
+    """
+    prev = thread.turns[upto - 1]
+    if prev.usage.completion_tokens <= 0:
+        return False
+    low, high = sorted((start, probe))
+    if any(thread.cost(i) is None for i in range(max(low - 1, 0), high)):
+        return False
+    if thread.framing(prev.model) is not None:
+        return True
+    return prev.usage.input_tokens * 4 + len(text.encode("utf-8")) > 4 * TAIL_BYTES
