@@ -50,6 +50,29 @@ class Usage:
         )
 
 
+#: (system prompt, model): what a request's framing G = F - f depends on.
+Key = tuple[str, str]
+
+
+class Form:
+    """An affine form: ``const`` plus ``coef[key]`` times the unknown G of each key."""
+
+    __slots__ = ("coef", "const")
+
+    def __init__(self, const: int, coef: dict[Key, int] | None = None) -> None:
+        self.const = const
+        self.coef = {k: c for k, c in (coef or {}).items() if c}
+
+    def __add__(self, other: Form) -> Form:
+        coef = dict(self.coef)
+        for key, c in other.coef.items():
+            coef[key] = coef.get(key, 0) + c
+        return Form(self.const + other.const, coef)
+
+    def __sub__(self, other: Form) -> Form:
+        return self + Form(-other.const, {k: -c for k, c in other.coef.items()})
+
+
 @dataclass
 class Turn:
     """One exchange: the user's message, the model's reply, and how it was made."""
@@ -76,6 +99,8 @@ class Turn:
     probe: tuple[int, int] | None = field(default=None, compare=False, repr=False)
     #: The count of [previous reply, this message] as a request of their own, if taken.
     tail: int | None = field(default=None, compare=False, repr=False)
+    #: Its cost as an affine form in the framing of its request (see derive_costs).
+    form: Form | None = field(default=None, compare=False, repr=False)
 
     def messages(self) -> list[Message]:
         return [{"role": "user", "text": self.user}, {"role": "assistant", "text": self.reply}]
@@ -125,8 +150,9 @@ class Thread:
         self._hash = ContextHash()
         # Turns[:_derived] have had their exact costs derived (see derive_costs).
         self._derived = 0
-        # (system prompt, model) -> (F at most, F - f exactly or None): see derive_costs.
-        self._frames: dict[tuple[str, str], tuple[int, int | None]] = {}
+        # (system prompt, model) -> G = F - f, exactly / at most: see derive_costs.
+        self._g: dict[Key, int] = {}
+        self._g_high: dict[Key, int] = {}
         # model -> tokens a request costs beyond its messages (learned, see framing).
         self._framing: dict[str, int] = {}
         # (index, text) -> (turns[index], count of [its reply, text]): see tail_count.
@@ -144,18 +170,22 @@ class Thread:
         Every committed turn brings the exact size of the request it sent (usage), and a
         turn fitted near the edge also the exact size of the request it tokenized
         (``probe``). A request's size is its framing F (with the system prompt) plus its
-        messages' costs; a reply costs its generated tokens plus a framing f that is the
-        same for every reply. Differences of exact sizes cancel F and f:
+        messages' costs plus the new user message's; a turn costs its user message and
+        its reply, which is its generated tokens plus a framing f the same for every
+        reply. So a turn's usage, less the costs of the turns it was sent with, less
+        G = F - f, plus its reply's tokens is its exact cost: each turn's cost is an
+        affine ``Form`` in the unknown G of each (system prompt, model), fixed at commit
+        (while its context is the one it was sent with, before a re-run makes it stale).
+        Two exact counts of requests that differ by known turns give an equation:
 
         - a turn's probe and usage differ by exactly the turns between the two starts;
         - two consecutive turns' usages differ by the previous reply and this user
-          message, less the turns left out in between, so this turn's cost is that
-          difference plus this reply's tokens less the previous reply's;
-        - once one turn's cost and context are known, its usage gives F - f, which
-          turns every other usage with a known context into its turn's exact cost
-          (the first turn of a thread, the first after a new system prompt).
+          message, less the turns left out in between (a difference that cancels G);
+        - a cost known both ways (from a difference, and as a form) tells G itself.
 
-        Each turn is visited once (the work is flat in the thread's length).
+        Once G is known every form is an exact cost: the first turn of a thread, the
+        first after a new system prompt or a re-run. Until then a form still bounds the
+        cost within the bounds of G. Each turn is visited once (flat in the length).
         """
         turns = self.turns
         for index in range(min(self._derived, len(turns)), min(upto, len(turns))):
@@ -186,13 +216,10 @@ class Thread:
     def cost(self, index: int) -> int | None:
         """The exact tokens turns[index] adds to a request, if exact counts tell it."""
         turn = self.turns[index]
-        if turn.tokens is None:
-            sent = self._sent(index)
-            frame = self._frames.get((turn.system_prompt, turn.model))
-            if sent is not None and frame is not None and frame[1] is not None:
-                derived = sent[0] - sent[1] - frame[1] + turn.reply_tokens
-                if derived > 0:
-                    turn.tokens = derived
+        if turn.tokens is None and turn.form is not None:
+            low, high = self._range(turn.form)
+            if low == high and low > 0:
+                turn.tokens = low
         return turn.tokens
 
     def floor(self, index: int) -> int:
@@ -202,79 +229,102 @@ class Thread:
             return exact
         turn = self.turns[index]
         low = turn.reply_tokens + 2  # the reply's tokens, and one for each message at least
-        sent = self._sent(index)
-        frame = self._frames.get((turn.system_prompt, turn.model))
-        if sent is not None and frame is not None:  # its user message: usage less F at most
-            low = max(low, sent[0] - sent[1] - frame[0] + turn.reply_tokens)
+        if turn.form is not None:
+            low = max(low, self._range(turn.form)[0])
         return low
 
     def ceiling(self, index: int) -> int:
-        """The exact cost when known, else an upper bound (bytes, or usage, less F >= 1)."""
+        """The exact cost when known, else an upper bound (bytes, or its form)."""
         exact = self.cost(index)
         if exact is not None:
             return exact
         turn = self.turns[index]
         high = turn.bound
-        sent = self._sent(index)
-        if sent is not None:
-            framing = MESSAGE_ALLOWANCE
-            for later in self.turns[index + 1 : index + 9]:
-                if later.tokens is not None:
-                    framing = min(framing, later.tokens - later.reply_tokens - 1)
-            high = min(high, sent[0] - sent[1] - 1 + turn.reply_tokens + max(framing, 0))
+        if turn.form is not None:
+            high = min(high, self._range(turn.form)[1])
         return max(high, self.floor(index))
 
-    def _sent(self, index: int) -> tuple[int, int] | None:
-        """(usage, known cost of the turns sent before it) when its usage can be read."""
+    def _g_range(self, key: Key) -> tuple[int, int]:
+        """G = F - f of a (system prompt, model): exact once learned, else bounds."""
+        exact = self._g.get(key)
+        if exact is not None:
+            return exact, exact
+        # F: a start token at least, at most the allowance and the system message's bound;
+        # f: a reply's framing, 0 to MESSAGE_ALLOWANCE.
+        high = REQUEST_ALLOWANCE + (message_bound(key[0]) if key[0] else 0)
+        return 1 - MESSAGE_ALLOWANCE, min(high, self._g_high.get(key, high))
+
+    def _range(self, form: Form) -> tuple[int, int]:
+        low = high = form.const
+        for key, coef in form.coef.items():
+            g_low, g_high = self._g_range(key)
+            low += min(coef * g_low, coef * g_high)
+            high += max(coef * g_low, coef * g_high)
+        return low, high
+
+    def _form(self, index: int) -> Form | None:
+        """The exact cost when known, else its form (None: no usage to read it from)."""
         turn = self.turns[index]
-        start = turn.context_start
-        if (
-            turn.usage.input_tokens <= 0
-            or start is None
-            or not 0 <= start <= index
-            or turn.stale
-            or turn.usage.reasoning_tokens
-            or index - start > 256
-        ):
-            return None
-        context = [t.tokens for t in self.turns[start:index]]
-        if any(c is None for c in context):
-            return None
-        return turn.usage.input_tokens, sum(c or 0 for c in context)
+        return Form(turn.tokens) if turn.tokens is not None else turn.form
+
+    def _sum(self, low: int, high: int) -> Form | None:
+        """The forms of turns[low:high], summed (None if one has none)."""
+        const, coef = 0, dict[Key, int]()
+        for turn in self.turns[low:high]:
+            if turn.tokens is not None:
+                const += turn.tokens
+            elif turn.form is None:
+                return None
+            else:
+                const += turn.form.const
+                for key, c in turn.form.coef.items():
+                    coef[key] = coef.get(key, 0) + c
+        return Form(const, coef)
+
+    def _equate(self, form: Form) -> None:
+        """Learn G from ``form == 0`` when it has exactly one G still unknown."""
+        const, unknown = form.const, []
+        for key, coef in form.coef.items():
+            if coef and key in self._g:
+                const += coef * self._g[key]
+            elif coef:
+                unknown.append((key, coef))
+        if len(unknown) == 1 and const % unknown[0][1] == 0:
+            self._g[unknown[0][0]] = -const // unknown[0][1]
 
     def _derive(self, index: int) -> None:
         turn = self.turns[index]
         sent, start = turn.usage.input_tokens, turn.context_start
         if sent <= 0 or start is None or start > index or turn.stale:
             return
+        key = (turn.system_prompt, turn.model)
+        if index - start <= 256 and not turn.usage.reasoning_tokens:
+            context = self._sum(start, index)
+            if context is not None:
+                if not context.coef:  # G is less than F, and F < usage less its context
+                    self._g_high[key] = min(self._g_high.get(key, sent), sent - context.const - 1)
+                own = Form(sent + turn.reply_tokens, {key: -1}) - context
+                turn.form = own if turn.form is None else turn.form
         if turn.probe is not None and turn.probe[0] != start:
             low, high = sorted((turn.probe[0], start))
-            gap = abs(turn.probe[1] - sent)
-            costs = [self.cost(i) for i in range(low, high)]
-            if costs.count(None) == 1:
-                rest = gap - sum(c or 0 for c in costs)
-                if rest > 0:
+            between = self._sum(low, high)
+            if between is not None:
+                self._equate(between - Form(abs(turn.probe[1] - sent)))
+            else:  # a turn with no form in between: one such turn is the difference
+                costs = [self.cost(i) for i in range(low, high)]
+                rest = abs(turn.probe[1] - sent) - sum(c or 0 for c in costs)
+                if costs.count(None) == 1 and rest > 0:
                     self.turns[low + costs.index(None)].tokens = rest
-        if turn.tokens is None and index > 0:
+        if index > 0:
             self._follow(index)
         if turn.tail is not None and index > 0:
             new = self._new_since_previous(index)
-            if new is not None and turn.tail - new >= 0:
-                self._framing[turn.model] = turn.tail - new
-        # What this turn tells of F (at most; exactly when its own cost is known).
-        known = self._sent(index)
-        if known is None:
-            return
-        key = (turn.system_prompt, turn.model)
-        most, exact = self._frames.get(key, (sent, None))
-        most = min(most, known[0] - known[1] - 1)
-        if turn.tokens is not None:
-            exact = known[0] - known[1] - (turn.tokens - turn.reply_tokens)
-        self._frames[key] = (most, exact)
+            if new is not None and not new.coef and turn.tail - new.const >= 0:
+                self._framing[turn.model] = turn.tail - new.const
         self.cost(index)
 
-    def _new_since_previous(self, index: int) -> int | None:
-        """Exact tokens of the previous reply and this message (usage difference)."""
+    def _new_since_previous(self, index: int) -> Form | None:
+        """Tokens of the previous reply and this message (usage difference)."""
         turn, prev = self.turns[index], self.turns[index - 1]
         if (
             prev.stale
@@ -287,11 +337,11 @@ class Thread:
             return None
         start = turn.context_start or 0
         low, high = sorted((prev.context_start, start))
-        between = [self.cost(i) for i in range(low, high)]
-        if any(c is None for c in between):
+        between = self._sum(low, high)
+        if between is None:
             return None
-        dropped = sum(c or 0 for c in between) * (1 if start >= prev.context_start else -1)
-        return turn.usage.input_tokens - prev.usage.input_tokens + dropped
+        dropped = between if start >= prev.context_start else Form(0) - between
+        return Form(turn.usage.input_tokens - prev.usage.input_tokens) + dropped
 
     def _follow(self, index: int) -> None:
         """This turn's cost from the previous turn's usage and its own."""
@@ -299,9 +349,15 @@ class Thread:
         if new is None:
             return
         turn, prev = self.turns[index], self.turns[index - 1]
-        derived = new + turn.reply_tokens - prev.reply_tokens
-        if derived > 0:
-            turn.tokens = derived
+        derived = new + Form(turn.reply_tokens - prev.reply_tokens)
+        if turn.form is not None:  # the same cost two ways: an equation for G
+            self._equate(turn.form - derived)
+        if turn.tokens is None and not derived.coef and derived.const > 0:
+            turn.tokens = derived.const
+        elif turn.tokens is None and turn.form is None:
+            turn.form = derived
+        if turn.tokens is not None and turn.form is not None:
+            self._equate(turn.form - Form(turn.tokens))
 
     def slot_for(self, cell_id: str | None) -> int | None:
         """Index of the turn a cell made earlier, so a re-run replaces it in place."""

@@ -87,8 +87,9 @@ def _candidate(
     """The start whose request the one tokenizer call should count.
 
     Any start gives an exact fit when the turns between it and the true edge have
-    exact costs; the estimate only keeps that walk short, and a turn whose cost is
-    unknown is counted inside the request, so whether it fits is measured, not guessed.
+    exact costs; the estimate only keeps that walk short. A turn whose cost is unknown
+    is put where one exact count decides it (below); the estimate of the new message
+    is allowed to be 3% of the window off.
     """
     turns = thread.turns
     if anchor is not None:
@@ -114,12 +115,14 @@ def _candidate(
     while start > 0 and size + cost(start - 1) <= budget:
         size += cost(start - 1)
         start -= 1
-    # A turn of unknown cost at the edge is measured, not guessed. Counting the request
-    # with it is exact if it fits; counting it without is exact if it does not (and, if
-    # it plainly fits even at its ceiling, sending it teaches its cost): follow the
-    # estimate. The newest such turn from just before the edge on decides: the walk
-    # from there to the edge then crosses only turns of known cost.
-    edge = range(upto - 1, max(start - 2, -1), -1)
+    # A turn of unknown cost at the edge is measured, not guessed: the one nearest the
+    # estimated edge (the oldest from the turn before it on), so the walk from the count
+    # to the edge crosses no turn of unknown cost, and the counted request holds it when
+    # that is exact either way: if it fits, it is kept; if not, the count less its floor
+    # still fits. Without it, the count is exact only if it does not fit even at its
+    # floor, or fits at its ceiling and no older turn could (then sending it, with the
+    # probe, teaches its cost: a form's G, and every cost that depends on it).
+    edge = range(max(start - 1, 0), upto)
     unknown = next((i for i in edge if thread.cost(i) is None), -1)
     if unknown < 0:
         return start
@@ -127,10 +130,17 @@ def _candidate(
         with_it = size + cost(unknown)
     else:
         with_it = size - sum(cost(i) for i in range(start, unknown))
-    if with_it > budget:
-        return unknown + 1
-    spread = thread.ceiling(unknown) - thread.floor(unknown)
-    return unknown + 1 if with_it + spread <= 0.97 * budget else unknown
+    low, high = thread.floor(unknown), thread.ceiling(unknown)
+    err = 0.03 * budget  # what the estimate of the new message may be off by
+    # The request without it: the estimate less its cost, somewhere within its bounds.
+    least, most = (with_it - high, with_it - low) if unknown >= start else (size, size)
+    older = thread.floor(unknown - 1) if unknown > 0 else None
+    if most + high + err <= budget and (older is None or least + low + older > budget + err):
+        return unknown + 1  # it fits even at its ceiling and is the last that does: learn it
+    if with_it + err - low <= budget:
+        # Counted with it: it fits, or it is left out and the rest then fits for certain.
+        return unknown
+    return unknown + 1  # counted without it: it does not fit even at its floor
 
 
 def fit_to_window(
@@ -157,17 +167,21 @@ def fit_to_window(
     Why it fits: ``size`` starts exact and only ever subtracts a lower bound or adds an
     upper bound of a turn's cost, so it never undercounts, and it ends <= budget.
     Why no turn that fits is left out: a turn's floor and ceiling are its exact cost
-    once two exact counts have determined it (``Thread.derive_costs``). While the walk
+    once exact counts have determined it (``Thread.derive_costs``: every cost is an
+    affine form in the framing G of its request's system prompt, and one probe or
+    usage difference that involves G tells it, for every turn at once). While the walk
     crosses only such turns, ``size`` stays exact; it stops either after dropping turn
     s-1 because the request holding it was over budget, or before adding turn s-1
     because the request would be: both exact, so turn s-1 does not fit. The candidate
-    is chosen so the walk crosses no turn of unknown cost: the newest one at the edge
-    is counted inside the request when the estimate says it fits, outside when not.
-    Only when that estimate is wrong, for a turn no two counts have determined yet
-    (a thread's first, or the first after a new system prompt or a re-run), may that one
-    turn be left out; sending then determines its cost. The work is bounded by the
-    turns in the window, not the thread; the message alone is counted a second time
-    only when bounds could not tell whether it fits at all (and then it is refused).
+    is chosen so the walk crosses no turn of unknown cost (``_candidate``): the one at
+    the edge is counted inside the request when that decides it either way (it fits
+    and is kept exactly; or it is left out and the count less its floor still fits),
+    outside when it does not fit even at its floor, or fits at its ceiling with no
+    older turn that could (then sending it teaches its cost, and G). The work is
+    bounded by the turns in the window, not the thread. The message alone is counted a
+    second time only if the one count left it open whether the message fits at all,
+    which the choice of the candidate avoids for every message that then fits: a turn
+    of unknown cost is counted inside only when the rest fits without it for certain.
     """
     upto = len(thread.turns) if upto is None else upto
     turns = thread.turns
@@ -253,4 +267,6 @@ def _tail_will_do(thread: Thread, text: str, upto: int, start: int, probe: int) 
         return False
     if thread.framing(prev.model) is not None:
         return True
+    if probe == upto:  # the message alone is the question: counted alone, exactly
+        return False
     return prev.usage.input_tokens * 4 + len(text.encode("utf-8")) > 4 * TAIL_BYTES
