@@ -81,6 +81,10 @@ def _user_estimate(thread: Thread, upto: int, text: str) -> float:
     return max(per_byte * text_bytes + framing, 1.0)
 
 
+#: How far off (a share of it) the estimate of a new message's tokens may be.
+ERROR = 0.2
+
+
 def _candidate(
     thread: Thread, text: str, budget: int, upto: int, anchor: tuple[int, int] | None
 ) -> int:
@@ -89,16 +93,17 @@ def _candidate(
     Any start gives an exact fit when the turns between it and the true edge have
     exact costs; the estimate only keeps that walk short. A turn whose cost is unknown
     is put where one exact count decides it (below); the estimate of the new message
-    is allowed to be 3% of the window off.
+    may be ``ERROR`` of itself off.
     """
     turns = thread.turns
+    user = _user_estimate(thread, upto, text)
     if anchor is not None:
         # The previous reply's generated tokens, and the new message with one framing.
         start = anchor[0]
-        size = anchor[1] + turns[upto - 1].reply_tokens + _user_estimate(thread, upto, text)
+        size = anchor[1] + turns[upto - 1].reply_tokens + user
     else:
         start = upto
-        size = REQUEST_ALLOWANCE + _user_estimate(thread, upto, text)
+        size = REQUEST_ALLOWANCE + user
         size += message_bound(thread.system_prompt) if thread.system_prompt else 0
 
     def cost(index: int) -> float:
@@ -131,7 +136,7 @@ def _candidate(
     else:
         with_it = size - sum(cost(i) for i in range(start, unknown))
     low, high = thread.floor(unknown), thread.ceiling(unknown)
-    err = 0.03 * budget  # what the estimate of the new message may be off by
+    err = 2 + ERROR * user  # what the estimate of the new message may be off by
     # The request without it: the estimate less its cost, somewhere within its bounds.
     least, most = (with_it - high, with_it - low) if unknown >= start else (size, size)
     older = thread.floor(unknown - 1) if unknown > 0 else None
