@@ -70,6 +70,11 @@ def _user_estimate(thread: Thread, upto: int, text: str) -> float:
     text_bytes = len(text.encode("utf-8"))
     reply_bytes = sum(len(t.reply.encode("utf-8")) for t in window if t.reply_tokens)
     reply_tokens = sum(t.reply_tokens for t in window)
+    if reply_tokens < 64:  # too few replies to tell: a request sent alone tells too
+        for index, turn in enumerate(window, start=max(0, upto - 8)):
+            if turn.context_start == index and turn.usage.input_tokens > REQUEST_ALLOWANCE:
+                reply_tokens += turn.usage.input_tokens - REQUEST_ALLOWANCE // 2
+                reply_bytes += len((turn.system_prompt + turn.user).encode("utf-8"))
     if not reply_bytes or not reply_tokens:
         return float(message_bound(text))
     per_byte = reply_tokens / reply_bytes
@@ -183,10 +188,21 @@ def fit_to_window(
     and is kept exactly; or it is left out and the count less its floor still fits),
     outside when it does not fit even at its floor, or fits at its ceiling with no
     older turn that could (then sending it teaches its cost, and G). The work is
-    bounded by the turns in the window, not the thread. The message alone is counted a
-    second time only if the one count left it open whether the message fits at all,
-    which the choice of the candidate avoids for every message that then fits: a turn
-    of unknown cost is counted inside only when the rest fits without it for certain.
+    bounded by the turns in the window, not the thread.
+
+    What one count cannot tell: a thread's first turn (or the first under a new system
+    prompt) costs its usage less G, and G is in every request that leaves it out, so
+    until a probe or usage has told G the request without it has two unknowns (G and
+    the new message), and one count fixes only one. Counted with it, whether it fits is
+    exact; if it does not, the rest is certain only when the count less its floor fits.
+    Counted without it, it is certain only outside its bounds. Between those (a band as
+    wide as G's bounds, near the edge) the estimate decides, and a turn may be left out
+    that would have fitted; sending with a probe at another start then tells G, and
+    every cost that depends on it. The message alone is counted a second time only if
+    the one count left it open whether the message fits at all: a turn of unknown cost
+    is counted inside only when, by the estimate and its margin (``ERROR``), the rest
+    fits without it whatever it costs, and a large first tail count is not taken when
+    the message alone is the question (``_tail_will_do``).
     """
     upto = len(thread.turns) if upto is None else upto
     turns = thread.turns
