@@ -10,15 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from yagpt_magic.conversation import (
-    Message,
-    Thread,
-    Turn,
-    Usage,
-    WindowOverflow,
-    fit_to_window,
-)
+from yagpt_magic.conversation import Message, Thread, Turn, Usage
 from yagpt_magic.emulator import REQUEST_FRAMING, count_tokens, tokenize_text
+from yagpt_magic.fitting import WindowOverflow, fit_to_window
 
 
 @functools.lru_cache(maxsize=100_000)

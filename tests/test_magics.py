@@ -202,8 +202,19 @@ def test_left_out_turns_are_reported(
     for i in range(12):
         result = shell.run_cell(f"%%chat\nQuestion {i}: " + "words " * 30)
         result.raise_error()
-    fitted = magics_of(shell).session.thread().turns[-1].context_start
+    thread = magics_of(shell).session.thread()
+    fitted = thread.turns[-1].context_start
     assert fitted and fitted > 0
+    # Exact (SPEC 4): one more older turn would not have fitted the 1,000 tokens of room,
+    # or the request uses 98% of it.
+    for request, turn in zip(emulator.completions, thread.turns):
+        size = count_tokens(request.messages)
+        if turn.context_start:
+            older = thread.turns[turn.context_start - 1]
+            head = 1 if request.messages[0][0] == "system" else 0
+            more = list(request.messages)
+            more[head:head] = [("user", older.user), ("assistant", older.reply)]
+            assert count_tokens(more) > 1000 or size >= 980
     assert f"[{fitted} earlier turns left out to fit the 1200-token window.]" in (
         capsys.readouterr().out)
     assert count_tokens(emulator.completions[-1].messages) <= 1000

@@ -1,8 +1,8 @@
 """Threads and turns: plain data, with no IPython, SDK or I/O in it.
 
 A ``Thread`` is one conversation (an optional system prompt and ordered ``Turn``s).
-``fit_to_window`` decides which earlier turns a new message can carry as context,
-counting with a caller-supplied tokenizer (the model's own, through the backend).
+``Thread`` also derives each turn's exact token cost from the counts it has seen, which
+``fitting.fit_to_window`` uses to decide which earlier turns a new message can carry.
 """
 
 from __future__ import annotations
@@ -96,6 +96,29 @@ class ToolRound:
         ]
 
 
+#: (system prompt, model): what a request's framing G = F - f depends on.
+Key = tuple[str, str]
+
+
+class Form:
+    """An affine form: ``const`` plus ``coef[key]`` times the unknown G of each key."""
+
+    __slots__ = ("coef", "const")
+
+    def __init__(self, const: int, coef: dict[Key, int] | None = None) -> None:
+        self.const = const
+        self.coef = {k: c for k, c in (coef or {}).items() if c}
+
+    def __add__(self, other: Form) -> Form:
+        coef = dict(self.coef)
+        for key, c in other.coef.items():
+            coef[key] = coef.get(key, 0) + c
+        return Form(self.const + other.const, coef)
+
+    def __sub__(self, other: Form) -> Form:
+        return self + Form(-other.const, {k: -c for k, c in other.coef.items()})
+
+
 @dataclass
 class Turn:
     """One exchange: the user's message, the model's reply, and how it was made."""
@@ -128,6 +151,8 @@ class Turn:
     tail: int | None = field(default=None, compare=False, repr=False)
     #: Function calls made before the reply (SPEC 12); ``usage`` is the final request's.
     tool_rounds: tuple[ToolRound, ...] = ()
+    #: Its cost as an affine form in the framing of its request (see derive_costs).
+    form: Form | None = field(default=None, compare=False, repr=False)
 
     def messages(self) -> list[Message]:
         """Every message of the turn, as a later request carries it (and fitting counts it)."""
@@ -190,8 +215,9 @@ class Thread:
         self._hash = ContextHash()
         # Turns[:_derived] have had their exact costs derived (see derive_costs).
         self._derived = 0
-        # (system prompt, model) -> (F at most, F - f exactly or None): see derive_costs.
-        self._frames: dict[tuple[str, str], tuple[int, int | None]] = {}
+        # (system prompt, model) -> G = F - f, exactly / at most: see derive_costs.
+        self._g: dict[Key, int] = {}
+        self._g_high: dict[Key, int] = {}
         # model -> tokens a request costs beyond its messages (learned, see framing).
         self._framing: dict[str, int] = {}
         # (index, text) -> (turns[index], count of [its reply, text]): see tail_count.
@@ -209,18 +235,22 @@ class Thread:
         Every committed turn brings the exact size of the request it sent (usage), and a
         turn fitted near the edge also the exact size of the request it tokenized
         (``probe``). A request's size is its framing F (with the system prompt) plus its
-        messages' costs; a reply costs its generated tokens plus a framing f that is the
-        same for every reply. Differences of exact sizes cancel F and f:
+        messages' costs plus the new user message's; a turn costs its user message and
+        its reply, which is its generated tokens plus a framing f the same for every
+        reply. So a turn's usage, less the costs of the turns it was sent with, less
+        G = F - f, plus its reply's tokens is its exact cost: each turn's cost is an
+        affine ``Form`` in the unknown G of each (system prompt, model), fixed at commit
+        (while its context is the one it was sent with, before a re-run makes it stale).
+        Two exact counts of requests that differ by known turns give an equation:
 
         - a turn's probe and usage differ by exactly the turns between the two starts;
         - two consecutive turns' usages differ by the previous reply and this user
-          message, less the turns left out in between, so this turn's cost is that
-          difference plus this reply's tokens less the previous reply's;
-        - once one turn's cost and context are known, its usage gives F - f, which
-          turns every other usage with a known context into its turn's exact cost
-          (the first turn of a thread, the first after a new system prompt).
+          message, less the turns left out in between (a difference that cancels G);
+        - a cost known both ways (from a difference, and as a form) tells G itself.
 
-        Each turn is visited once (the work is flat in the thread's length).
+        Once G is known every form is an exact cost: the first turn of a thread, the
+        first after a new system prompt or a re-run. Until then a form still bounds the
+        cost within the bounds of G. Each turn is visited once (flat in the length).
         """
         turns = self.turns
         for index in range(min(self._derived, len(turns)), min(upto, len(turns))):
@@ -251,13 +281,10 @@ class Thread:
     def cost(self, index: int) -> int | None:
         """The exact tokens turns[index] adds to a request, if exact counts tell it."""
         turn = self.turns[index]
-        if turn.tokens is None:
-            sent = self._sent(index)
-            frame = self._frames.get((turn.system_prompt, turn.model))
-            if sent is not None and frame is not None and frame[1] is not None:
-                derived = sent[0] - sent[1] - frame[1] + turn.reply_tokens
-                if derived > 0:
-                    turn.tokens = derived
+        if turn.tokens is None and turn.form is not None:
+            low, high = self._range(turn.form)
+            if low == high and low > 0:
+                turn.tokens = low
         return turn.tokens
 
     def floor(self, index: int) -> int:
@@ -267,79 +294,102 @@ class Thread:
             return exact
         turn = self.turns[index]
         low = turn.reply_tokens + 2  # the reply's tokens, and one for each message at least
-        sent = self._sent(index)
-        frame = self._frames.get((turn.system_prompt, turn.model))
-        if sent is not None and frame is not None:  # its user message: usage less F at most
-            low = max(low, sent[0] - sent[1] - frame[0] + turn.reply_tokens)
+        if turn.form is not None:
+            low = max(low, self._range(turn.form)[0])
         return low
 
     def ceiling(self, index: int) -> int:
-        """The exact cost when known, else an upper bound (bytes, or usage, less F >= 1)."""
+        """The exact cost when known, else an upper bound (bytes, or its form)."""
         exact = self.cost(index)
         if exact is not None:
             return exact
         turn = self.turns[index]
         high = turn.bound
-        sent = self._sent(index)
-        if sent is not None:
-            framing = MESSAGE_ALLOWANCE
-            for later in self.turns[index + 1 : index + 9]:
-                if later.tokens is not None:
-                    framing = min(framing, later.tokens - later.reply_tokens - 1)
-            high = min(high, sent[0] - sent[1] - 1 + turn.reply_tokens + max(framing, 0))
+        if turn.form is not None:
+            high = min(high, self._range(turn.form)[1])
         return max(high, self.floor(index))
 
-    def _sent(self, index: int) -> tuple[int, int] | None:
-        """(usage, known cost of the turns sent before it) when its usage can be read."""
+    def _g_range(self, key: Key) -> tuple[int, int]:
+        """G = F - f of a (system prompt, model): exact once learned, else bounds."""
+        exact = self._g.get(key)
+        if exact is not None:
+            return exact, exact
+        # F: a start token at least, at most the allowance and the system message's bound;
+        # f: a reply's framing, 0 to MESSAGE_ALLOWANCE.
+        high = REQUEST_ALLOWANCE + (message_bound(key[0]) if key[0] else 0)
+        return 1 - MESSAGE_ALLOWANCE, min(high, self._g_high.get(key, high))
+
+    def _range(self, form: Form) -> tuple[int, int]:
+        low = high = form.const
+        for key, coef in form.coef.items():
+            g_low, g_high = self._g_range(key)
+            low += min(coef * g_low, coef * g_high)
+            high += max(coef * g_low, coef * g_high)
+        return low, high
+
+    def _form(self, index: int) -> Form | None:
+        """The exact cost when known, else its form (None: no usage to read it from)."""
         turn = self.turns[index]
-        start = turn.context_start
-        if (
-            turn.usage.input_tokens <= 0
-            or start is None
-            or not 0 <= start <= index
-            or turn.stale
-            or turn.usage.reasoning_tokens
-            or index - start > 256
-        ):
-            return None
-        context = [t.tokens for t in self.turns[start:index]]
-        if any(c is None for c in context):
-            return None
-        return turn.usage.input_tokens, sum(c or 0 for c in context)
+        return Form(turn.tokens) if turn.tokens is not None else turn.form
+
+    def _sum(self, low: int, high: int) -> Form | None:
+        """The forms of turns[low:high], summed (None if one has none)."""
+        const, coef = 0, dict[Key, int]()
+        for turn in self.turns[low:high]:
+            if turn.tokens is not None:
+                const += turn.tokens
+            elif turn.form is None:
+                return None
+            else:
+                const += turn.form.const
+                for key, c in turn.form.coef.items():
+                    coef[key] = coef.get(key, 0) + c
+        return Form(const, coef)
+
+    def _equate(self, form: Form) -> None:
+        """Learn G from ``form == 0`` when it has exactly one G still unknown."""
+        const, unknown = form.const, []
+        for key, coef in form.coef.items():
+            if coef and key in self._g:
+                const += coef * self._g[key]
+            elif coef:
+                unknown.append((key, coef))
+        if len(unknown) == 1 and const % unknown[0][1] == 0:
+            self._g[unknown[0][0]] = -const // unknown[0][1]
 
     def _derive(self, index: int) -> None:
         turn = self.turns[index]
         sent, start = turn.usage.input_tokens, turn.context_start
         if sent <= 0 or start is None or start > index or turn.stale:
             return
+        key = (turn.system_prompt, turn.model)
+        if index - start <= 256 and not turn.usage.reasoning_tokens:
+            context = self._sum(start, index)
+            if context is not None:
+                if not context.coef:  # G is less than F, and F < usage less its context
+                    self._g_high[key] = min(self._g_high.get(key, sent), sent - context.const - 1)
+                own = Form(sent + turn.reply_tokens, {key: -1}) - context
+                turn.form = own if turn.form is None else turn.form
         if turn.probe is not None and turn.probe[0] != start:
             low, high = sorted((turn.probe[0], start))
-            gap = abs(turn.probe[1] - sent)
-            costs = [self.cost(i) for i in range(low, high)]
-            if costs.count(None) == 1:
-                rest = gap - sum(c or 0 for c in costs)
-                if rest > 0:
+            between = self._sum(low, high)
+            if between is not None:
+                self._equate(between - Form(abs(turn.probe[1] - sent)))
+            else:  # a turn with no form in between: one such turn is the difference
+                costs = [self.cost(i) for i in range(low, high)]
+                rest = abs(turn.probe[1] - sent) - sum(c or 0 for c in costs)
+                if costs.count(None) == 1 and rest > 0:
                     self.turns[low + costs.index(None)].tokens = rest
-        if turn.tokens is None and index > 0:
+        if index > 0:
             self._follow(index)
         if turn.tail is not None and index > 0:
             new = self._new_since_previous(index)
-            if new is not None and turn.tail - new >= 0:
-                self._framing[turn.model] = turn.tail - new
-        # What this turn tells of F (at most; exactly when its own cost is known).
-        known = self._sent(index)
-        if known is None:
-            return
-        key = (turn.system_prompt, turn.model)
-        most, exact = self._frames.get(key, (sent, None))
-        most = min(most, known[0] - known[1] - 1)
-        if turn.tokens is not None:
-            exact = known[0] - known[1] - (turn.tokens - turn.reply_tokens)
-        self._frames[key] = (most, exact)
+            if new is not None and not new.coef and turn.tail - new.const >= 0:
+                self._framing[turn.model] = turn.tail - new.const
         self.cost(index)
 
-    def _new_since_previous(self, index: int) -> int | None:
-        """Exact tokens of the previous reply and this message (usage difference)."""
+    def _new_since_previous(self, index: int) -> Form | None:
+        """Tokens of the previous reply and this message (usage difference)."""
         turn, prev = self.turns[index], self.turns[index - 1]
         if (
             prev.stale
@@ -352,11 +402,11 @@ class Thread:
             return None
         start = turn.context_start or 0
         low, high = sorted((prev.context_start, start))
-        between = [self.cost(i) for i in range(low, high)]
-        if any(c is None for c in between):
+        between = self._sum(low, high)
+        if between is None:
             return None
-        dropped = sum(c or 0 for c in between) * (1 if start >= prev.context_start else -1)
-        return turn.usage.input_tokens - prev.usage.input_tokens + dropped
+        dropped = between if start >= prev.context_start else Form(0) - between
+        return Form(turn.usage.input_tokens - prev.usage.input_tokens) + dropped
 
     def _follow(self, index: int) -> None:
         """This turn's cost from the previous turn's usage and its own."""
@@ -364,9 +414,15 @@ class Thread:
         if new is None:
             return
         turn, prev = self.turns[index], self.turns[index - 1]
-        derived = new + turn.reply_tokens - prev.reply_tokens
-        if derived > 0:
-            turn.tokens = derived
+        derived = new + Form(turn.reply_tokens - prev.reply_tokens)
+        if turn.form is not None:  # the same cost two ways: an equation for G
+            self._equate(turn.form - derived)
+        if turn.tokens is None and not derived.coef and derived.const > 0:
+            turn.tokens = derived.const
+        elif turn.tokens is None and turn.form is None:
+            turn.form = derived
+        if turn.tokens is not None and turn.form is not None:
+            self._equate(turn.form - Form(turn.tokens))
 
     def slot_for(self, cell_id: str | None) -> int | None:
         """Index of the turn a cell made earlier, so a re-run replaces it in place."""
@@ -519,247 +575,3 @@ class ContextHash:
         final = self._hasher.copy()
         final.update((b"[" if self._empty else b",") + _encoded("user", text) + b"]")
         return final.hexdigest()
-
-
-@dataclass(frozen=True)
-class Fit:
-    """Which earlier turns go out with a new message, and what it cost to decide."""
-
-    start: int
-    upto: int
-    #: The request's size: exact, or an upper bound when no tokenizer call was needed.
-    tokens: int
-    tokenize_calls: int
-    #: (start, tokens) of the request the tokenizer counted, for ``Turn.probe``.
-    probe: tuple[int, int] | None = None
-    #: The count of [previous reply, new message] as a request, if that was counted.
-    tail: int | None = None
-
-    @property
-    def left_out(self) -> int:
-        return self.start
-
-
-class WindowOverflow(ValueError):
-    """The new message (with the system prompt) does not fit the window on its own."""
-
-    def __init__(self, tokens: int, budget: int) -> None:
-        super().__init__(f"{tokens} tokens, {tokens - budget} over a budget of {budget}")
-        self.tokens = tokens
-        self.budget = budget
-
-
-def _anchor(thread: Thread, upto: int) -> tuple[int, int] | None:
-    """Where the previous request started and its exact size (the service's usage).
-
-    Valid only if that request is still what the thread holds before ``upto``: the
-    same system prompt, and no earlier turn replaced since (``stale``).
-    """
-    if upto == 0:
-        return None
-    prev = thread.turns[upto - 1]
-    if (
-        prev.stale
-        or prev.context_start is None
-        or prev.usage.input_tokens <= 0
-        or prev.system_prompt != thread.system_prompt
-        or prev.context_start > upto - 1
-    ):
-        return None
-    return prev.context_start, prev.usage.input_tokens
-
-
-def _user_estimate(thread: Thread, upto: int, text: str) -> float:
-    """About what the new message and the previous reply's framing will cost.
-
-    Replies give the tokens per byte of plain text (their generated tokens); the newest
-    turn of known cost gives what a user message and a reply frame cost beyond that.
-    """
-    window = thread.turns[max(0, upto - 8) : upto]
-    text_bytes = len(text.encode("utf-8"))
-    reply_bytes = sum(len(t.reply.encode("utf-8")) for t in window if t.reply_tokens)
-    reply_tokens = sum(t.reply_tokens for t in window)
-    if not reply_bytes or not reply_tokens:
-        return float(message_bound(text))
-    per_byte = reply_tokens / reply_bytes
-    known = [t for t in window if t.tokens is not None]
-    if not known:
-        return per_byte * text_bytes + MESSAGE_ALLOWANCE
-    last = known[-1]
-    framing = (last.tokens or 0) - last.reply_tokens - per_byte * len(last.user.encode("utf-8"))
-    return max(per_byte * text_bytes + framing, 1.0)
-
-
-def _candidate(
-    thread: Thread, text: str, budget: int, upto: int, anchor: tuple[int, int] | None
-) -> int:
-    """The start whose request the one tokenizer call should count.
-
-    Any start gives an exact fit when the turns between it and the true edge have
-    exact costs; the estimate only keeps that walk short, and a turn whose cost is
-    unknown is counted inside the request, so whether it fits is measured, not guessed.
-    """
-    turns = thread.turns
-    if anchor is not None:
-        # The previous reply's generated tokens, and the new message with one framing.
-        start = anchor[0]
-        size = anchor[1] + turns[upto - 1].reply_tokens + _user_estimate(thread, upto, text)
-    else:
-        start = upto
-        size = REQUEST_ALLOWANCE + _user_estimate(thread, upto, text)
-        size += message_bound(thread.system_prompt) if thread.system_prompt else 0
-
-    def cost(index: int) -> float:
-        exact = thread.cost(index)
-        if exact is not None:
-            return float(exact)
-        return 0.5 * (thread.floor(index) + thread.ceiling(index))
-
-    while size > budget and start < upto:
-        size -= cost(start)
-        start += 1
-    if start == upto and size > 0.9 * budget:
-        return upto  # the message may not fit even alone: count it alone, exactly
-    while start > 0 and size + cost(start - 1) <= budget:
-        size += cost(start - 1)
-        start -= 1
-    # A turn of unknown cost at the edge is measured, not guessed. Counting the request
-    # with it is exact if it fits; counting it without is exact if it does not (and, if
-    # it plainly fits even at its ceiling, sending it teaches its cost): follow the
-    # estimate. The newest such turn from just before the edge on decides: the walk
-    # from there to the edge then crosses only turns of known cost.
-    edge = range(upto - 1, max(start - 2, -1), -1)
-    unknown = next((i for i in edge if thread.cost(i) is None), -1)
-    if unknown < 0:
-        return start
-    if unknown < start:
-        with_it = size + cost(unknown)
-    else:
-        with_it = size - sum(cost(i) for i in range(start, unknown))
-    if with_it > budget:
-        return unknown + 1
-    spread = thread.ceiling(unknown) - thread.floor(unknown)
-    return unknown + 1 if with_it + spread <= 0.97 * budget else unknown
-
-
-def fit_to_window(
-    thread: Thread, text: str, *, budget: int, count: Counter, upto: int | None = None
-) -> Fit:
-    """Choose the oldest turn to send so the request fits ``budget`` tokens, exactly.
-
-    The oldest whole turns are left out first; the system prompt and the new message
-    never are. Raises ``WindowOverflow`` when the message cannot fit on its own.
-
-    1. Plainly inside: the previous request's exact size (its usage) plus upper bounds
-       of the previous reply and the new message fits, and the turn before it provably
-       does not (it would add at least its floor): no tokenizer call.
-    2. Otherwise one call counts a candidate request exactly, framing included, and the
-       walk goes from it to the edge: drop the oldest turn while over, subtracting its
-       floor; add the next older turn back while it fits, adding its ceiling. Once the
-       request framing is known (``Thread.framing``), or when the request is large, the
-       call counts only the previous reply and the new message: the previous request's
-       usage plus that count less the framing is the same exact size, without the
-       tokenizer returning every token of a full window (``_tail_will_do``). The first
-       such count, framing not yet known, takes it as zero: conservative by the framing
-       (~10 tokens), a negligible share of a request that large.
-
-    Why it fits: ``size`` starts exact and only ever subtracts a lower bound or adds an
-    upper bound of a turn's cost, so it never undercounts, and it ends <= budget.
-    Why no turn that fits is left out: a turn's floor and ceiling are its exact cost
-    once two exact counts have determined it (``Thread.derive_costs``). While the walk
-    crosses only such turns, ``size`` stays exact; it stops either after dropping turn
-    s-1 because the request holding it was over budget, or before adding turn s-1
-    because the request would be: both exact, so turn s-1 does not fit. The candidate
-    is chosen so the walk crosses no turn of unknown cost: the newest one at the edge
-    is counted inside the request when the estimate says it fits, outside when not.
-    Only when that estimate is wrong, for a turn no two counts have determined yet
-    (a thread's first, or the first after a new system prompt or a re-run), may that one
-    turn be left out; sending then determines its cost. The work is bounded by the
-    turns in the window, not the thread; the message alone is counted a second time
-    only when bounds could not tell whether it fits at all (and then it is refused).
-    """
-    upto = len(thread.turns) if upto is None else upto
-    turns = thread.turns
-    thread.derive_costs(upto)
-    new = message_bound(text)
-
-    anchor = _anchor(thread, upto)
-    if anchor is not None:
-        start, sent = anchor
-        prev = turns[upto - 1]
-        high = sent + message_bound(prev.reply) + new
-        # The older turn cannot fit: it would add at least its floor to at least this.
-        shut = start == 0 or sent + prev.reply_tokens + 1 + thread.floor(start - 1) > budget
-        if high <= budget and shut:
-            return Fit(start, upto, high, 0)
-    else:
-        # No exact size to start from (a first turn, a new system prompt): bytes bound it.
-        high = REQUEST_ALLOWANCE + new
-        high += message_bound(thread.system_prompt) if thread.system_prompt else 0
-        for turn in turns[:upto]:
-            high += turn.bound
-            if high > budget:
-                break
-        if high <= budget:
-            return Fit(0, upto, high, 0)
-
-    probe = _candidate(thread, text, budget, upto, anchor)
-    tail = None
-    if anchor is not None and _tail_will_do(thread, text, upto, anchor[0], probe):
-        # Only what is new since the previous request: its reply and this message. Their
-        # count as a request of their own, less the request framing, added to the
-        # previous request's exact size is this one's (framing once).
-        prev = turns[upto - 1]
-        tail = thread.tail_count(upto - 1, text, count)
-        calls_made = thread.tail_calls
-        framing = thread.framing(prev.model)
-        probe, measured = anchor[0], anchor[1] + tail - (framing or 0)
-        exact_probe = framing is not None
-    else:
-        measured = count(thread.request(text, upto=upto, start=probe))
-        exact_probe, calls_made = True, 1
-    calls, start, size, exact = calls_made, probe, measured, exact_probe
-    while size > budget and start < upto:
-        exact = exact and thread.cost(start) is not None
-        size -= thread.floor(start)
-        start += 1
-    if size > budget and not exact:
-        # Only bounds said so: bytes may tell the message fits alone; else it is counted
-        # alone (and then refused, so no second call precedes a completion).
-        alone = REQUEST_ALLOWANCE + new
-        alone += message_bound(thread.system_prompt) if thread.system_prompt else 0
-        if alone <= budget:
-            return Fit(upto, upto, alone, calls)
-        size = count(thread.request(text, upto=upto, start=upto))
-        calls += 1
-    if size > budget:
-        raise WindowOverflow(size, budget)
-    while start > 0 and size + thread.ceiling(start - 1) <= budget:
-        size += thread.ceiling(start - 1)
-        start -= 1
-    return Fit(start, upto, size, calls, (probe, measured) if exact_probe else None, tail)
-
-
-#: A candidate request this large is not counted whole near the edge (the tokenizer
-#: returns every token: ~30k of them for a full 32k window) while only its previous
-#: reply and new message are new: those two are counted instead.
-TAIL_BYTES = 16 * 1024
-
-
-def _tail_will_do(thread: Thread, text: str, upto: int, start: int, probe: int) -> bool:
-    """Whether counting the previous reply and the new message alone gives the answer.
-
-    It does when the request framing is known (learned from an earlier such count and
-    the usages around it), or, the first time, when the request is large enough that
-    counting the framing as if it were zero overcounts by a negligible share. The
-    walk from the previous start to the edge must cross only turns of known cost.
-    """
-    prev = thread.turns[upto - 1]
-    if prev.usage.completion_tokens <= 0:
-        return False
-    low, high = sorted((start, probe))
-    if any(thread.cost(i) is None for i in range(max(low - 1, 0), high)):
-        return False
-    if thread.framing(prev.model) is not None:
-        return True
-    return prev.usage.input_tokens * 4 + len(text.encode("utf-8")) > 4 * TAIL_BYTES

@@ -20,16 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import __version__, models
 from .backend import Backend, Reply, RequestOptions
 from .connection import Connection, Credential, CredentialKind, resolve
-from .conversation import (
-    Fit,
-    Message,
-    Thread,
-    Turn,
-    WindowOverflow,
-    fit_to_window,
-    message_bound,
-    message_text,
-)
+from .conversation import Message, Thread, Turn, message_bound, message_text
 from .errors import (
     ChatError,
     ContentFiltered,
@@ -40,6 +31,7 @@ from .errors import (
     UsageProblem,
     sendable,
 )
+from .fitting import Fit, WindowOverflow, fit_to_window
 from .settings import Settings
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from .session import Answer, turn_metadata
 
 if TYPE_CHECKING:
     from .backend import RequestOptions
-    from .conversation import Fit
+    from .fitting import Fit
     from .session import ChatSession
     from .settings import Settings
     from .structured import Schema
