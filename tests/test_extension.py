@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -201,3 +202,23 @@ def test_extensions_config_loads_it_like_load_ext(tmp_path: Any) -> None:
         env={**__import__("os").environ, "IPYTHONDIR": str(tmp_path)},
     )
     assert "ChatMagics" in out.stdout, out.stderr
+
+
+def test_building_the_package_gives_no_deprecation_warning(tmp_path: Path) -> None:
+    """``pip install .`` once warned that ``project.license`` as a table is deprecated."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    code = (
+        "import warnings, sys\n"
+        "warnings.simplefilter('always')\n"
+        "from setuptools import build_meta\n"
+        f"build_meta.prepare_metadata_for_build_wheel({str(tmp_path)!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "deprecated" not in (done.stdout + done.stderr).lower(), done.stderr[-2000:]
+    metadata = next(tmp_path.glob("*.dist-info")) / "METADATA"
+    assert "License-Expression: MIT" in metadata.read_text()
