@@ -9,7 +9,6 @@ unless ``verbose_errors`` is on. gRPC errors are translated here by status-code
 from __future__ import annotations
 
 import base64
-import difflib
 import html
 import re
 from collections.abc import Iterable
@@ -225,6 +224,8 @@ def mask_arguments(message: str, flags: Iterable[str] = ()) -> str:
         words = rest.split()
         shown = [word if word.startswith("-") else "…" for word in words]
         message = f"{head}{sep} {' '.join(shown)}"
+        import difflib  # only on this error path: %load_ext stays lean
+
         known = [flag for flag in flags if flag.startswith("--")]
         for word in words:
             close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.75)
