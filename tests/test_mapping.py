@@ -76,6 +76,7 @@ def test_a_missing_column_fails_before_anything_is_sent(
     assert "DataFrame, a list of dicts or a list of strings" in fails(
         shell, "%%chat --map number\nHi")
     assert "--vars does not go with --map" in fails(shell, "%%chat --map rows --vars\n{name}")
+    assert "--tools does not go with --map" in fails(shell, "%%chat --map rows --tools f\n{name}")
     assert "go with --map DATA" in fails(shell, "%%chat --batch\nHi")
     assert emulator.completions == []
 

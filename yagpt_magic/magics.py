@@ -256,6 +256,9 @@ class ChatMagics(Magics):
             raise UsageProblem("--batch and --concurrency go with --map DATA.")
         if args.vars:
             raise UsageProblem("--vars does not go with --map: there {name} is a column.")
+        if args.tools:
+            raise UsageProblem("--tools does not go with --map: each row is one request, "
+                               "answered without function calls.")
         ns = self._shell.user_ns
         if args.map not in ns:
             raise UsageProblem(f"--map: {args.map!r} is not defined; nothing was sent.")
