@@ -251,7 +251,7 @@ def test_a_saved_notebook_keeps_a_transcript_kept_current(emulator: Emulator) ->
 def test_the_transcript_is_bounded_and_escapes_user_text(magics: Any) -> None:
     from yagpt_magic.conversation import Turn
     from yagpt_magic.render import reply_bundle
-    from yagpt_magic.widget_front import transcript_bundle
+    from yagpt_magic.widget_front import HIDE_ERROR, transcript_bundle
 
     turns = [(Turn(user=f"<b>q{i}</b>", reply=f"a{i}"), reply_bundle(f"a{i}"))
              for i in range(TRANSCRIPT_TURNS + 5)]
@@ -260,6 +260,8 @@ def test_the_transcript_is_bounded_and_escapes_user_text(magics: Any) -> None:
     # A user message is escaped text: shown literally, never as HTML.
     assert "<pre>&lt;b&gt;q5&lt;/b&gt;</pre>" in bundle["text/html"]
     assert "<b>q5</b>" not in bundle["text/html"] and "text/markdown" not in bundle
+    # The one <style>: it hides the widget's error line right above, in a saved notebook.
+    assert bundle["text/html"].count("<style>") == 1 and HIDE_ERROR in bundle["text/html"]
     assert "You: <b>q4</b>\n" not in bundle["text/plain"]
 
 

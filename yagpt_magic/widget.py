@@ -531,7 +531,8 @@ class ChatWidget(widgets.VBox):
         JupyterLab draws a widget output of a reopened notebook as "model not found",
         whatever else its bundle holds, so the transcript is an output of its own: kept
         current (one display update per change of the thread), hidden by the widget's
-        CSS while the live widget is drawn above it.
+        CSS while the live widget is drawn above it; when it is not, the transcript hides
+        that error line (``widget_front.HIDE_ERROR``).
         """
         from IPython.display import display
 

@@ -76,13 +76,27 @@ TRANSCRIPT_TURNS = 50
 
 MARKER = '<div class="yagpt-static-transcript"></div>'
 
+#: Shipped inside the transcript, as the widget's own CSS is not loaded in a saved
+#: notebook: hides the output just above the transcript when the widget manager drew
+#: its error line there ("Error displaying widget: model not found"; only then does it
+#: put ``jupyter-widgets`` on the output itself, a drawn widget has it on its views
+#: inside), so the transcript shows in its place. It never hides a drawn chat widget
+#: nor any output but the one right above a transcript. Jupyter keeps ``<style>`` only
+#: in trusted outputs; an untrusted notebook draws no widget (its text line shows).
+HIDE_ERROR = (
+    "<style>.jp-OutputArea-child:has(> .jp-OutputArea-output.jupyter-widgets)"
+    ":not(:has(.yagpt-chat)):has(+ .jp-OutputArea-child .yagpt-static-transcript)"
+    " { display: none; }</style>"
+)
+
 
 def transcript_bundle(thread: str, turns: list[tuple[Turn, dict[str, str]]]) -> dict[str, str]:
     """A static transcript for where the live widget cannot be drawn (a saved notebook).
 
     Each reply is its ``ReplyView`` bundle's sanitized ``text/html``, never re-rendered
     here; user messages are escaped text. The empty marker element lets the widget's CSS hide
-    this output while the live widget is drawn above it.
+    this output while the live widget is drawn above it; ``HIDE_ERROR`` hides the error
+    line drawn in place of the widget when it is not.
     """
     left_out = max(0, len(turns) - TRANSCRIPT_TURNS)
     count = f"{len(turns)} turn{'' if len(turns) == 1 else 's'}"
@@ -95,7 +109,7 @@ def transcript_bundle(thread: str, turns: list[tuple[Turn, dict[str, str]]]) -> 
         lines += [f"--- {turn_meta(turn, index)}", f"You: {turn.user}",
                   f"YandexGPT: {bundle.get('text/plain', '')}"]
     note = " (a static copy; run the cell for the live widget)"
-    rows = [MARKER, f"<p><b>{html.escape(title)}</b>{note}</p>"]
+    rows = [MARKER, HIDE_ERROR, f"<p><b>{html.escape(title)}</b>{note}</p>"]
     for index, (turn, bundle) in shown:
         rows.append(
             f"<div><small>{html.escape(turn_meta(turn, index))}</small></div>"
@@ -111,7 +125,8 @@ class StaticTranscript:
     JupyterLab draws a widget output of a reopened notebook as "model not found",
     whatever else its bundle holds, so the transcript is an output of its own: kept
     current (one display update per change of the thread), hidden by the widget's CSS
-    while the live widget is drawn above it. Each turn is rendered once, then kept
+    while the live widget is drawn above it, and hiding that error line (``HIDE_ERROR``)
+    when it is not. Each turn is rendered once, then kept
     while it is among the newest ``TRANSCRIPT_TURNS``.
     """
 

@@ -25,6 +25,7 @@ from .jupyter import (
     assert_only_loopback,
     cell_count,
     cell_locator,
+    cell_output_locator,
     create_notebook,
     open_notebook,
     run_cell,
@@ -293,11 +294,16 @@ def test_a_saved_notebook_reopened_shows_the_transcript(
     # While the live widget is drawn, its static copy is hidden below it.
     expect(transcript).to_contain_text("Volga")  # kept current...
     expect(transcript).to_be_hidden()  # ...and out of sight
+    # The control: a plain ipywidget, whose saved output has no transcript.
+    slider = append_and_run(page, "import ipywidgets\nipywidgets.IntSlider()")
+    expect(cell_output_locator(page, slider).locator(".widget-slider")).to_be_visible()
     # A %%chat turn on the thread updates it too, and never lands in that cell's output.
     cell = append_and_run(page, "%%chat\nAnd the second longest?")
     wait_for_output(page, cell, "offline emulator")
     expect(transcript).to_contain_text("And the second longest?")
     expect(cell_locator(page, cell).locator(".yagpt-static-transcript")).to_have_count(0)
+    expect(chat).to_be_visible()
+    expect(transcript).to_be_hidden()
     # File > Save (the test servers expose the app, so its command can be run directly).
     saved = page.evaluate("window.jupyterapp.commands.execute('docmanager:save')"
                           ".then(() => 'saved', (e) => String(e))")
@@ -305,7 +311,7 @@ def test_a_saved_notebook_reopened_shows_the_transcript(
     wait_until(lambda: "Volga" in json.dumps(server.api("GET", f"/api/contents/{name}")),
                "the saved notebook holds the transcript", timeout=30)
 
-    # Reopened after the kernel is gone: the transcript shows the widget's turns.
+    # Reopened after the kernel is gone: the transcript shows the widget's turns...
     for session in server.api("GET", "/api/sessions"):  # type: ignore[union-attr]
         server.api("DELETE", f"/api/sessions/{session['id']}")
     page.goto("about:blank")
@@ -315,7 +321,21 @@ def test_a_saved_notebook_reopened_shows_the_transcript(
     expect(transcript).to_be_visible()
     expect(transcript).to_contain_text("Which river is the longest in Europe?")
     expect(transcript.locator("strong").filter(has_text="Volga")).to_be_visible()  # rendered
+    # ...instead of the widget manager's error line, which the slider still shows: the
+    # error is drawn for both, and only the one above a transcript is hidden.
+    error = "Error displaying widget: model not found"
+    expect(cell_output_locator(page, slider).get_by_text(error)).to_be_visible()
+    widget_error = cell_output_locator(page, 0).get_by_text(error)
+    expect(widget_error).to_have_count(1)  # drawn, so hidden is not merely absent
+    expect(widget_error).to_be_hidden()
+    expect(cell_output_locator(page, 0)).not_to_contain_text("model not found", use_inner_text=True)
     screenshot(page, f"widget-ux-{kind}-reopened")
+    # The widget's cell and the slider's, as docs/widget-reopened.png shows them.
+    top, bottom = (cell_locator(page, i).bounding_box() for i in (0, slider))
+    assert top is not None and bottom is not None
+    page.screenshot(path=ARTIFACTS_DIR / f"widget-reopened-{kind}.png", clip={
+        "x": top["x"], "y": top["y"], "width": top["width"],
+        "height": bottom["y"] + bottom["height"] - top["y"] + 6})
 
 
 def test_a_stale_turn_looks_stale(
