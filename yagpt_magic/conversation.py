@@ -100,23 +100,33 @@ class ToolRound:
 Key = tuple[str, str]
 
 
+@dataclass(frozen=True, init=False)
 class Form:
-    """An affine form: ``const`` plus ``coef[key]`` times the unknown G of each key."""
+    """An affine form: ``const`` plus ``coef[key]`` times the unknown G of each key.
 
-    __slots__ = ("coef", "const")
+    A frozen dataclass of plain values, so a turn holding one still copies, compares
+    and serialises (``dataclasses.asdict``) as plain data.
+    """
+
+    const: int
+    coef: tuple[tuple[Key, int], ...]
 
     def __init__(self, const: int, coef: dict[Key, int] | None = None) -> None:
-        self.const = const
-        self.coef = {k: c for k, c in (coef or {}).items() if c}
+        object.__setattr__(self, "const", const)
+        object.__setattr__(self, "coef", tuple((k, c) for k, c in (coef or {}).items() if c))
+
+    @property
+    def coefs(self) -> dict[Key, int]:
+        return dict(self.coef)
 
     def __add__(self, other: Form) -> Form:
-        coef = dict(self.coef)
-        for key, c in other.coef.items():
+        coef = self.coefs
+        for key, c in other.coef:
             coef[key] = coef.get(key, 0) + c
         return Form(self.const + other.const, coef)
 
     def __sub__(self, other: Form) -> Form:
-        return self + Form(-other.const, {k: -c for k, c in other.coef.items()})
+        return self + Form(-other.const, {k: -c for k, c in other.coef})
 
 
 @dataclass
@@ -321,7 +331,7 @@ class Thread:
 
     def _range(self, form: Form) -> tuple[int, int]:
         low = high = form.const
-        for key, coef in form.coef.items():
+        for key, coef in form.coefs.items():
             g_low, g_high = self._g_range(key)
             low += min(coef * g_low, coef * g_high)
             high += max(coef * g_low, coef * g_high)
@@ -342,14 +352,14 @@ class Thread:
                 return None
             else:
                 const += turn.form.const
-                for key, c in turn.form.coef.items():
+                for key, c in turn.form.coefs.items():
                     coef[key] = coef.get(key, 0) + c
         return Form(const, coef)
 
     def _equate(self, form: Form) -> None:
         """Learn G from ``form == 0`` when it has exactly one G still unknown."""
         const, unknown = form.const, []
-        for key, coef in form.coef.items():
+        for key, coef in form.coefs.items():
             if coef and key in self._g:
                 const += coef * self._g[key]
             elif coef:
