@@ -101,6 +101,20 @@ class _ToolCallsMessage:
     tool_calls: Any
 
 
+def _reply(result: Any, usage: Any, model_uri: str,
+           calls: tuple[tuple[str, dict[str, Any]], ...] = ()) -> Reply:
+    """A ``Reply`` from the SDK's result (its text, status, version) and the usage to keep."""
+    return Reply(
+        text=result.text,
+        status=STATUS_NAMES.get(result.status.name, "final"),
+        usage=Usage(usage.input_text_tokens, usage.completion_tokens,
+                    getattr(usage, "reasoning_tokens", 0), usage.total_tokens),
+        model_uri=model_uri,
+        model_version=result.model_version,
+        tool_calls=calls,
+    )
+
+
 def import_sdk() -> Any:
     """Import the SDK quietly: no deprecation warning, no TRACE logging."""
     with warnings.catch_warnings():
@@ -302,19 +316,7 @@ class Backend:
             (call.function.name, dict(call.function.arguments))
             for call in (last.tool_calls or ()) if call.function is not None
         )
-        return Reply(
-            text=last.text,
-            status=STATUS_NAMES.get(last.status.name, "final"),
-            usage=Usage(
-                usage.input_text_tokens,
-                usage.completion_tokens,
-                getattr(usage, "reasoning_tokens", 0),
-                usage.total_tokens,
-            ),
-            model_uri=model.uri,
-            model_version=last.model_version,
-            tool_calls=calls,
-        )
+        return _reply(last, usage, model.uri, calls)
 
     def count(self, messages: Sequence[Message], options: RequestOptions) -> int:
         """Tokens of a message list, by the model's own tokenizer."""
@@ -342,15 +344,7 @@ class Backend:
         """One non-streamed completion, awaited on the loop; SDK errors propagate raw."""
         model = self._model(options)
         result = await model.run(list(messages), timeout=self.connection.timeout)
-        usage = result.usage
-        return Reply(
-            text=result.text,
-            status=STATUS_NAMES.get(result.status.name, "final"),
-            usage=Usage(usage.input_text_tokens, usage.completion_tokens,
-                        getattr(usage, "reasoning_tokens", 0), usage.total_tokens),
-            model_uri=model.uri,
-            model_version=result.model_version,
-        )
+        return _reply(result, result.usage, model.uri)
 
     async def batch_progress(self, operation_id: str) -> tuple[int, int] | None:
         """(completed, total) batches of a batch task, from its operation's metadata.

@@ -24,6 +24,7 @@ from traitlets import (
 from .credentials import CredentialRefused, looks_like_credential, refuse_secret
 from .errors import ChatError, UsageProblem, mask_arguments, sendable, sentence
 from .settings import NAMES, Settings
+from .template import split_code
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
     from .backend import RequestOptions
@@ -31,12 +32,6 @@ if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext 
     from .structured import Schema
 
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
-#: Fenced blocks and inline code spans: code is left exactly as typed under --vars.
-_CODE = re.compile(
-    r"^(?P<fence>`{3,}|~{3,})[^\n]*\n.*?^(?P=fence)[ \t]*$"
-    r"|(?P<ticks>`+)(?!`).+?(?<!`)(?P=ticks)(?!`)",
-    re.M | re.S,
-)
 
 
 def _unquote(value: str | None) -> str | None:
@@ -354,12 +349,8 @@ class ChatMagics(Magics):
                 ) from None
             return sendable(found, f"--vars: {{{history}[{number}]}}")
 
-        parts, last = [], 0
-        for code in _CODE.finditer(text):
-            parts += [_VARS.sub(value, text[last : code.start()]), code.group(0)]
-            last = code.end()
-        parts.append(_VARS.sub(value, text[last:]))
-        return "".join(parts)
+        return "".join(piece if code else _VARS.sub(value, piece)
+                       for code, piece in split_code(text))
 
     def _ask(self, thread: str, text: str, options: RequestOptions, tools: str | None = None,
              schema: Schema | None = None) -> Answer:

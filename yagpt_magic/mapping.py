@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .cache import RowCache, request_key
 from .conversation import Message
 from .errors import ChatError, ContentFiltered, Interrupted, UsageProblem
+from .template import split_code
 
 if TYPE_CHECKING:
     from .backend import Backend, Reply, RequestOptions
@@ -38,11 +39,6 @@ if TYPE_CHECKING:
 
 #: ``{column}`` outside code, as ``--vars`` reads ``{name}``: other braces stay as typed.
 _FIELD = re.compile(r"(?<!\{)\{([A-Za-z_]\w*)\}(?!\})")
-_CODE = re.compile(
-    r"^(?P<fence>`{3,}|~{3,})[^\n]*\n.*?^(?P=fence)[ \t]*$"
-    r"|(?P<ticks>`+)(?!`).+?(?<!`)(?P=ticks)(?!`)",
-    re.M | re.S,
-)
 #: gRPC codes after which no other row can succeed either.
 _DOOMED = {"UNAUTHENTICATED", "PERMISSION_DENIED", "UNAVAILABLE", "NOT_FOUND",
            "UNIMPLEMENTED"}
@@ -56,12 +52,7 @@ class Template:
     """A cell with ``{column}`` fields; code spans and other braces are left as typed."""
 
     def __init__(self, text: str) -> None:
-        self.parts: list[tuple[bool, str]] = []  # (is_code, text)
-        last = 0
-        for code in _CODE.finditer(text):
-            self.parts += [(False, text[last : code.start()]), (True, code.group(0))]
-            last = code.end()
-        self.parts.append((False, text[last:]))
+        self.parts = split_code(text)  # (is_code, text)
         self.fields = sorted({m.group(1) for code, part in self.parts if not code
                               for m in _FIELD.finditer(part)})
 

@@ -1,0 +1,27 @@
+"""Braces in a message: ``--vars`` and ``--map`` fill ``{name}`` only outside code.
+
+Fenced blocks and inline code spans are left exactly as typed, so code, JSON and
+f-strings in a message survive; both fillers split a text the same way here.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Fenced blocks and inline code spans.
+CODE = re.compile(
+    r"^(?P<fence>`{3,}|~{3,})[^\n]*\n.*?^(?P=fence)[ \t]*$"
+    r"|(?P<ticks>`+)(?!`).+?(?<!`)(?P=ticks)(?!`)",
+    re.M | re.S,
+)
+
+
+def split_code(text: str) -> list[tuple[bool, str]]:
+    """``text`` as (is_code, piece) pairs, in order; joined, the pieces are ``text``."""
+    parts: list[tuple[bool, str]] = []
+    last = 0
+    for code in CODE.finditer(text):
+        parts += [(False, text[last : code.start()]), (True, code.group(0))]
+        last = code.end()
+    parts.append((False, text[last:]))
+    return parts
