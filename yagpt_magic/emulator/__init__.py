@@ -1,25 +1,27 @@
 """The offline Foundation Models API: a local gRPC server the unmodified SDK talks to.
 
-``server`` holds the gRPC services and the ``Emulator`` that serves them; what it
-answers lives beside it, one job a module: ``tokenizer`` (token framing), ``catalogue``
-(models, versions, error wording), ``answers`` (responses and usage), ``replies`` (the
-offline text), ``tools`` (the tool-call rule), ``structured`` (JSON from a schema) and
-``quota``. Run it standalone with ``python -m yagpt_magic.emulator --port 50051``.
+``server`` holds the ``Emulator``, which composes the rest: ``state`` (what every
+service shares), ``rpc`` (gRPC plumbing), ``gateway`` (what every call passes: auth,
+quota, service time, faults, validation), the servicers (``completion_services``,
+``platform_services``, ``dataset_service``, ``batch_service``) and the stores they use
+(``datasets``, ``object_store``). What it answers lives beside them, one job a module:
+``tokenizer`` (token framing), ``catalogue`` (models, versions, error wording),
+``answers`` (responses and usage), ``replies`` (the offline text), ``tools`` (the
+tool-call rule), ``structured`` (JSON from a schema) and ``quota``. Run it standalone
+with ``python -m yagpt_magic.emulator --port 50051``.
 """
 
 from __future__ import annotations
 
 from .cli import main, serve
-from .server import (
-    MESSAGE_FRAMING,
-    MESSAGE_OVERHEAD,
-    REQUEST_FRAMING,
-    Emulator,
-    RecordedRequest,
-    count_tokens,
-    reply_for,
-    tokenize_text,
-)
+from .replies import reply_for
+from .server import Emulator
+from .state import RecordedRequest
+from .tokenizer import MESSAGE_FRAMING, REQUEST_FRAMING, count_tokens, tokenize_text
+
+#: The old name of MESSAGE_FRAMING. Counts are no longer additive: a request also costs
+#: REQUEST_FRAMING once (see .tokenizer).
+MESSAGE_OVERHEAD = MESSAGE_FRAMING
 
 __all__ = [
     "MESSAGE_FRAMING",

@@ -8,7 +8,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from .server import DEFAULT_PENDING_POLLS, Emulator
+from .server import Emulator
+from .state import DEFAULT_PENDING_POLLS
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,76 +3,71 @@
 It serves the real service definitions from the ``yandexcloud`` package, so every
 request goes through the SDK's own discovery, channels, interceptors and parsing:
 
+- ``TextGenerationService/Completion`` (streamed and not), ``TokenizerService`` and
+  ``TextGenerationAsyncService/Completion`` (:mod:`.completion_services`),
 - ``ApiEndpointService/List`` (discovery: every service id points back here),
-- ``TextGenerationService/Completion`` (streamed and not),
-- ``TokenizerService/TokenizeCompletion`` and ``Tokenize``,
-- ``TextGenerationAsyncService/Completion`` with ``OperationService/Get``,
-- ``IamTokenService/Create`` (so OAuth-style auth can be exercised too).
+  ``OperationService/Get`` and ``IamTokenService/Create`` (:mod:`.platform_services`),
 - ``DatasetService``, ``TextGenerationBatchService`` and ``BatchInferenceService``
-  with presigned-URL storage, for ``sdk.datasets`` and ``model.batch`` (see batch.py).
+  with presigned-URL storage, for ``sdk.datasets`` and ``model.batch``
+  (:mod:`.batch_service`).
 
-It behaves like the recorded real service (tests/real_traffic): token framing
-(:mod:`.tokenizer`), the model catalogue and its ``model_version`` dates and error
-wording (:mod:`.catalogue`), usage in every chunk, ``TOOL_CALLS`` when tools are offered
-(:mod:`.tools`), JSON for ``response_format`` (:mod:`.structured`), deferred operations
-that finish after a poll, an optional per-folder quota, and replies shaped like real
-answers (:mod:`.replies`). Faults, scripted replies and tool calls, and delays can be
-queued from a test. The module imports only ``grpc`` and the protos, never the SDK.
+Every call first passes the :class:`~.gateway.Gateway` (recording, auth, quota,
+service time, queued faults, validation) over the one :class:`~.state.ServiceState`
+they share. It behaves like the recorded real service (tests/real_traffic): token
+framing (:mod:`.tokenizer`), the model catalogue and its ``model_version`` dates and
+error wording (:mod:`.catalogue`), usage in every chunk, ``TOOL_CALLS`` when tools are
+offered (:mod:`.tools`), JSON for ``response_format`` (:mod:`.structured`), deferred
+operations that finish after a poll, an optional per-folder quota, and replies shaped
+like real answers (:mod:`.replies`). The package imports only ``grpc`` and the protos,
+never the SDK.
 
 Run standalone with ``python -m yagpt_magic.emulator --port 50051``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from concurrent import futures
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import grpc
-from google.protobuf import timestamp_pb2
-from yandex.cloud.ai.foundation_models.v1.text_generation import (
-    text_generation_service_pb2_grpc as tg_grpc,
-)
-from yandex.cloud.endpoint import api_endpoint_service_pb2_grpc as endpoint_grpc
-from yandex.cloud.iam.v1 import iam_token_service_pb2_grpc
-from yandex.cloud.operation import operation_pb2, operation_service_pb2_grpc
 
 from .answers import STATUSES, Script
-from .quota import TokenBucket
-from .replies import reply_for
-
-# The handler helpers stay importable from here (batch.py and older code use these names).
-from .services import _SERVICE_IDS as _SERVICE_IDS
-from .services import RecordedRequest, _Fault, _Servicers
-from .services import _Abort as _Abort
-from .services import _Call as _Call
-from .services import _Gone as _Gone
-from .services import _make as _make
-from .tokenizer import MESSAGE_FRAMING, REQUEST_FRAMING, count_tokens, tokenize_text
+from .batch_service import BatchServices
+from .completion_services import CompletionServices
+from .gateway import Gateway
+from .platform_services import PlatformServices
+from .state import COMPLETION_METHODS, Fault, RecordedRequest, ServiceState
 from .tools import Call
 
-__all__ = [
-    "MESSAGE_FRAMING",
-    "MESSAGE_OVERHEAD",
-    "REQUEST_FRAMING",
-    "Emulator",
-    "RecordedRequest",
-    "count_tokens",
-    "reply_for",
-    "tokenize_text",
-]
+__all__ = ["Emulator"]
 
-#: The old name of MESSAGE_FRAMING, kept so imports keep working. Counts are no longer
-#: additive: a request also costs REQUEST_FRAMING once (see .tokenizer).
-MESSAGE_OVERHEAD = MESSAGE_FRAMING
+T = TypeVar("T")
 
-#: Input tokens a request may hold; more is INVALID_ARGUMENT, as the real service does.
-DEFAULT_CONTEXT_WINDOW = 32768
+#: Threads serving gRPC calls; a call waiting out its service time holds one.
+GRPC_WORKERS = 16
 
-#: OperationService/Get calls that still see a deferred completion running: the recording
-#: (test_run_deferred) has one not-done poll before the done one.
-DEFAULT_PENDING_POLLS = 1
+
+class _Shared(Generic[T]):
+    """An Emulator attribute that lives in its ServiceState (the servicers read it there)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Shared[T]: ...
+    @overload
+    def __get__(self, obj: Emulator, owner: type) -> T: ...
+    def __get__(self, obj: Emulator | None, owner: type) -> _Shared[T] | T:
+        if obj is None:
+            return self
+        value: T = getattr(obj.state, self.name)
+        return value
+
+    def __set__(self, obj: Emulator, value: T) -> None:
+        setattr(obj.state, self.name, value)
+
+
 class Emulator:
     """A Foundation Models gRPC server on 127.0.0.1, served from this process's threads.
 
@@ -83,7 +78,22 @@ class Emulator:
     how many OperationService/Get calls see a deferred completion still running;
     :meth:`fail`, :meth:`reply_with` and :meth:`call_tools` queue faults, scripted
     replies and scripted tool calls for the next calls.
+
+    It is a composition: ``state`` (what the services share), ``gateway`` (what every
+    call passes), the servicers over them, and ``batch`` (datasets, storage and batch
+    tasks, which outlive a stop/start).
     """
+
+    api_key: _Shared[str | None] = _Shared()
+    iam_token: _Shared[str | None] = _Shared()
+    delay: _Shared[float] = _Shared()
+    chunk_delay: _Shared[float] = _Shared()
+    context_window: _Shared[int] = _Shared()
+    pending_polls: _Shared[int] = _Shared()
+    quota_rps: _Shared[float | None] = _Shared()
+    requests: _Shared[list[RecordedRequest]] = _Shared()
+    cancelled: _Shared[int] = _Shared()
+    rejected: _Shared[int] = _Shared()
 
     def __init__(
         self,
@@ -93,32 +103,13 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.api_key = api_key
-        self.iam_token = iam_token
         self.host = host
         self.port = port
-        self.delay: float = 0.0
-        self.chunk_delay: float = 0.0
-        self.context_window: int = DEFAULT_CONTEXT_WINDOW
-        self.pending_polls: int = DEFAULT_PENDING_POLLS
-        self.quota_rps: float | None = None
-        self.requests: list[RecordedRequest] = []
-        self.cancelled: int = 0
-        self.rejected: int = 0
-        self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
-        self._scripts: list[Script] = []
-        self._buckets: dict[str, TokenBucket] = {}
-        # What OperationService/Get returns, by id: the one operation store. A deferred
-        # completion waits in _pending (Gets left, finished operation) until it is due.
-        self._operations: dict[str, operation_pb2.Operation] = {}
-        self._pending: dict[str, tuple[int, operation_pb2.Operation]] = {}
-        self._op_counter = 0
+        self.state = ServiceState(api_key=api_key, iam_token=iam_token)
+        self.gateway = Gateway(self.state)
+        self.batch = BatchServices(self.gateway)
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
-        from .batch import BatchServices  # here, not at the top: batch builds on this module
-
-        self.batch = BatchServices(self)  # datasets, storage, batch tasks (batch.py)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -132,34 +123,34 @@ class Emulator:
         if self._server is not None:
             return self
         self._executor = futures.ThreadPoolExecutor(
-            max_workers=16, thread_name_prefix="yagpt-emulator"
+            max_workers=GRPC_WORKERS, thread_name_prefix="yagpt-emulator"
         )
         # so_reuseport=0: a second server on a taken port must fail, not share it.
         server = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
-        servicers = _Servicers(self)
-        tg_grpc.add_TextGenerationServiceServicer_to_server(servicers.text_generation, server)
-        tg_grpc.add_TextGenerationAsyncServiceServicer_to_server(servicers.text_async, server)
-        tg_grpc.add_TokenizerServiceServicer_to_server(servicers.tokenizer, server)
-        endpoint_grpc.add_ApiEndpointServiceServicer_to_server(servicers.endpoints, server)
-        operation_service_pb2_grpc.add_OperationServiceServicer_to_server(
-            servicers.operations, server
-        )
-        iam_token_service_pb2_grpc.add_IamTokenServiceServicer_to_server(servicers.iam, server)
-        try:
-            bound = server.add_insecure_port(f"{self.host}:{self.port}")
-        except RuntimeError as err:
-            bound = 0
-            cause: Exception | None = err
-        else:
-            cause = None
-        if not bound:
-            self._executor.shutdown(wait=False)
-            raise OSError(f"emulator could not listen on {self.host}:{self.port}") from cause
-        self.port = bound
+        CompletionServices(self.gateway).add_to_server(server)
+        PlatformServices(self.gateway).add_to_server(server)
         self.batch.start(server)
+        try:
+            self.port = self._bind(server)
+        except OSError:
+            self.batch.stop()
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+        self.state.address = self.address
         server.start()
         self._server = server
         return self
+
+    def _bind(self, server: grpc.Server) -> int:
+        """The port ``server`` listens on; OSError when ``host:port`` is taken."""
+        try:
+            bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        except RuntimeError as err:
+            raise OSError(f"emulator could not listen on {self.host}:{self.port}") from err
+        if not bound:
+            raise OSError(f"emulator could not listen on {self.host}:{self.port}")
+        return bound
 
     def stop(self) -> None:
         """Cancel in-flight calls and close the port; safe to call twice."""
@@ -184,14 +175,12 @@ class Emulator:
     @property
     def completions(self) -> list[RecordedRequest]:
         """Completion calls only, streamed, unary and deferred."""
-        with self._lock:
-            return [r for r in self.requests if r.method in ("Completion", "AsyncCompletion")]
+        return self.state.recorded(*COMPLETION_METHODS)
 
     @property
     def tokenize_calls(self) -> int:
         """How many TokenizeCompletion calls arrived."""
-        with self._lock:
-            return sum(1 for r in self.requests if r.method == "TokenizeCompletion")
+        return len(self.state.recorded("TokenizeCompletion"))
 
     def fail(
         self,
@@ -215,8 +204,7 @@ class Emulator:
         service's ``Error in session internal_id=…&request_id=…&client_request_id=…
         &folder_id=…: `` in front of ``details``, as errors the service itself raises have.
         """
-        with self._lock:
-            self._faults.append(_Fault(code, details, after_chunks, method, times, prefixed))
+        self.state.queue_fault(Fault(code, details, after_chunks, method, times, prefixed))
 
     def reply_with(
         self,
@@ -235,8 +223,7 @@ class Emulator:
             raise ValueError(f"status must be one of {sorted(STATUSES)}, not {status!r}")
         if chunks is not None and chunks < 1:
             raise ValueError("chunks must be at least 1")
-        with self._lock:
-            self._scripts.append(Script(text, status, chunks, times))
+        self.state.queue_script(Script(text, status, chunks, times))
 
     def call_tools(
         self,
@@ -259,111 +246,8 @@ class Emulator:
                 parsed.append(Call(name, dict(arguments)))
         if not parsed:
             raise ValueError("call_tools needs at least one call")
-        with self._lock:
-            self._scripts.append(Script("", "FINAL", 1, times, calls=parsed))
+        self.state.queue_script(Script("", "FINAL", 1, times, calls=parsed))
 
     def reset(self) -> None:
         """Forget recordings, queued faults and replies, delays and the quota."""
-        with self._lock:
-            self.requests.clear()
-            self._faults.clear()
-            self._scripts.clear()
-            self._buckets.clear()
-            self.cancelled = 0
-            self.rejected = 0
-            self.delay = 0.0
-            self.chunk_delay = 0.0
-            self.quota_rps = None
-
-    # -- internals used by the servicers ---------------------------------------
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def _count_cancelled(self) -> None:
-        with self._lock:
-            self.cancelled += 1
-
-    def _take_fault(self, method: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.method in (method, "*"):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
-
-    def _take_script(self) -> Script | None:
-        with self._lock:
-            if not self._scripts:
-                return None
-            script = self._scripts[0]
-            script.times -= 1
-            if script.times <= 0:
-                self._scripts.pop(0)
-            return script
-
-    def _spend_quota(self, folder: str) -> bool:
-        """Take one request from the folder's bucket; False (and counted) when it is empty."""
-        rps = self.quota_rps
-        if rps is None:
-            return True
-        with self._lock:
-            bucket = self._buckets.get(folder)
-            if bucket is None or bucket.rate != rps:
-                bucket = self._buckets[folder] = TokenBucket(rps)
-            if bucket.take():
-                return True
-            self.rejected += 1
-            return False
-
-    def _add_operation(
-        self, created: operation_pb2.Operation, finished: operation_pb2.Operation
-    ) -> None:
-        """Store a deferred result: Get shows ``created`` ``pending_polls`` times, then it."""
-        with self._lock:
-            if self.pending_polls > 0:
-                self._operations[created.id] = created
-                self._pending[created.id] = (self.pending_polls, finished)
-            else:
-                self._operations[created.id] = finished
-
-    def _poll_operation(self, op_id: str) -> operation_pb2.Operation | None:
-        """What one OperationService/Get sees; a pending operation moves one poll closer."""
-        with self._lock:
-            current = self._operations.get(op_id)
-            pending = self._pending.get(op_id)
-            if pending is None:
-                return current
-            left, finished = pending
-            if left > 1:
-                self._pending[op_id] = (left - 1, finished)
-            else:
-                del self._pending[op_id]
-                now = timestamp_pb2.Timestamp()
-                now.GetCurrentTime()
-                finished.modified_at.CopyFrom(now)
-                self._operations[op_id] = finished
-            return current
-
-    def _next_operation_id(self) -> str:
-        with self._lock:
-            self._op_counter += 1
-            return f"emu-op-{self._op_counter}"
-
-    def _check_auth(self, metadata: dict[str, str]) -> None:
-        accepted = set()
-        if self.api_key is not None:
-            accepted.add(f"Api-Key {self.api_key}")
-        if self.iam_token is not None:
-            accepted.add(f"Bearer {self.iam_token}")
-        if not accepted:
-            return
-        sent = metadata.get("authorization")
-        if sent is None:
-            raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "Authorization metadata is missing")
-        if sent not in accepted:
-            what = "IAM token" if sent.startswith("Bearer ") else "API key"
-            raise _Abort(grpc.StatusCode.UNAUTHENTICATED, f"The {what} is invalid")
+        self.state.reset()

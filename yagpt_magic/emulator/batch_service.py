@@ -1,10 +1,10 @@
 """Batch inference in the emulator: what ``model.batch.run_deferred(dataset)`` drives.
 
-:class:`BatchServices` plugs three things into an :class:`~.server.Emulator`:
+:class:`BatchServices` plugs three things into an emulator's gRPC server:
 
-- ``DatasetService`` (:mod:`.datasets`) and the presigned-URL storage it hands out
-  (:mod:`.files`, an HTTP server on 127.0.0.1 only), so ``sdk.datasets`` uploads and
-  reads back;
+- ``DatasetService`` (:mod:`.dataset_service` over :mod:`.datasets`) and the
+  presigned-URL storage it hands out (:mod:`.object_store`, an HTTP server on
+  127.0.0.1 only), so ``sdk.datasets`` uploads and reads back;
 - ``TextGenerationBatchService/Completion``: starts a task on a READY
   ``TextToTextGenerationRequest`` dataset and returns an operation whose metadata is
   ``BatchCompletionMetadata(task_id)``, as the real service does;
@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from google.protobuf import json_format
@@ -68,22 +68,13 @@ from yandex.cloud.operation import operation_pb2
 
 from . import catalogue
 from .answers import compute
-from .datasets import (
-    REQUEST_TASK,
-    RESULT_TASK,
-    DatasetServicer,
-    DatasetStore,
-    Row,
-    _pack,
-    now,
-    store_operation,
-    to_parquet,
-)
-from .files import ObjectStore
-from .server import _Abort, _Call, _make, _Servicers, count_tokens
-
-if TYPE_CHECKING:
-    from .server import Emulator
+from .dataset_service import DatasetServicer
+from .datasets import REQUEST_TASK, RESULT_TASK, DatasetStore, Row, to_parquet
+from .gateway import Gateway
+from .object_store import ObjectStore
+from .rpc import Abort, make_servicer, pack, timestamp_now
+from .state import ServiceState
+from .tokenizer import count_tokens
 
 __all__ = ["BatchServices"]
 
@@ -120,12 +111,13 @@ class BatchServices:
     ``rows_per_batch`` sets how many rows one progress step answers.
     """
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.state: ServiceState = gateway.state
         self.rows_per_batch = DEFAULT_ROWS_PER_BATCH
         # Storage always binds loopback, whatever host the gRPC port uses.
         self.objects = ObjectStore("127.0.0.1")
-        self.datasets = DatasetStore(emu, self.objects)
+        self.datasets = DatasetStore(self.objects)
         self._lock = threading.Lock()
         self._tasks: dict[str, _TaskState] = {}
 
@@ -133,9 +125,8 @@ class BatchServices:
 
     def start(self, server: grpc.Server) -> None:
         """Register the services on ``server`` (not started yet) and serve storage."""
-        rpc = _Servicers(self.emu)
-        DatasetServicer(self.datasets, rpc).add_to_server(server)
-        _BatchServicer(self, rpc).add_to_server(server)
+        DatasetServicer(self.datasets, self.gateway).add_to_server(server)
+        _BatchServicer(self, self.gateway).add_to_server(server)
         self.objects.start()
 
     def stop(self) -> None:
@@ -146,10 +137,10 @@ class BatchServices:
 
     def create_task(self, request: tg.BatchCompletionRequest) -> operation_pb2.Operation:
         if catalogue.lookup(request.model_uri) is None:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, catalogue.INVALID_MODEL_URI)
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, catalogue.INVALID_MODEL_URI)
         source = self.datasets.get(request.source_dataset_id).info
         if source.task_type != REQUEST_TASK or source.status != _READY:
-            raise _Abort(
+            raise Abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"Dataset {source.dataset_id} must be a READY {REQUEST_TASK} dataset, "
                 f"not a {dataset_pb2.DatasetInfo.Status.Name(source.status)} {source.task_type}",
@@ -165,14 +156,14 @@ class BatchServices:
             _convert(request.json_schema, options.json_schema)
         task = _Task(
             task_id=self.datasets.new_id("fbi"),
-            operation_id=self.emu._next_operation_id(),
+            operation_id=self.state.next_operation_id(),
             folder_id=folder_id,
             model_uri=request.model_uri,
             source_dataset_id=request.source_dataset_id,
             completion_request=options,
             status=_Status.CREATED,
             created_by="yagpt-magic-emulator",
-            created_at=now(),
+            created_at=timestamp_now(),
         )
         state = _TaskState(
             task=task,
@@ -185,14 +176,14 @@ class BatchServices:
         started = operation_pb2.Operation()
         started.CopyFrom(self._publish(state))
         # As recorded: the first answer carries the task id and no status yet.
-        started.metadata.CopyFrom(_pack(tg.BatchCompletionMetadata(task_id=task.task_id)))
+        started.metadata.CopyFrom(pack(tg.BatchCompletionMetadata(task_id=task.task_id)))
         return started
 
     def get(self, task_id: str) -> _TaskState:
         with self._lock:
             state = self._tasks.get(task_id)
         if state is None:
-            raise _Abort(grpc.StatusCode.NOT_FOUND, f"Batch task {task_id} not found")
+            raise Abort(grpc.StatusCode.NOT_FOUND, f"Batch task {task_id} not found")
         return state
 
     def all(self) -> list[_TaskState]:
@@ -214,7 +205,7 @@ class BatchServices:
                 task.status = _Status.PENDING
             elif task.status == _Status.PENDING:
                 task.status = _Status.IN_PROGRESS
-                task.started_at.CopyFrom(now())
+                task.started_at.CopyFrom(timestamp_now())
             elif task.status == _Status.IN_PROGRESS:
                 self._run_batch(state)
                 state.completed += 1
@@ -228,19 +219,19 @@ class BatchServices:
         with self._lock:
             task = state.task
             if task.status != _Status.IN_PROGRESS:
-                raise _Abort(
+                raise Abort(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"Only an IN_PROGRESS task can be cancelled; task {task.task_id} is "
                     f"{_Status.Name(task.status)}",
                 )
             task.status = _Status.CANCELED
-            task.finished_at.CopyFrom(now())
+            task.finished_at.CopyFrom(timestamp_now())
         self._publish(state)
 
     def delete(self, state: _TaskState) -> None:
         task = state.task
         if task.status not in _FINISHED:
-            raise _Abort(
+            raise Abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"Task {task.task_id} is {_Status.Name(task.status)}; only a finished "
                 "task can be deleted (cancel it first)",
@@ -255,11 +246,11 @@ class BatchServices:
         for line, row in enumerate(state.rows[start : start + state.rows_per_batch], start + 1):
             messages = [(m["role"], m["text"]) for m in row["request"]]
             tokens = count_tokens(messages)
-            if tokens > self.emu.context_window:
+            if tokens > self.state.context_window:
                 state.task.errors.line_errors.add(
                     line_number=line,
                     message=f"The number of input tokens must be no more than "
-                    f"{self.emu.context_window}, got {tokens}",
+                    f"{self.state.context_window}, got {tokens}",
                 )
                 continue
             request = tg.CompletionRequest(
@@ -270,12 +261,12 @@ class BatchServices:
             )
             if state.request.HasField("json_schema"):
                 request.json_schema.CopyFrom(state.request.json_schema)
-            reply = compute(request, self.emu._take_script())
+            reply = compute(request, self.state.take_script())
             state.results.append({"request": row["request"], "response": reply.text})
 
     def _finish(self, state: _TaskState) -> None:
         task = state.task
-        task.finished_at.CopyFrom(now())
+        task.finished_at.CopyFrom(timestamp_now())
         if not state.results:
             task.status = _Status.FAILED
             task.errors.status.CopyFrom(
@@ -332,10 +323,10 @@ class BatchServices:
                 id=task.operation_id,
                 description="Batch completion (offline emulator)",
                 created_at=task.created_at,
-                modified_at=now(),
+                modified_at=timestamp_now(),
                 created_by="yagpt-magic-emulator",
                 done=not running,
-                metadata=_pack(metadata),
+                metadata=pack(metadata),
             )
             if task.status == _Status.COMPLETED:
                 response = tg.BatchCompletionResponse(
@@ -343,13 +334,13 @@ class BatchServices:
                     task_status=status,  # type: ignore[arg-type]
                     result_dataset_id=task.result_dataset_id,
                 )
-                operation.response.CopyFrom(_pack(response))
+                operation.response.CopyFrom(pack(response))
             elif not running:
                 error = task.errors.status
                 if not error.code:
                     error = status_pb2.Status(code=1, message="The batch task was cancelled")
                 operation.error.CopyFrom(error)
-        store_operation(self.emu, operation)
+        self.state.store_operation(operation)
         return operation
 
 
@@ -365,41 +356,25 @@ def _convert(source: Any, target: Any) -> None:
 class _BatchServicer:
     """``TextGenerationBatchService`` and ``BatchInferenceService`` over BatchServices."""
 
-    def __init__(self, services: BatchServices, rpc: _Servicers) -> None:
+    def __init__(self, services: BatchServices, gateway: Gateway) -> None:
         self.services = services
-        self.rpc = rpc
+        self.gateway = gateway
 
     def add_to_server(self, server: grpc.Server) -> None:
-        completion = _make(
+        names = ("task_id", "model_uri", "source_dataset_id")
+        completion = make_servicer(
             tg_grpc.TextGenerationBatchServiceServicer,
-            Completion=self._handler("BatchCompletion", self.completion),
+            Completion=self.gateway.handler("BatchCompletion", self.completion, names),
         )
         tg_grpc.add_TextGenerationBatchServiceServicer_to_server(completion, server)
-        tasks = _make(
+        tasks = make_servicer(
             bis_grpc.BatchInferenceServiceServicer,
-            Describe=self._handler("BatchDescribe", self.describe),
-            List=self._handler("BatchList", self.list),
-            Cancel=self._handler("BatchCancel", self.cancel),
-            Delete=self._handler("BatchDelete", self.delete),
+            Describe=self.gateway.handler("BatchDescribe", self.describe, names),
+            List=self.gateway.handler("BatchList", self.list, names),
+            Cancel=self.gateway.handler("BatchCancel", self.cancel, names),
+            Delete=self.gateway.handler("BatchDelete", self.delete, names),
         )
         bis_grpc.add_BatchInferenceServiceServicer_to_server(tasks, server)
-
-    def _handler(self, method: str, fn: Any) -> Any:
-        """Wrap ``fn(request)`` with the emulator's recording, auth and faults."""
-
-        def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            def run(call: _Call) -> Any:
-                options = {
-                    name: getattr(request, name)
-                    for name in ("task_id", "model_uri", "source_dataset_id")
-                    if hasattr(request, name)
-                }
-                self.rpc._begin(method, call, delayed=False, options=options)
-                return fn(request)
-
-            return self.rpc._unary(context, run)
-
-        return handle
 
     def completion(self, request: tg.BatchCompletionRequest) -> operation_pb2.Operation:
         return self.services.create_task(request)

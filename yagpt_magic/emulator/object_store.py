@@ -36,7 +36,9 @@ def etag_of(data: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class _Grant:
+class Grant:
+    """What one presigned URL allows: a method on a key, and for a PUT the body size."""
+
     method: str
     key: str
     size: int | None
@@ -95,11 +97,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _authorize(self, method: str) -> tuple[str, _Grant | None]:
+    def _authorize(self, method: str) -> tuple[str, Grant | None]:
         parts = urlsplit(self.path)
         key = unquote(parts.path.lstrip("/"))
         signature = parse_qs(parts.query).get(_SIGNATURE, [""])[0]
-        grant = self.server.store._grant(signature)
+        grant = self.server.store.grant_for(signature)
         if grant is None or grant.method != method or grant.key != key:
             self._error(
                 403,
@@ -132,7 +134,7 @@ class ObjectStore:
         self.port = 0
         self._lock = threading.Lock()
         self._objects: dict[str, bytes] = {}
-        self._grants: dict[str, _Grant] = {}
+        self._grants: dict[str, Grant] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -173,7 +175,7 @@ class ObjectStore:
         """A URL allowing ``method`` ("PUT" or "GET") on ``key``; PUT may pin the size."""
         signature = secrets.token_hex(16)
         with self._lock:
-            self._grants[signature] = _Grant(method, key, size)
+            self._grants[signature] = Grant(method, key, size)
         return f"http://{self.host}:{self.port}/{quote(key)}?{_SIGNATURE}={signature}"
 
     def put(self, key: str, data: bytes) -> None:
@@ -192,6 +194,7 @@ class ObjectStore:
             for sig in [s for s, g in self._grants.items() if g.key.startswith(prefix)]:
                 del self._grants[sig]
 
-    def _grant(self, signature: str) -> _Grant | None:
+    def grant_for(self, signature: str) -> Grant | None:
+        """What a URL signature allows, if it was handed out."""
         with self._lock:
             return self._grants.get(signature)

@@ -1,0 +1,160 @@
+"""The model's own services: TextGenerationService (streamed and not), its deferred twin
+TextGenerationAsyncService, and TokenizerService.
+
+Each handler passes the :class:`~.gateway.Gateway` first; what a completion answers is
+computed in :mod:`.answers`, its tokens framed by :mod:`.tokenizer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+from google.rpc import status_pb2
+from yandex.cloud.ai.foundation_models.v1 import text_common_pb2 as common
+from yandex.cloud.ai.foundation_models.v1.text_generation import (
+    text_generation_service_pb2 as tg,
+)
+from yandex.cloud.ai.foundation_models.v1.text_generation import (
+    text_generation_service_pb2_grpc as tg_grpc,
+)
+from yandex.cloud.operation import operation_pb2
+
+from . import catalogue
+from .answers import PARTIAL, messages_of, response, stream_texts
+from .gateway import Gateway
+from .rpc import Abort, Call, Gone, make_servicer, pack, timestamp_now
+from .tokenizer import frame, text_pieces
+from .tools import tool_texts
+
+__all__ = ["CompletionServices"]
+
+
+class CompletionServices:
+    """Completion (sync and deferred) and tokenization, over one gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.state = gateway.state
+
+    def add_to_server(self, server: grpc.Server) -> None:
+        tg_grpc.add_TextGenerationServiceServicer_to_server(
+            make_servicer(tg_grpc.TextGenerationServiceServicer, Completion=self.completion),
+            server,
+        )
+        tg_grpc.add_TextGenerationAsyncServiceServicer_to_server(
+            make_servicer(
+                tg_grpc.TextGenerationAsyncServiceServicer, Completion=self.async_completion
+            ),
+            server,
+        )
+        tg_grpc.add_TokenizerServiceServicer_to_server(
+            make_servicer(
+                tg_grpc.TokenizerServiceServicer,
+                TokenizeCompletion=self.tokenize_completion,
+                Tokenize=self.tokenize,
+            ),
+            server,
+        )
+
+    # -- TextGenerationService -------------------------------------------------------
+
+    def completion(
+        self, request: tg.CompletionRequest, context: grpc.ServicerContext
+    ) -> Iterator[tg.CompletionResponse]:
+        call = Call(context)
+        finished = False
+        try:
+            try:
+                metadata, fault = self.gateway.begin("Completion", call, request)
+            except Gone:
+                return
+            reply = self.gateway.reply(request, metadata)
+            if request.completion_options.stream and not reply.calls:
+                texts = stream_texts(reply.text, reply.chunks)
+            else:
+                texts = [reply.text]
+            for i, text in enumerate(texts):
+                if fault is not None and i == fault.after_chunks:
+                    raise self.gateway.abort_for(fault, metadata, request)
+                if i and not call.wait(self.state.chunk_delay):
+                    return
+                last = i == len(texts) - 1
+                yield response(reply, text, reply.status if last else PARTIAL)
+            if fault is not None:
+                raise self.gateway.abort_for(fault, metadata, request)
+            finished = True
+        except Abort as abort:
+            finished = True
+            context.abort(abort.code, abort.details)
+        finally:
+            # A generator abandoned by gRPC (client cancelled) lands here unfinished.
+            if not finished:
+                self.state.count_cancelled()
+
+    # -- TextGenerationAsyncService --------------------------------------------------
+
+    def async_completion(
+        self, request: tg.CompletionRequest, context: grpc.ServicerContext
+    ) -> operation_pb2.Operation:
+        return self.gateway.unary(context, lambda call: self._defer(request, call))
+
+    def _defer(self, request: tg.CompletionRequest, call: Call) -> operation_pb2.Operation:
+        """Answer now, store the result as an operation that finishes after some polls."""
+        metadata, fault = self.gateway.begin("AsyncCompletion", call, request)
+        reply = self.gateway.reply(request, metadata)
+        now = timestamp_now()
+        created = operation_pb2.Operation(
+            id=self.state.next_operation_id(),
+            description="Async GPT Completion",
+            created_at=now,
+            modified_at=now,
+            created_by="yagpt-magic-emulator",
+            done=False,
+        )
+        finished = operation_pb2.Operation()
+        finished.CopyFrom(created)
+        finished.done = True
+        if fault is not None:
+            abort = self.gateway.abort_for(fault, metadata, request)
+            error = status_pb2.Status(code=abort.code.value[0], message=abort.details)
+            finished.error.CopyFrom(error)
+        else:
+            finished.response.CopyFrom(pack(response(reply, reply.text, reply.status)))
+        self.state.add_deferred(created, finished)
+        return created
+
+    # -- TokenizerService ------------------------------------------------------------
+
+    def tokenize_completion(
+        self, request: tg.CompletionRequest, context: grpc.ServicerContext
+    ) -> tg.TokenizeResponse:
+        def handle(call: Call) -> tg.TokenizeResponse:
+            self.gateway.begin("TokenizeCompletion", call, request)
+            model = catalogue.lookup(request.model_uri)
+            assert model is not None, "validated in begin"
+            pieces = frame(messages_of(request), tool_texts(request))
+            return tg.TokenizeResponse(
+                tokens=[common.Token(id=i, text=t, special=sp) for t, sp, i in pieces],
+                model_version=model.model_version,
+            )
+
+        return self.gateway.unary(context, handle)
+
+    def tokenize(self, request: Any, context: grpc.ServicerContext) -> tg.TokenizeResponse:
+        """A bare text's own tokens: no request or message framing."""
+
+        def handle(call: Call) -> tg.TokenizeResponse:
+            self.gateway.begin("Tokenize", call)
+            model = catalogue.lookup(request.model_uri)
+            if model is None:
+                raise Abort(grpc.StatusCode.INVALID_ARGUMENT, catalogue.INVALID_MODEL_URI)
+            return tg.TokenizeResponse(
+                tokens=[
+                    common.Token(id=i, text=t, special=sp) for t, sp, i in text_pieces(request.text)
+                ],
+                model_version=model.model_version,
+            )
+
+        return self.gateway.unary(context, handle)
