@@ -44,6 +44,12 @@ def echoes(key: str) -> dict[str, str]:
     forms["a run of 8 at the end"] = f"tail:{key[-8:]}"
     forms["percent-encoded, JSON-escaped (a URL in a JSON error)"] = json.dumps(
         "https://x.example/?k=" + quote(key, safe="")).replace("/", "\\/")
+    # What a traceback may hold when code handled the key (issue 25: %chat explain).
+    forms["hex of the bytes"] = key.encode().hex()
+    forms["hex of the bytes, upper case"] = key.encode().hex().upper()
+    forms["hex with colons"] = key.encode().hex(":")
+    forms["str(list(key))"] = str(list(key))
+    forms["reversed"] = key[::-1]
     return {name: text for name, text in forms.items() if key not in text}
 
 
@@ -71,4 +77,27 @@ def leaked(key: str, text: str) -> list[str]:
     views.append(re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)),
                         views[1]).replace("\\/", "/"))
     views.append(html.unescape(views[1]))
+    views.append(_decoded_lists(text))
+    views += _decoded_hex(text)
+    views += [view[::-1] for view in views]
     return sorted({t for t in traces(key) for v in views if t in v})
+
+
+def _decoded_lists(text: str) -> str:
+    """Quoted one-character items (``['A', 'Q', ...]``) joined back into a text."""
+    import re
+
+    return "".join(re.findall(r"""['"](\\.|[^'"\\])['"]""", text))
+
+
+def _decoded_hex(text: str) -> list[str]:
+    """Every run of hex digits (maybe ``:``-separated) as text, at both alignments."""
+    import re
+
+    found = []
+    for run in re.findall(r"(?:[0-9a-fA-F]{2}:?){8,}", text):
+        digits = run.replace(":", "")
+        for skip in (0, 1):
+            usable = digits[skip : skip + (len(digits) - skip) // 2 * 2]
+            found.append(bytes.fromhex(usable).decode("latin-1"))
+    return found

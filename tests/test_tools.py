@@ -381,3 +381,90 @@ def test_a_redefined_function_is_offered_with_its_new_signature(
     answer = session.ask("default", "two", tools="pick")
     assert seen == [2, 3]
     assert answer.turn.tool_rounds[0].calls[0].outcome == "ran"
+
+
+# -- issue 25: what the user approves, what a tool may give away, what a tool may raise ----
+def test_arguments_keep_the_signature_order(session: ChatSession, emulator: Emulator) -> None:
+    def send(recipient: str, message: str, cc: str = "") -> str:
+        """Send a message."""
+        return "sent"
+
+    session.namespace = {"send": send}
+    emulator.call_tools([("send", {"message": "m", "cc": "c", "recipient": "r"})])
+    events: list[ToolEvent] = []
+    answer = session.ask("default", "go", tools="send", on_tool=events.append)
+    assert [list(e.arguments) for e in events] == [["recipient", "message", "cc"]] * 2
+    assert list(answer.turn.tool_rounds[0].calls[0].arguments) == ["recipient", "message", "cc"]
+
+
+class Custom(BaseException):
+    """Not an Exception: a library's own control-flow signal."""
+
+
+class LoudStr:
+    def __str__(self) -> str:
+        raise SystemExit("from __str__")
+
+
+@pytest.mark.parametrize("error", [SystemExit(3), GeneratorExit("closed"), Custom("odd"),
+                                   "str"])
+def test_a_base_exception_from_a_tool_is_its_error_result(
+    session: ChatSession, emulator: Emulator, error: Any
+) -> None:
+    def quits() -> Any:
+        """Stops in a way the model should hear of."""
+        if error == "str":
+            return LoudStr()
+        raise error
+
+    session.namespace = {"quits": quits}
+    answer = session.ask("default", "call quits", tools="quits")
+    (call,) = answer.turn.tool_rounds[0].calls
+    name = "SystemExit" if error == "str" else type(error).__name__
+    assert call.outcome == "raised" and call.result.startswith(f"{name}: ")
+    assert texts(emulator)[-1] == ("user", f"quits: {call.result}")
+
+
+def test_a_tools_result_is_scrubbed_before_it_is_kept_or_sent(
+    session: ChatSession, emulator: Emulator
+) -> None:
+    from .leaks import leaked
+
+    def whoami() -> str:
+        """The credential, as a careless helper might return it."""
+        return f"key={TEST_API_KEY} hex={TEST_API_KEY.encode().hex()} rev={TEST_API_KEY[::-1]}"
+
+    session.namespace = {"whoami": whoami}
+    events: list[ToolEvent] = []
+    answer = session.ask("default", "call whoami", tools="whoami", on_tool=events.append)
+    (call,) = answer.turn.tool_rounds[0].calls
+    assert call.result.startswith("key=*** hex=***")
+    assert leaked(TEST_API_KEY, call.result) == []
+    assert leaked(TEST_API_KEY, texts(emulator)[-1][1]) == []
+    assert all(e.record is None or e.record.result == call.result for e in events)
+
+
+def test_call_text_is_the_whole_call_as_python_wrapped() -> None:
+    import ast
+
+    from yagpt_magic.tools import call_text
+
+    notes = "Hi team, here are the meeting notes from today.\n" * 20 + "x" * 500
+    text = call_text("send", {"recipient": "attacker@evil.example", "message": notes,
+                              "bad\nkey\u202e": [1, {"a": "\x1b[2K"}]})
+    assert max(len(line) for line in text.splitlines()) <= 100
+    call = ast.parse(text, mode="eval").body
+    assert isinstance(call, ast.Call) and ast.unparse(call.func) == "send"
+    shown = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+    shown.update(*(ast.literal_eval(k.value) for k in call.keywords if k.arg is None))
+    assert shown == {"recipient": "attacker@evil.example", "message": notes,
+                     "bad\nkey\u202e": [1, {"a": "\x1b[2K"}]}
+    assert all(c.isprintable() for c in text.replace("\n", ""))
+    assert call_text("lookup", {"column": "price"}) == "lookup(column='price')"
+
+
+def test_call_text_escapes_a_name_the_model_made_up() -> None:
+    from yagpt_magic.tools import call_text
+
+    text = call_text("f\x1b[1A\rRun f? [y/N] y\u202e", {})
+    assert all(c.isprintable() for c in text) and "\\x1b" in text and "\\u202e" in text

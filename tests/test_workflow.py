@@ -157,3 +157,21 @@ def test_explain_a_syntax_error_sends_the_cell_and_the_caret(
     assert "SyntaxError" in text and "total = sum(" in text
     assert "The cell (In[1]):" in text
     assert "interactiveshell.py" not in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("form", ["key.encode().hex()", "str(list(key))", "key[::-1]",
+                                  "key.encode().hex(':').upper()"])
+def test_explain_scrubs_the_key_handled_by_code(
+    shell: Any, emulator: Emulator, no_last_error: Any, form: str
+) -> None:
+    """Issue 25: a traceback can hold the key as code made it (hex, a list, reversed)."""
+    from .leaks import leaked
+
+    key = emulator.api_key or ""
+    cell = f"import os\nkey = os.environ['YC_API_KEY']\nraise ValueError({form})"
+    assert shell.run_cell(cell, store_history=True).error_in_exec is not None
+    with capture_output():
+        shell.run_cell("%chat explain -t debug", store_history=True).raise_error()
+    text = emulator.completions[-1].messages[-1][1]
+    assert "ValueError" in text and "***" in text
+    assert leaked(key, text) == []

@@ -257,14 +257,14 @@ _ESCAPE = re.compile(
 
 @lru_cache(maxsize=8)
 def _needles(secret: str) -> tuple[int, frozenset[str]]:
-    """Every run of ``_RUN`` characters of the secret and of its base64 forms.
+    """Every run of ``_RUN`` characters of the secret, reversed, and of its base64 forms.
 
     Base64 of a text containing the secret depends on where the secret starts (mod 3);
     from the first 3-byte boundary inside it, whole groups encode the same way whatever
     surrounds them, so three "cores" per alphabet cover every alignment.
     """
     raw = "".join(secret.split()).encode()
-    forms = [raw.decode()]
+    forms = [raw.decode(), raw.decode()[::-1]]
     for skip in range(3):
         core = base64.b64encode(raw[skip : skip + (len(raw) - skip) // 3 * 3]).decode()
         forms += [core, core.translate(_URLSAFE)]
@@ -324,25 +324,55 @@ def _view(text: str) -> tuple[str, list[int], list[int]]:
     return "".join(chars), starts, ends
 
 
+#: What code may have made of a secret (a traceback ``%chat explain`` sends, a tool's
+#: result): hex of its bytes (any case, maybe ``:``/space separated) and a list of its
+#: characters (``str(list(key))``). Each match is decoded and checked as a whole.
+_HEX = re.compile(r"[0-9A-Fa-f]{2}(?:[:\s-]?[0-9A-Fa-f]{2}){7,}")
+_CHARS = re.compile(r"""(?:['"](?:\\.|[^'"\\])['"]\s*,\s*){7,}['"](?:\\.|[^'"\\])['"]""")
+_CHAR = re.compile(r"""['"](\\.|[^'"\\])['"]""")
+
+
+def _hex_text(match: str) -> list[str]:
+    digits = re.sub(r"[:\s-]", "", match)
+    return [bytes.fromhex(digits[skip : skip + (len(digits) - skip) // 2 * 2]).decode("latin-1")
+            for skip in (0, 1)]
+
+
+def _encoded(text: str) -> list[tuple[int, int, list[str]]]:
+    """Stretches of ``text`` that spell something in hex or as a list of characters, with
+    what they spell."""
+    found = [(m.start(), m.end(), _hex_text(m.group())) for m in _HEX.finditer(text)]
+    found += [(m.start(), m.end(), ["".join(_CHAR.findall(m.group()))])
+              for m in _CHARS.finditer(text)]
+    return found
+
+
+def _hits(plain: str, run: int, grams: frozenset[str]) -> list[int]:
+    return [i for i in range(len(plain) - run + 1) if plain[i : i + run] in grams]
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """Remove every known secret, in any form it may be echoed back, and auth headers.
 
-    A secret counts as leaked where any run of 8 of its characters appears, verbatim,
-    percent-, JSON- or HTML-escaped, split by whitespace, or base64-encoded (either
-    alphabet, any alignment). The text is decoded once into a view that maps back to
-    the original characters; each matched stretch becomes ``***``.
+    A secret counts as leaked where any run of 8 of its characters appears, verbatim or
+    reversed, percent-, JSON- or HTML-escaped, split by whitespace, base64-encoded (either
+    alphabet, any alignment), hex-encoded or spelled as a list of its characters. The text
+    is decoded once into a view that maps back to the original characters; each matched
+    stretch becomes ``***`` (a hex run or a list: the whole of it).
     """
     spans: list[tuple[int, int]] = []
     view: tuple[str, list[int], list[int]] | None = None
+    encoded: list[tuple[int, int, list[str]]] | None = None
     for secret in secrets:
         if not secret or len(secret) < 4:
             continue
         run, grams = _needles(secret)
         if view is None:
-            view = _view(text)
+            view, encoded = _view(text), _encoded(text)
         plain, starts, ends = view
-        hits = [i for i in range(len(plain) - run + 1) if plain[i : i + run] in grams]
-        spans += [(starts[i], ends[i + run - 1]) for i in hits]
+        spans += [(starts[i], ends[i + run - 1]) for i in _hits(plain, run, grams)]
+        spans += [(start, end) for start, end, spelled in encoded or ()
+                  if any(_hits(s, run, grams) for s in spelled)]
     if spans:
         text = _cut(text, spans)
     return _BEARER.sub(lambda m: f"{m.group(1)} ***", text)

@@ -374,7 +374,15 @@ class ChatSession:
         s = self.settings
         tools = offer(self.namespace, chosen, self._tool_cache)
         return ToolRun(tools, s.tool_calls, approve, on_tool, s.tool_result_limit,
-                       s.max_tool_rounds, cancel)
+                       s.max_tool_rounds, cancel, self.secrets())
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this kernel knows (login, offline, environment), so text that
+        leaves it (a tool's result) can be scrubbed of them."""
+        from .connection import CREDENTIAL_ENV
+
+        found = [self.login.value] if self.login is not None else []
+        return (*found, *(os.environ[name] for name, _ in CREDENTIAL_ENV if os.environ.get(name)))
 
     def ask(
         self,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import UsageProblem
-from .tools import ToolEvent, describe
+from .tools import ToolEvent, call_text, describe, shown_name, visible
 
 _YES = ("y", "yes", "д", "да")
 
@@ -21,7 +21,7 @@ def result_line(event: ToolEvent, width: int = 300) -> str:
     record = event.record
     assert record is not None
     first = record.result.strip().splitlines()[0] if record.result.strip() else "(empty)"
-    first = first if len(first) <= width else first[: width - 1] + "…"
+    first = visible(first if len(first) <= width else first[: width - 1] + "…")
     prefix = "(replayed, not run) " + describe(event.name, event.arguments) + " " \
         if event.replayed else ""
     if record.outcome == "refused":
@@ -44,11 +44,10 @@ class CellApproval:
         self._waiting = waiting
 
     def show(self, event: ToolEvent) -> None:
-        call = describe(event.name, event.arguments)
         if event.kind == "call":
-            self._say(f"Tool call: {call}")
+            self._say(f"Tool call: {call_text(event.name, event.arguments)}")
             if self._waiting is not None:
-                self._waiting(f"Calling {call}…")
+                self._waiting(f"Calling {describe(event.name, event.arguments)}…")
         else:
             self._say(result_line(event))
             if self._waiting is not None and not event.replayed:
@@ -62,7 +61,7 @@ class CellApproval:
 
         try:
             # Looked up per call: ipykernel installs its stdin-channel input() per request.
-            answer = builtins.input(f"Run {name}? [y/N] ")
+            answer = builtins.input(f"Run {shown_name(name)}? [y/N] ")
         except EOFError:  # Ctrl-D at a terminal prompt: no answer is not a yes
             return False
         except StdinNotImplementedError:

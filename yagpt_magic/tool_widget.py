@@ -15,9 +15,10 @@ import ipywidgets as widgets
 
 from .errors import Interrupted
 from .tool_display import result_line
-from .tools import ToolEvent, describe
+from .tools import ToolEvent, call_text, shown_name
 
-#: Most call lines shown for one message (a turn has at most max_tool_rounds rounds).
+#: Most calls and results shown for one message (a turn has at most max_tool_rounds
+#: rounds); a call is one entry however long, so it is never shown in part.
 _KEPT = 50
 
 
@@ -55,16 +56,25 @@ class ToolPanel(widgets.VBox):
         self.children = (*self._lines, *((self.approval,) if asking else ()))
 
     def show(self, event: ToolEvent) -> None:
-        """A call was asked for or finished (called from the worker thread)."""
-        text = (f"Tool call: {describe(event.name, event.arguments)}" if event.kind == "call"
-                else result_line(event))
-        self._lines = [*self._lines, widgets.Label(text)][-_KEPT:]
+        """A call was asked for or finished (called from the worker thread).
+
+        A call shows whole (``call_text``: every argument, wrapped, escaped), one entry
+        with its line breaks kept, so the user reads all of it before Run.
+        """
+        if event.kind == "call":
+            line = widgets.Label(f"Tool call: {call_text(event.name, event.arguments)}")
+            line.add_class("yagpt-tool-call")
+        else:
+            line = widgets.Label(result_line(event))
+        self._lines = [*self._lines, line][-_KEPT:]
         self._redraw(False)
 
     def approve(self, name: str, arguments: Mapping[str, Any]) -> bool:
         """Show the buttons and wait for a click; Stop ends the wait as an interrupt."""
         self._decided.clear()
-        self.question.value = f"Run {describe(name, arguments)}?"
+        call = call_text(name, arguments)
+        self.question.value = (f"Run {call}?" if "\n" not in call else
+                               f"Run {shown_name(name)} with the arguments shown above?")
         self._redraw(True)
         try:
             while not self._decided.wait(0.05):

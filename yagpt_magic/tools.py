@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from .backend import Reply, RequestOptions, ToolDefinition
 from .conversation import Message, ToolCall, ToolRound
-from .errors import Interrupted, ServiceError, UsageProblem
+from .errors import Interrupted, ServiceError, UsageProblem, scrub
 
 #: The ``tool_calls`` setting: ask before each call, run them all, or refuse them all.
 Policy = Literal["ask", "auto", "never"]
@@ -61,6 +61,13 @@ class Tool:
     @property
     def name(self) -> str:
         return self.definition.name
+
+    def ordered(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments in the signature's order (the wire's map order is arbitrary), then
+        any the signature does not name, as given."""
+        known = [name for name in self.signature.parameters if name in arguments]
+        return {name: arguments[name] for name in [*known, *(a for a in arguments
+                                                              if a not in known)]}
 
     def bind(self, arguments: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """The model's arguments validated against the signature, ready for the call."""
@@ -183,17 +190,122 @@ def split_names(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def describe(name: str, arguments: Mapping[str, Any], width: int = 200) -> str:
-    """A call as a reader sees it: ``lookup(column='price', n=3)``."""
-    text = f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+    """A call in brief (``%chat history``): ``lookup(column='price', n=3)``, cut at ``width``.
+
+    Never what a user approves: that is ``call_text``, in full.
+    """
+    text = f"{shown_name(name)}({', '.join(_one_line(arguments))})"
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def truncate(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, with a note saying so (the model reads it)."""
-    if len(text) <= limit:
+def visible(text: str) -> str:
+    """``text`` with every character that is not printable shown as its escape.
+
+    A model controls tool names, arguments and (through a tool) results; ANSI escapes,
+    ``\\r``, newlines and bidirectional overrides in them could redraw or reorder
+    what the user reads before approving a call.
+    """
+    if text.isprintable():
         return text
-    return (text[:limit] + f"\n[truncated: the result has {len(text)} characters; "
-            f"only the first {limit} were sent]")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def shown_name(name: str) -> str:
+    """A function or argument name as typed, unless it is no Python name: then its repr."""
+    return name if name.isidentifier() and name.isprintable() else repr(name)
+
+
+def _one_line(arguments: Mapping[str, Any]) -> list[str]:
+    named = [f"{k}={_repr(v)}" for k, v in arguments.items() if shown_name(k) == k]
+    odd = {k: v for k, v in arguments.items() if shown_name(k) != k}
+    return named + ([f"**{_repr(odd)}"] if odd else [])
+
+
+def _repr(value: Any) -> str:
+    """``repr`` (which escapes every unprintable character of a str); a value nested too
+    deep for it is named instead of shown."""
+    try:
+        return repr(value)
+    except RecursionError:
+        return f"<a {type(value).__name__} nested too deep to show>"
+
+
+def call_text(name: str, arguments: Mapping[str, Any], width: int = 100) -> str:
+    """A call in full, as the user must read it before allowing it to run.
+
+    Every argument whole, in the order given (the signature's: ``ToolRun`` orders them),
+    as Python that evaluates to the arguments: one line when it fits in ``width``, else
+    one argument a line with long strings split into adjacent literals (at line breaks,
+    then spaces). Names that are not Python names and every unprintable character are
+    escaped, so no line of it can pose as a prompt or redraw the screen.
+    """
+    one = f"{shown_name(name)}({', '.join(_one_line(arguments))})"
+    if len(one) <= width:
+        return one
+    lines = [f"{shown_name(name)}("]
+    named = {k: v for k, v in arguments.items() if shown_name(k) == k}
+    odd = {k: v for k, v in arguments.items() if shown_name(k) != k}
+    items = [(f"{k}=", v) for k, v in named.items()] + ([("**", odd)] if odd else [])
+    for head, value in items:
+        body = _wrapped(value, max(20, width - 4 - len(head)))
+        pad = " " * (4 + len(head))
+        lines.append(f"    {head}{body[0]}")
+        lines += [pad + line for line in body[1:]]
+        lines[-1] += ","
+    return "\n".join([*lines, ")"])
+
+
+def _wrapped(value: Any, width: int) -> list[str]:
+    """``value`` as lines of Python at most ``width`` wide where it can be split."""
+    if isinstance(value, str):
+        return _string_lines(value, width)
+    import pprint
+
+    try:
+        return pprint.pformat(value, width=width, sort_dicts=False).splitlines()
+    except RecursionError:
+        return [_repr(value)]
+
+
+def _string_lines(text: str, width: int) -> list[str]:
+    """A string as adjacent literals, each at most ``width`` wide: split after line breaks,
+    else after the last space that fits, else where the width ends."""
+    import re
+
+    pieces: list[str] = []
+    for line in re.findall(r"[^\n]*\n|[^\n]+", text) or [""]:
+        while line:
+            cut = _fits(line, width)
+            space = line.rfind(" ", 0, cut) if cut < len(line) else -1
+            if space > cut // 2:
+                cut = space + 1
+            pieces.append(repr(line[:cut]))
+            line = line[cut:]
+    return pieces
+
+
+def _fits(text: str, width: int) -> int:
+    """How many characters of ``text`` fit in a literal ``width`` wide (escapes count;
+    a quote counts as escaped)."""
+    size, cut = 2, 0
+    for char in text[:width]:
+        size += 2 if char == "'" else len(repr(char)) - 2
+        if size > width:
+            break
+        cut += 1
+    return max(cut, 1)
+
+
+def truncate(text: str, limit: int, *, total: int | None = None) -> str:
+    """``text`` cut to ``limit`` characters, with a note saying so (the model reads it).
+
+    ``total``: the length of the whole result when ``text`` is already only its start.
+    """
+    total = len(text) if total is None else total
+    if total <= limit:
+        return text
+    return (text[:limit] + f"\n[truncated: the result has {total} characters; "
+            f"only the first {min(limit, len(text))} were sent]")
 
 
 @dataclass
@@ -207,6 +319,9 @@ class ToolRun:
     result_limit: int = 4000
     max_rounds: int = 5
     cancel: threading.Event | None = None
+    #: Credentials this kernel knows: a result is scrubbed of them (as an error text is)
+    #: before it is shown, kept in the turn or sent to the model.
+    secrets: Sequence[str] = ()
 
     def _emit(self, event: ToolEvent) -> None:
         if self.on_event is not None:
@@ -225,9 +340,9 @@ class ToolRun:
 
     def run_call(self, name: str, arguments: Mapping[str, Any]) -> ToolCall:
         """One call: shown, decided, run (only an offered name), its result as text."""
-        arguments = dict(arguments)
-        self._emit(ToolEvent("call", name, arguments))
         tool = self.tools.get(name)
+        arguments = tool.ordered(arguments) if tool is not None else dict(arguments)
+        self._emit(ToolEvent("call", name, arguments))
         if tool is None:
             offered = ", ".join(self.tools) or "none"
             record = ToolCall(name, arguments, f"Error: no function named {name!r} is "
@@ -248,14 +363,26 @@ class ToolRun:
             args, kwargs = tool.bind(arguments)
         except (TypeError, ValidationError) as err:
             summary = "; ".join(line.strip() for line in str(err).splitlines()[:3])
-            return ToolCall(tool.name, arguments, truncate(
-                f"{type(err).__name__}: {summary}", self.result_limit), "invalid")
+            return ToolCall(tool.name, arguments,
+                            self._result(f"{type(err).__name__}: {summary}"), "invalid")
         try:
             text = str(tool.function(*args, **kwargs))  # a broken __str__ counts as raising
-        except Exception as err:  # noqa: BLE001 - the model hears of it, the turn goes on
+        except KeyboardInterrupt:  # the user's interrupt stops the turn
+            raise
+        except BaseException as err:  # noqa: BLE001 - SystemExit, GeneratorExit…: the model hears of it
             return ToolCall(tool.name, arguments,
-                            truncate(f"{type(err).__name__}: {err}", self.result_limit), "raised")
-        return ToolCall(tool.name, arguments, truncate(text, self.result_limit))
+                            self._result(f"{type(err).__name__}: {err}"), "raised")
+        return ToolCall(tool.name, arguments, self._result(text))
+
+    def _result(self, text: str) -> str:
+        """What goes back for a call: scrubbed of credentials, then cut to the limit.
+
+        Only the part that can be sent is scrubbed (a result may be megabytes); the
+        margin keeps a key that straddles the cut from leaving a run of it behind.
+        """
+        margin = self.result_limit + 1024
+        head = scrub(text[:margin], self.secrets)
+        return truncate(head, self.result_limit, total=len(text) if len(text) > margin else None)
 
     def run_rounds(
         self,
