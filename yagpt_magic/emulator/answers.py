@@ -151,13 +151,34 @@ def compute(request: tg.CompletionRequest, script: Script | None) -> Reply:
     """The reply to a validated request (raises ToolChoiceError for a bad tool_choice)."""
     model = catalogue.lookup(request.model_uri)
     assert model is not None, "validated before"
+    return compose(
+        request,
+        script,
+        model_version=model.model_version,
+        usage_details=model.reports_usage_details,
+    )
+
+
+def compose(
+    request: tg.CompletionRequest,
+    script: Script | None,
+    *,
+    model_version: str = "",
+    usage_details: bool = False,
+) -> Reply:
+    """The reply to a request of any model: what both APIs answer alike.
+
+    The gRPC API passes its catalogue's ``model_version``; the OpenAI-compatible API,
+    which serves models the gRPC catalogue does not know, translates its request into
+    this one and renders the same reply in its own shape (see :mod:`.openai_chat`).
+    """
     messages = messages_of(request)
     reply = Reply(
         text="",
         status=STATUSES["FINAL"],
         input_tokens=count_tokens(messages, tool_texts(request)),
-        model_version=model.model_version,
-        usage_details=model.reports_usage_details,
+        model_version=model_version,
+        usage_details=usage_details,
     )
     if script is not None and script.calls is not None:
         reply.calls = script.calls
@@ -192,7 +213,8 @@ def _usage(reply: Reply, completion_tokens: int) -> common.ContentUsage:
     return usage
 
 
-def _call_tokens(calls: Sequence[Call]) -> int:
+def call_tokens(calls: Sequence[Call]) -> int:
+    """Completion tokens of a tool-call reply: each call's name and compact arguments."""
     return sum(len(tokenize_text(c.name + _compact(_plain(dict(c.arguments))))) for c in calls)
 
 
@@ -213,7 +235,7 @@ def response(
         message = common.Message(
             role="assistant", tool_call_list=common.ToolCallList(tool_calls=calls)
         )
-        completion = _call_tokens(reply.calls)
+        completion = call_tokens(reply.calls)
     else:
         message = common.Message(role="assistant", text=text)
         completion = len(tokenize_text(text))

@@ -19,6 +19,14 @@ Error wording, and where it comes from:
   e.g. langchain-ai/langchain issue 19773), unprefixed.
 - An empty message list and an unknown ``tool_choice`` function are not recorded anywhere
   we could find: their wording is ours.
+
+Two APIs, two lists. The Text Generation API (gRPC) serves the YandexGPT family
+(``MODEL_NAMES``); the OpenAI-compatible HTTP API serves ``CHAT_MODELS``: the same
+YandexGPT models plus the open models (Qwen3, gpt-oss, Gemma), exactly the text models of
+the service's recorded ``GET /v1/models`` (tests/real_traffic/chat/
+test_completion_uri_parser.yaml, November 2025). A model only one API serves is refused
+by the other: the gRPC one answers ``invalid model_uri`` as for any model it does not
+serve; the HTTP one answers 404 (see :func:`chat_model_not_found`).
 """
 
 from __future__ import annotations
@@ -119,3 +127,94 @@ def session_prefix(folder: str, client_request_id: str) -> str:
         f"Error in session internal_id={internal}&request_id={uuid.uuid4()}"
         f"&client_request_id={client_request_id}&folder_id={folder}: "
     )
+
+
+# -- the OpenAI-compatible HTTP API ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatModel:
+    """A model the OpenAI-compatible API serves, and how its replies are shaped.
+
+    ``open`` models (served by an open-source inference engine) answer with
+    ``chatcmpl-…`` ids, name the model without its folder, stream one token a chunk,
+    stream tool calls as argument fragments under ``chatcmpl-tool-…`` ids and end a stream
+    with a usage chunk; YandexGPT models echo the URI, stream larger pieces, send tool
+    calls whole with the function name as id, and send no usage chunk (all recorded in
+    tests/real_traffic/chat). ``tool_head`` is how the first tool-call chunk of an open
+    model looks: ``"qwen"`` (type ``function``, empty arguments) or ``"gemma"`` (empty
+    type, the first argument fragment in it).
+    """
+
+    name: str
+    versions: tuple[str, ...]
+    owner: str
+    open: bool
+    reads_images: bool = False
+    window: int = 32_768
+    tool_head: str = "qwen"
+
+
+#: The text models of the recorded ``GET /v1/models``, in its order, with their owners.
+#: Windows are the documented context lengths (the package's models table uses the same).
+CHAT_MODELS: tuple[ChatModel, ...] = (
+    ChatModel("aliceai-llm", ("latest",), "Yandex", open=False),
+    ChatModel("gpt-oss-120b", ("latest",), "OpenAI", open=True, window=131_072),
+    ChatModel("gpt-oss-20b", ("latest",), "OpenAI", open=True, window=131_072),
+    ChatModel(
+        "gemma-3-27b-it", ("latest",), "Google", open=True, reads_images=True,
+        window=131_072, tool_head="gemma",
+    ),
+    ChatModel("qwen3-235b-a22b-fp8", ("latest",), "Alibaba", open=True, window=262_144),
+    ChatModel("yandexgpt-lite", ("latest", "rc"), "Yandex", open=False),
+    ChatModel("yandexgpt", ("latest", "rc"), "Yandex", open=False),
+)
+
+_CHAT_BY_NAME = {model.name: model for model in CHAT_MODELS}
+
+#: What an image part costs in input tokens (the service documents 256 an image).
+IMAGE_TOKENS = 256
+
+_CHAT_URI_RE = re.compile(
+    r"^gpt://(?P<folder>[A-Za-z0-9]+)/(?P<name>[A-Za-z0-9._-]+)/(?P<version>[A-Za-z0-9._-]+)$"
+)
+
+
+def parse_chat_uri(model_uri: str) -> tuple[str, str, str] | None:
+    """(folder, name, version) of a well-formed ``gpt://FOLDER/NAME/VERSION``, else None."""
+    match = _CHAT_URI_RE.match(model_uri)
+    if match is None:
+        return None
+    return match["folder"], match["name"], match["version"]
+
+
+def lookup_chat(model_uri: str) -> ChatModel | None:
+    """The HTTP API's model for a well-formed URI, or None when it does not serve it."""
+    parts = parse_chat_uri(model_uri)
+    if parts is None:
+        return None
+    model = _CHAT_BY_NAME.get(parts[1])
+    if model is None or parts[2] not in model.versions:
+        return None
+    return model
+
+
+def chat_model_ids(folder: str) -> list[str]:
+    """Every ``gpt://FOLDER/NAME/VERSION`` the HTTP API lists for a folder, in order."""
+    return [f"gpt://{folder}/{m.name}/{v}" for m in CHAT_MODELS for v in m.versions]
+
+
+def chat_model_not_found(model_uri: str) -> str:
+    """The 404 for a model the HTTP API does not serve (OpenAI's wording: no error of the
+    real service is recorded, and it follows OpenAI's error conventions)."""
+    return f"The model `{model_uri}` does not exist or you do not have access to it."
+
+
+def bad_chat_uri(model_uri: str) -> str:
+    """The 400 for a ``model`` that is not ``gpt://FOLDER/NAME/VERSION``."""
+    return f"invalid model uri '{model_uri}': expected gpt://<folder_id>/<model>/<version>"
+
+
+def no_images(model_name: str) -> str:
+    """The 400 for an image part sent to a model that reads only text."""
+    return f"model {model_name} does not support image inputs"

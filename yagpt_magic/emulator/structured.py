@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = ["Hints", "object_reply", "value_for"]
@@ -48,10 +48,11 @@ _MAX_DEPTH = 8
 class Hints:
     """What a text offers to fill values with: its numbers, quoted strings and words."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, strings: Sequence[str] = ()) -> None:
         self.text = text
         self.numbers = [float(m) for m in _NUMBER_RE.findall(text)]
-        self.strings = [next(g for g in m if g) for m in _QUOTED_RE.findall(text)]
+        quoted = [next(g for g in m if g) for m in _QUOTED_RE.findall(text)]
+        self.strings = [*strings, *quoted]
         self._lower = text.lower()
 
     def mentions(self, value: object) -> bool:
@@ -203,9 +204,12 @@ _EMPTY: dict[str, Any] = {"object": {}, "array": [], "integer": 0, "number": 0.0
                           "boolean": False, "string": ""}
 
 
-def value_for(schema: Mapping[str, Any], text: str) -> Any:
-    """A value valid against ``schema``, filled from ``text`` (see the module docstring)."""
-    return _Filler(schema, Hints(text)).value(schema)
+def value_for(schema: Mapping[str, Any], text: str, *, strings: Sequence[str] = ()) -> Any:
+    """A value valid against ``schema``, filled from ``text`` (see the module docstring).
+
+    ``strings`` go before the text's quoted strings (a tool call's expression, say).
+    """
+    return _Filler(schema, Hints(text, strings)).value(schema)
 
 
 def object_reply(text: str, reply: str, messages: int, digest: str) -> str:

@@ -10,6 +10,15 @@ test_parallel_function_call, test_tool_choice); the client runs the calls and se
 2. *Named tools*: a tool is named when its name appears in the request text as a word,
    case-insensitive, ``_``/``-`` matching a space too ("do a SOMETHING and SPOONING"
    names ``something`` and ``spooning``). They are called in the order named.
+   *Arithmetic*: a request that writes out a calculation — numbers joined by an
+   operator, ``7@8``, ``2 + 3 * 4`` — asks for a calculator: when it names no tool and
+   exactly one offered tool presents itself as a calculator (its name or description
+   speaks of calculating, arithmetic or math), that tool is called, and its string
+   parameters get the expression as written (``{"expression": "7@8"}``, as the real
+   models did in the recorded test_stream_function_call). With two calculators on offer
+   the rule does not guess and answers in text — the SDK authors saw the real model do
+   that (their function_calling/completions/tool_choice example asserts it), while their
+   raw_tool_calls_processing example, with one calculator, expects the call.
 3. *Rounds*: the word "then" (or "затем"/"потом") splits the request into stages. A round
    calls the named tools of the first stage that still lacks results; the next stage waits
    until those results came back ("call A then B": A, then after A's result, B).
@@ -51,6 +60,13 @@ from .structured import value_for
 __all__ = ["Call", "ToolChoiceError", "calls_for", "results_after_request", "tool_texts"]
 
 _STAGE_RE = re.compile(r"\b(?:then|затем|потом)\b", re.IGNORECASE)
+_NUMBER = r"\d+(?:[.,]\d+)?"
+_EXPRESSION_RE = re.compile(
+    rf"(?<![\w.]){_NUMBER}(?:\s*[-+*/×÷^%@]\s*{_NUMBER})+(?![\w.])"
+)
+_CALCULATOR_RE = re.compile(
+    r"calculat|arithmetic|\bmath|калькулятор|арифметик|вычисл", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -130,9 +146,29 @@ def _named(text: str, names: Sequence[str]) -> list[str]:
     return ordered
 
 
+def _expression(text: str) -> str | None:
+    """The first calculation written out in ``text`` (``7@8``), if any."""
+    match = _EXPRESSION_RE.search(text)
+    return match.group(0) if match else None
+
+
+def _is_calculator(tool: common.FunctionTool) -> bool:
+    return _CALCULATOR_RE.search(f"{tool.name.replace('_', ' ')} {tool.description}") is not None
+
+
+def _calculator(text: str, tools: Mapping[str, common.FunctionTool]) -> list[str]:
+    """The one calculator an arithmetic request asks for; [] with none or several."""
+    if _expression(text) is None:
+        return []
+    calculators = [name for name, tool in tools.items() if _is_calculator(tool)]
+    return calculators if len(calculators) == 1 else []
+
+
 def _arguments(tool: common.FunctionTool, text: str) -> dict[str, Any]:
     schema = json_format.MessageToDict(tool.parameters) if tool.HasField("parameters") else {}
-    value = value_for(schema, text) if schema else {}
+    expression = _expression(text) if _is_calculator(tool) else None
+    strings = [expression] if expression is not None else []
+    value = value_for(schema, text, strings=strings) if schema else {}
     if not isinstance(value, dict):
         return {}
     required = schema.get("required")
@@ -161,10 +197,15 @@ def calls_for(request: tg.CompletionRequest) -> list[Call]:
     if mode == common.ToolChoice.NONE:
         return []
     pending: list[str] = []
+    named = False
     for stage in _STAGE_RE.split(text):
-        pending = [name for name in _named(stage, list(tools)) if name not in answered]
+        stage_names = _named(stage, list(tools))
+        named = named or bool(stage_names)
+        pending = [name for name in stage_names if name not in answered]
         if pending:
             break
+    if not named:
+        pending = [name for name in _calculator(text, tools) if name not in answered]
     if not pending and mode == common.ToolChoice.REQUIRED:
         called = set(_calls_after_request(request))
         pending = [next((n for n in tools if n not in called), next(iter(tools)))]
