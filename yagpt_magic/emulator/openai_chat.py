@@ -61,6 +61,7 @@ __all__ = [
     "ChatReply",
     "ChatRequest",
     "answer",
+    "argument_fragments",
     "chunks",
     "completion_body",
     "models_body",
@@ -136,9 +137,19 @@ class ChatRequest:
 
     @property
     def input_tokens(self) -> int:
-        """Framed messages and tools, as the gRPC API counts them, plus each image."""
-        text_tokens = count_tokens(messages_of(self.request), tool_texts(self.request))
-        return text_tokens + catalogue.IMAGE_TOKENS * len(self.images)
+        """Framed messages and tools (the model's framing, see :class:`.catalogue.ChatModel`)
+        plus each image."""
+        model = self.model
+        tools = tool_texts(self.request)
+        framing: dict[str, int] = {}
+        if model.request_framing is not None:
+            framing["request_framing"] = model.request_framing
+        if model.message_framing is not None:
+            framing["message_framing"] = model.message_framing
+        tokens = count_tokens(messages_of(self.request), tools, **framing)
+        if tools:
+            tokens += model.tools_preamble
+        return tokens + catalogue.IMAGE_TOKENS * len(self.images)
 
 
 @dataclass(frozen=True)
@@ -389,7 +400,7 @@ def _options(payload: Mapping[str, Any], request: tg.CompletionRequest) -> None:
 
 
 def _tools(payload: Mapping[str, Any], request: tg.CompletionRequest) -> None:
-    """tools, parallel_tool_calls and tool_choice -> their CompletionRequest fields."""
+    """tools and tool_choice -> their CompletionRequest fields; parallel_tool_calls checked."""
     tools = payload.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
@@ -408,11 +419,13 @@ def _tools(payload: Mapping[str, Any], request: tg.CompletionRequest) -> None:
                 added.parameters.update(parameters)
             if isinstance(function.get("strict"), bool):
                 added.strict = function["strict"]
+    # Accepted, and ignored as the real API ignores it: with ``parallel_tool_calls: false``
+    # YandexGPT still called both tools here (test_parallel_function_call[2],
+    # test_tool_choice), where the gRPC API, asked the same, calls one. The open models'
+    # behaviour is not recorded; they are treated alike.
     parallel = payload.get("parallel_tool_calls")
-    if parallel is not None:
-        if not isinstance(parallel, bool):
-            raise _bad("parallel_tool_calls must be a boolean", "parallel_tool_calls")
-        request.parallel_tool_calls.value = parallel
+    if parallel is not None and not isinstance(parallel, bool):
+        raise _bad("parallel_tool_calls must be a boolean", "parallel_tool_calls")
     _tool_choice(payload.get("tool_choice"), request)
 
 
@@ -546,10 +559,20 @@ def chunks(reply: ChatReply) -> list[dict[str, Any]]:
 
 
 def _pieces(reply: ChatReply, *, per_token: bool) -> list[str]:
-    """Increments of the text: one token each, or the gRPC stream's cumulative cuts."""
+    """Increments of the text: one token each, or the gRPC stream's cumulative cuts.
+
+    One token a chunk, a character beyond the Basic Multilingual Plane (an emoji: four
+    UTF-8 bytes, several byte tokens) arrives after two empty deltas, the incomplete
+    bytes that decode to nothing yet — the recorded Qwen3 stream does that before " 🦆".
+    """
     text = reply.reply.text
     if per_token and reply.reply.chunks is None:
-        return tokenize_text(text) or [""]
+        pieces: list[str] = []
+        for token in tokenize_text(text):
+            if any(ord(ch) > 0xFFFF for ch in token):
+                pieces += ["", ""]
+            pieces.append(token)
+        return pieces or [""]
     cumulative = stream_texts(text, reply.reply.chunks)
     return [b[len(a) :] for a, b in zip(["", *cumulative], cumulative)]
 
@@ -568,9 +591,35 @@ def _open_chunks(reply: ChatReply) -> list[dict[str, Any]]:
     return out
 
 
+def argument_fragments(arguments: Mapping[str, Any]) -> list[str]:
+    """An open model's streamed arguments: keys with their punctuation in one fragment,
+    values token by token — ``{"expression": "``, ``7``, ``@``, ``8``, ``"}`` as recorded.
+
+    The fragments join to ``json.dumps(arguments)``.
+    """
+    fragments: list[str] = []
+    pending = "{"
+    for i, (key, value) in enumerate(arguments.items()):
+        pending += (", " if i else "") + json.dumps(key, ensure_ascii=False) + ": "
+        if isinstance(value, str):
+            pieces = tokenize_text(json.dumps(value, ensure_ascii=False)[1:-1])
+            closing = '"'
+            pending += '"'
+        else:
+            pieces = tokenize_text(json.dumps(value, ensure_ascii=False))
+            closing = ""
+        if pieces:
+            fragments += [pending, *pieces]
+            pending = closing
+        else:
+            pending += closing
+    fragments.append(pending + "}")
+    return fragments
+
+
 def _call_deltas(reply: ChatReply, index: int, call: Call) -> list[dict[str, Any]]:
     """A head delta (id, name) then argument fragments, as the open models stream them."""
-    fragments = tokenize_text(_arguments_text(reply, call))
+    fragments = argument_fragments(call.arguments)
     gemma = reply.chat.model.tool_head == "gemma"
     first = fragments.pop(0) if gemma and fragments else ""
     head = {

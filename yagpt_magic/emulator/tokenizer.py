@@ -85,13 +85,21 @@ def tokenize_text(text: str) -> list[str]:
     return _TOKEN_RE.findall(text)
 
 
-def count_tokens(messages: Sequence[tuple[str, str]], tools: Sequence[str] = ()) -> int:
+def count_tokens(
+    messages: Sequence[tuple[str, str]],
+    tools: Sequence[str] = (),
+    *,
+    request_framing: int = REQUEST_FRAMING,
+    message_framing: int = MESSAGE_FRAMING,
+) -> int:
     """The input token count of a request: framing plus every message's text tokens.
 
-    ``tools`` are the offered tools as JSON texts. Equal to ``len(frame(...))``.
+    ``tools`` are the offered tools as JSON texts. Equal to ``len(frame(...))`` with the
+    default framing, which is YandexGPT's; the open models of the OpenAI-compatible API
+    frame differently (see :class:`.catalogue.ChatModel`).
     """
     blocks = [text for _role, text in messages] + list(tools)
-    return REQUEST_FRAMING + sum(MESSAGE_FRAMING + len(tokenize_text(t)) for t in blocks)
+    return request_framing + sum(message_framing + len(tokenize_text(t)) for t in blocks)
 
 
 def _token_id(piece: str) -> int:
