@@ -127,7 +127,7 @@ def sdk_model(address: str, *, max_tokens: int = MAX_TOKENS) -> Any:
 
     Same settings the extension sends: one attempt, no server-side data logging.
     """
-    from yagpt_magic.backend import import_sdk
+    from yagpt_magic.service.text_generation import import_sdk
 
     sdk = import_sdk()
     from yandex_cloud_ml_sdk.retry import RetryPolicy

@@ -14,9 +14,9 @@ import random
 from datetime import datetime, timezone
 from itertools import accumulate
 
-from yagpt_magic.conversation import Thread, Turn, Usage, messages_sha256
+from yagpt_magic.core.conversation import Thread, Turn, Usage, messages_sha256
+from yagpt_magic.core.fitting import fit_to_window
 from yagpt_magic.emulator import REQUEST_FRAMING, count_tokens, tokenize_text
-from yagpt_magic.fitting import fit_to_window
 
 from .common import (
     FOLDER,

@@ -83,17 +83,17 @@ def work(approach: str, rows: int, cache: str) -> None:
     warnings.simplefilter("ignore")
     texts = _texts(rows)
     messages = [[{"role": "user", "text": f"Classify: {t}"}] for t in texts]
-    from yagpt_magic.backend import import_sdk
+    from yagpt_magic.service.text_generation import import_sdk
 
     import_sdk()  # every approach imports the SDK before its clock starts
     result: dict[str, Any] = {}
     start = time.perf_counter()
     if approach in ("ours", "half"):
-        from yagpt_magic.cache import RowCache
-        from yagpt_magic.errors import Interrupted
-        from yagpt_magic.mapping import RateControl, run_rows
-        from yagpt_magic.session import ChatSession
-        from yagpt_magic.settings import Settings
+        from yagpt_magic.bulk.mapping import RateControl, run_rows
+        from yagpt_magic.bulk.row_cache import RowCache
+        from yagpt_magic.core.errors import Interrupted
+        from yagpt_magic.core.session import ChatSession
+        from yagpt_magic.core.settings import Settings
 
         session = ChatSession(Settings())
         control = RateControl()

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from yagpt_magic.conversation import Message, messages_sha256
+from yagpt_magic.core.conversation import Message, messages_sha256
 
 from .common import (
     EmulatorProcess,

@@ -27,7 +27,7 @@ def shape(message: Any) -> str:
 
 def new_turn(magics: Any, log: Any, size: int) -> tuple[int, int, list[str]]:
     """Messages, bytes, and each message's shape for a new turn on a ``size``-turn thread."""
-    from yagpt_magic.widget import ChatWidget
+    from yagpt_magic.widget.chat import ChatWidget
 
     name = f"w{size}"
     magics.session.threads[name] = synthetic_thread(name, size)

@@ -14,9 +14,9 @@ import random
 import time
 from collections.abc import Sequence
 
-from yagpt_magic.conversation import Message, Thread, Turn, Usage
+from yagpt_magic.core.conversation import Message, Thread, Turn, Usage
+from yagpt_magic.core.fitting import fit_to_window
 from yagpt_magic.emulator import count_tokens, tokenize_text
-from yagpt_magic.fitting import fit_to_window
 
 from .common import Row
 

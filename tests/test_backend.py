@@ -1,4 +1,4 @@
-"""``Backend``: the one module that talks to the SDK, against the emulator over gRPC."""
+"""``TextGenerationBackend``: the one module that talks to the SDK, against the emulator."""
 
 from __future__ import annotations
 
@@ -9,29 +9,33 @@ import time
 import grpc
 import pytest
 
-from yagpt_magic.backend import Backend, RequestOptions
-from yagpt_magic.connection import Connection, Credential
+from yagpt_magic.core.backend import RequestOptions
+from yagpt_magic.core.errors import Interrupted, ServiceError
 from yagpt_magic.emulator import Emulator, reply_for
-from yagpt_magic.errors import Interrupted, ServiceError
+from yagpt_magic.service.connection import Connection, Credential
+from yagpt_magic.service.text_generation import TextGenerationBackend
 
 from .conftest import TEST_API_KEY
 
 MESSAGES = [{"role": "user", "text": "What is a monad?"}]
 
 
-def backend_for(address: str, *, timeout: float = 5.0) -> Backend:
+def backend_for(address: str, *, timeout: float = 5.0) -> TextGenerationBackend:
     credential = Credential("api_key", TEST_API_KEY, "test")
-    return Backend(Connection(credential, "b1gtest", address, insecure=True, timeout=timeout))
+    connection = Connection(credential, "b1gtest", address, insecure=True, timeout=timeout)
+    return TextGenerationBackend(connection)
 
 
 @pytest.fixture
-def backend(emulator: Emulator) -> Backend:
+def backend(emulator: Emulator) -> TextGenerationBackend:
     found = backend_for(emulator.address)
     yield found
     found.close()
 
 
-def test_unary_and_streamed_replies_agree(backend: Backend, emulator: Emulator) -> None:
+def test_unary_and_streamed_replies_agree(
+    backend: TextGenerationBackend, emulator: Emulator
+) -> None:
     seen: list[str] = []
     streamed = backend.complete(MESSAGES, RequestOptions(), on_text=seen.append)
     unary = backend.complete(MESSAGES, RequestOptions(stream=False))
@@ -43,12 +47,16 @@ def test_unary_and_streamed_replies_agree(backend: Backend, emulator: Emulator) 
     assert streamed.model_uri == "gpt://b1gtest/yandexgpt/latest"
 
 
-def test_count_uses_the_models_tokenizer(backend: Backend, emulator: Emulator) -> None:
+def test_count_uses_the_models_tokenizer(
+    backend: TextGenerationBackend, emulator: Emulator
+) -> None:
     assert backend.count(MESSAGES, RequestOptions()) > 0
     assert emulator.tokenize_calls == 1
 
 
-def test_a_service_error_is_one_scrubbed_line(backend: Backend, emulator: Emulator) -> None:
+def test_a_service_error_is_one_scrubbed_line(
+    backend: TextGenerationBackend, emulator: Emulator
+) -> None:
     emulator.fail(grpc.StatusCode.PERMISSION_DENIED, "denied for {authorization}")
     with pytest.raises(ServiceError) as err:
         backend.complete(MESSAGES, RequestOptions())
@@ -71,7 +79,9 @@ def test_a_closed_port_fails_fast_naming_the_endpoint() -> None:
     assert time.monotonic() - started < 10
 
 
-def test_cancel_stops_the_stream_and_the_rpc(backend: Backend, emulator: Emulator) -> None:
+def test_cancel_stops_the_stream_and_the_rpc(
+    backend: TextGenerationBackend, emulator: Emulator
+) -> None:
     emulator.chunk_delay = 0.2
     cancel = threading.Event()
 

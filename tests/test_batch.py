@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from yagpt_magic import batch
+from yagpt_magic.bulk import batch_jobs as batch
+from yagpt_magic.core.errors import ServiceError
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.errors import ServiceError
 
 from .conftest import emulator_env, fails, magics_of
 from .kernel import Kernel
@@ -95,8 +95,8 @@ def test_a_new_kernel_picks_the_task_up_after_an_interrupt_and_a_restart(
     with Kernel(env) as kernel:
         setup = (
             "%load_ext yagpt_magic\n"
-            "import yagpt_magic.batch, tempfile\n"
-            "yagpt_magic.batch.POLL_INTERVAL = {poll}\n"
+            "import yagpt_magic.bulk.batch_jobs, tempfile\n"
+            "yagpt_magic.bulk.batch_jobs.POLL_INTERVAL = {poll}\n"
             "%config ChatMagics.cache_dir = tempfile.mkdtemp()\n"
         )
         assert kernel.run(setup.format(poll=30)).ok  # a slow poll: still waiting below

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from yagpt_magic.commands import COMMANDS, Context, dispatch, module
-from yagpt_magic.commands.help import summary, usage
-from yagpt_magic.conversation import Turn
-from yagpt_magic.errors import UsageProblem
-from yagpt_magic.session import ChatSession
-from yagpt_magic.settings import Settings
+from yagpt_magic.core.conversation import Turn
+from yagpt_magic.core.errors import UsageProblem
+from yagpt_magic.core.session import ChatSession
+from yagpt_magic.core.settings import Settings
+from yagpt_magic.ipython.commands import COMMANDS, Context, dispatch, module
+from yagpt_magic.ipython.commands.help import summary, usage
 
 
 class Shell:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from yagpt_magic.connection import Credential, resolve, resolve_credential, resolve_folder
-from yagpt_magic.errors import ConfigProblem
+from yagpt_magic.core.errors import ConfigProblem
+from yagpt_magic.service.connection import Credential, resolve, resolve_credential, resolve_folder
 
 BASE = {"login": None, "login_folder": "", "folder_id": "", "endpoint": "", "insecure": False,
         "yc_profile": "", "data_logging": False, "timeout": 30.0}

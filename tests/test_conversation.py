@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from yagpt_magic.conversation import Message, Thread, Turn, Usage
+from yagpt_magic.core.conversation import Message, Thread, Turn, Usage
+from yagpt_magic.core.fitting import WindowOverflow, fit_to_window
 from yagpt_magic.emulator import REQUEST_FRAMING, count_tokens, tokenize_text
-from yagpt_magic.fitting import WindowOverflow, fit_to_window
 
 
 @functools.lru_cache(maxsize=100_000)
@@ -187,7 +187,7 @@ def test_plainly_inside_uses_usage_not_the_tokenizer() -> None:
 def test_the_running_hash_equals_hashing_the_request(
     pairs: list[tuple[str, str]], system: str, new: str, data: st.DataObject
 ) -> None:
-    from yagpt_magic.conversation import messages_sha256
+    from yagpt_magic.core.conversation import messages_sha256
 
     thread = Thread("h", system_prompt=system)
     for user, reply in pairs:

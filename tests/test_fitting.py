@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yagpt_magic.conversation import Message, Thread, Turn, Usage
+from yagpt_magic.core.conversation import Message, Thread, Turn, Usage
+from yagpt_magic.core.fitting import WindowOverflow, fit_to_window
 from yagpt_magic.emulator import REQUEST_FRAMING, Emulator, count_tokens, tokenize_text
-from yagpt_magic.fitting import WindowOverflow, fit_to_window
 
 from .conftest import fails, magics_of
 
@@ -280,7 +280,7 @@ def test_fit_is_exact_through_the_real_sdk(emulator: Emulator, sdk_for: Any) -> 
 
 
 def test_each_model_has_its_window_and_config_overrides_all(shell: Any, emulator: Emulator) -> None:
-    from yagpt_magic import models
+    from yagpt_magic.core import models
 
     assert models.context_window("yandexgpt") == 32_768
     assert models.context_window("yandexgpt-lite/rc") == 32_768

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from yagpt_magic.conversation import Thread, Turn, Usage
+from yagpt_magic.core.conversation import Thread, Turn, Usage
 from yagpt_magic.emulator import Emulator, count_tokens, reply_for
 
 from .conftest import emulator_env, fails, magics_of

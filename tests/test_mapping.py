@@ -14,8 +14,8 @@ import grpc
 import pytest
 
 import yagpt_magic
+from yagpt_magic.core.errors import ContentFiltered, ServiceError
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.errors import ContentFiltered, ServiceError
 
 from .conftest import fails, magics_of
 
@@ -114,7 +114,7 @@ def test_map_with_a_schema_gives_one_column_per_field(
     shell: Any, session: Any, emulator: Emulator
 ) -> None:
     """``--map DATA --schema NAME``: each reply is checked; its fields become columns."""
-    from yagpt_magic.errors import InvalidReply
+    from yagpt_magic.core.errors import InvalidReply
 
     shell.run_cell(
         "import pydantic\n"
@@ -212,9 +212,9 @@ def test_interrupt_keeps_what_is_done_and_a_rerun_pays_only_the_rest(
 
 
 def test_a_torn_cache_file_is_not_trusted(tmp_path: Path) -> None:
-    from yagpt_magic.backend import Reply, RequestOptions
-    from yagpt_magic.cache import RowCache, request_key
-    from yagpt_magic.conversation import Usage
+    from yagpt_magic.bulk.row_cache import RowCache, request_key
+    from yagpt_magic.core.backend import Reply, RequestOptions
+    from yagpt_magic.core.conversation import Usage
 
     cache = RowCache(tmp_path)
     key = request_key([{"role": "user", "text": "hi"}], RequestOptions())

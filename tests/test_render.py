@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yagpt_magic.render import (
+from yagpt_magic.display.render import (
     _MARKUP,
     _TEX_DANGER,
     _code_css,
@@ -27,7 +27,7 @@ from yagpt_magic.render import (
     reply_html,
     text_html,
 )
-from yagpt_magic.view import ReplyView, Table
+from yagpt_magic.display.reply import ReplyView, Table
 
 from .hostile_corpus import corpus
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yagpt_magic.errors import scrub, scrubbed_cause
+from yagpt_magic.core.errors import scrub, scrubbed_cause
 
 from .leaks import echoes, leaked
 

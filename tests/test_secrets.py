@@ -15,9 +15,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, output_from_msg
 from traitlets import TraitError
 
-from yagpt_magic.credentials import looks_like_credential, refuse_secret
+from yagpt_magic.core.credentials import looks_like_credential, refuse_secret
+from yagpt_magic.core.errors import UsageProblem
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.errors import UsageProblem
 
 from .conftest import emulator_env, fails, magics_of
 from .kernel import Kernel

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from yagpt_magic.core.errors import ContentFiltered, ReplayMiss, UsageProblem
+from yagpt_magic.core.session import ChatSession, EventKind, ThreadEvent
+from yagpt_magic.core.settings import Settings
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.errors import ContentFiltered, ReplayMiss, UsageProblem
-from yagpt_magic.session import ChatSession, EventKind, ThreadEvent
-from yagpt_magic.settings import Settings
 
 from .conftest import TEST_API_KEY
 

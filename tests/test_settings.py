@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
-from yagpt_magic.settings import NAMES, Settings
+from yagpt_magic.core.settings import NAMES, Settings
 
 from .conftest import magics_of
 
 
 def test_every_traitlet_setting_is_a_settings_field() -> None:
-    from yagpt_magic.magics import ChatMagics
+    from yagpt_magic.ipython.magics import ChatMagics
 
     traits = set(ChatMagics.class_trait_names(config=True))
     assert set(NAMES) == traits

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from IPython.utils.capture import capture_output
 
+from yagpt_magic.core.errors import InvalidReply, UsageProblem
+from yagpt_magic.core.session import turn_metadata
+from yagpt_magic.core.structured import any_json, schema_of
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.errors import InvalidReply, UsageProblem
-from yagpt_magic.session import turn_metadata
-from yagpt_magic.structured import any_json, schema_of
-from yagpt_magic.widget import ChatWidget
+from yagpt_magic.widget.chat import ChatWidget
 
 from .conftest import emulator_env, fails, magics_of
 from .kernel import Kernel
@@ -235,7 +235,7 @@ def test_restore_reads_a_structured_turn_back_from_the_notebook(
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-    from yagpt_magic.view import ReplyView
+    from yagpt_magic.display.reply import ReplyView
 
     chat(user, "--schema Fact")
     (live,) = turns(user)

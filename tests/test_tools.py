@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 import pytest
 
-from yagpt_magic.conversation import ToolCall
+from yagpt_magic.core.conversation import ToolCall
+from yagpt_magic.core.errors import Interrupted, UsageProblem
+from yagpt_magic.core.session import ChatSession
+from yagpt_magic.core.settings import Settings
+from yagpt_magic.core.tools import REFUSED, ToolEvent, build_tool, offer
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.errors import Interrupted, UsageProblem
-from yagpt_magic.session import ChatSession
-from yagpt_magic.settings import Settings
-from yagpt_magic.tools import REFUSED, ToolEvent, build_tool, offer
 
 from .conftest import TEST_API_KEY
 
@@ -306,7 +306,7 @@ def test_transcripts_save_and_load_the_calls(
 
 def test_a_malformed_recorded_call_is_a_clear_error(session: ChatSession, tmp_path: Path
                                                     ) -> None:
-    from yagpt_magic.errors import TranscriptError
+    from yagpt_magic.core.errors import TranscriptError
     from yagpt_magic.transcript import load_threads, save_thread
 
     session.ask("default", "call total", tools="total")

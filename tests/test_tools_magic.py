@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.widget import ChatWidget
+from yagpt_magic.widget.chat import ChatWidget
 
 from .conftest import emulator_env, fails, magics_of
 from .kernel import Kernel

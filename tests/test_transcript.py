@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from yagpt_magic.conversation import Thread, Turn, Usage, messages_sha256
+from yagpt_magic.core.conversation import Thread, Turn, Usage, messages_sha256
+from yagpt_magic.core.session import ThreadEvent, turn_metadata
+from yagpt_magic.display.reply import ReplyView
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.session import ThreadEvent, turn_metadata
 from yagpt_magic.transcript import load_threads, read_notebook, save_threads
-from yagpt_magic.view import ReplyView
 
 from .conftest import fails, magics_of
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from yagpt_magic.conversation import Turn, Usage
-from yagpt_magic.errors import ContentFiltered, Interrupted, ServiceError
-from yagpt_magic.fitting import Fit
-from yagpt_magic.session import Answer
-from yagpt_magic.settings import Settings
-from yagpt_magic.view import ReplyDisplay, plain_notices
+from yagpt_magic.core.conversation import Turn, Usage
+from yagpt_magic.core.errors import ContentFiltered, Interrupted, ServiceError
+from yagpt_magic.core.fitting import Fit
+from yagpt_magic.core.session import Answer
+from yagpt_magic.core.settings import Settings
+from yagpt_magic.display.reply import ReplyDisplay, plain_notices
 
 
 class Screen:

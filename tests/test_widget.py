@@ -13,9 +13,9 @@ import pytest
 from IPython.utils.capture import capture_output
 from ipywidgets.widgets.widget import _instances
 
+from yagpt_magic.display.render import reply_html
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.render import reply_html
-from yagpt_magic.widget import ChatWidget
+from yagpt_magic.widget.chat import ChatWidget
 
 from .commcount import counting_comms
 from .conftest import emulator_env, magics_of

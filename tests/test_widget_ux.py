@@ -19,10 +19,10 @@ from typing import Any
 import grpc
 import pytest
 
+from yagpt_magic.core.errors import UsageProblem
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.errors import UsageProblem
-from yagpt_magic.widget import ChatWidget
-from yagpt_magic.widget_front import TRANSCRIPT_TURNS
+from yagpt_magic.widget.chat import ChatWidget
+from yagpt_magic.widget.front import TRANSCRIPT_TURNS
 
 from .commcount import counting_comms
 from .conftest import emulator_env, magics_of
@@ -249,9 +249,9 @@ def test_a_saved_notebook_keeps_a_transcript_kept_current(emulator: Emulator) ->
 
 
 def test_the_transcript_is_bounded_and_escapes_user_text(magics: Any) -> None:
-    from yagpt_magic.conversation import Turn
-    from yagpt_magic.render import reply_bundle
-    from yagpt_magic.widget_front import HIDE_ERROR, transcript_bundle
+    from yagpt_magic.core.conversation import Turn
+    from yagpt_magic.display.render import reply_bundle
+    from yagpt_magic.widget.front import HIDE_ERROR, transcript_bundle
 
     turns = [(Turn(user=f"<b>q{i}</b>", reply=f"a{i}"), reply_bundle(f"a{i}"))
              for i in range(TRANSCRIPT_TURNS + 5)]

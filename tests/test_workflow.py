@@ -9,7 +9,7 @@ import pytest
 from IPython.utils.capture import capture_output
 
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.workflow import TRACEBACK_LINES, code_blocks
+from yagpt_magic.ipython.workflow import TRACEBACK_LINES, code_blocks
 
 from .conftest import emulator_env, fails, magics_of
 from .kernel import Kernel

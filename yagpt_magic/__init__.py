@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .session import ChatSession
+    from .core.session import ChatSession
 
 __version__ = "0.1.0"
 __all__ = ["ChatMagics", "ChatSession", "ChatWidget", "current_session",
@@ -22,7 +22,7 @@ _KEPT = "_yagpt_magic_threads"
 
 def load_ipython_extension(shell: Any) -> None:
     """Build one ``ChatMagics`` and register it; threads kept by an unload come back."""
-    from .magics import ChatMagics
+    from .ipython.magics import ChatMagics
 
     magics = ChatMagics(shell)
     kept = getattr(shell, _KEPT, None)
@@ -84,7 +84,7 @@ def map(  # noqa: A001 - the public name the spec gives: yagpt_magic.map(templat
     ``parse`` returns dicts). A failed row holds its error object. Answered rows are
     cached on disk, so calling again after an interrupt sends only the rest.
     """
-    from .mapping import run_map
+    from .bulk.mapping import run_map
 
     session = session if session is not None else current_session()
     options = session.options(model=model, temperature=temperature, max_tokens=max_tokens,
@@ -98,15 +98,15 @@ def map(  # noqa: A001 - the public name the spec gives: yagpt_magic.map(templat
 def __getattr__(name: str) -> Any:
     # Public names load on first use so that importing the package stays cheap.
     if name == "ChatMagics":
-        from .magics import ChatMagics
+        from .ipython.magics import ChatMagics
 
         return ChatMagics
     if name == "ChatSession":
-        from .session import ChatSession
+        from .core.session import ChatSession
 
         return ChatSession
     if name == "ChatWidget":
-        from .widget import ChatWidget
+        from .widget.chat import ChatWidget
 
         return ChatWidget
     raise AttributeError(name)

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from .connection import CREDENTIAL_ENV
+from .service.connection import CREDENTIAL_ENV
 
 
 def main(argv: list[str] | None = None) -> int:

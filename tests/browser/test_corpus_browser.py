@@ -117,7 +117,7 @@ def batch_cell(attacker: Attacker, start: int, stop: int, *, markdown: bool = Fa
     return (
         "from IPython.display import display\n"
         "from tests.hostile_corpus import corpus, control\n"
-        "from yagpt_magic.render import reply_html\n"
+        "from yagpt_magic.display.render import reply_html\n"
         f"replies = {replies}\n"
         f"{show}\n"
     )

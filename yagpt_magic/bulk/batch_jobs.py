@@ -3,14 +3,14 @@
 For jobs too big or too cheap to run interactively, the rows go to the service as a
 dataset (JSON Lines of ``TextToTextGenerationRequest``: ``{"request": [messages]}``),
 uploaded with the SDK's ``datasets.draft_from_path(...).upload()``, and the model's
-``batch.run_deferred(dataset)`` runs them on the service's side. The task outlives
+``batch_jobs.run_deferred(dataset)`` runs them on the service's side. The task outlives
 the kernel: its id is printed at once, and ``%chat batch status|wait|fetch ID`` picks
 it up later from the id alone (the source dataset holds the requests in row order).
 
 The service leaves failed rows out of the result dataset and lists them in
 ``line_errors`` (line numbers from 1), and result order is not a promise, so results
 are matched to rows by their request; a row without a result holds its error.
-Everything runs on the backend's loop thread through ``Backend.drive``, so an
+Everything runs on the backend's loop thread through ``TextGenerationBackend.drive``, so an
 interrupt stops the waiting at once (the task itself keeps running on the service).
 """
 
@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .conversation import Message
-from .errors import Interrupted, ServiceError, UsageProblem
+from ..core.conversation import Message
+from ..core.errors import Interrupted, ServiceError, UsageProblem
 from .mapping import Parse, Template, interrupt_as, requests_for, rows_of, shaped
 
 if TYPE_CHECKING:
-    from .backend import Backend, RequestOptions
-    from .session import ChatSession
+    from ..core.backend import RequestOptions
+    from ..core.session import ChatSession
+    from ..service.text_generation import TextGenerationBackend
 
 REQUEST_TASK = "TextToTextGenerationRequest"
 #: Seconds between status polls of a task (tests and the emulator use far less).
@@ -94,8 +95,8 @@ def _write(requests: Sequence[Sequence[Message]], directory: str) -> Path:
     return path
 
 
-async def _follow(backend: Backend, operation: Any, task: Task, put: Callable[[Any], None],
-                  poll: float, *, wait: bool = True) -> Any:
+async def _follow(backend: TextGenerationBackend, operation: Any, task: Task,
+                  put: Callable[[Any], None], poll: float, *, wait: bool = True) -> Any:
     """Poll the task until it finishes (or once, when not ``wait``); returns its info."""
     while True:
         info = await operation.get_task_info()
@@ -109,7 +110,7 @@ async def _follow(backend: Backend, operation: Any, task: Task, put: Callable[[A
         await asyncio.sleep(poll)
 
 
-async def _results(backend: Backend, info: Any, task: Task,
+async def _results(backend: TextGenerationBackend, info: Any, task: Task,
                    requests: Sequence[Sequence[Message]] | None) -> None:
     """Read the result dataset (and, picking up by id, the requests) into ``task``."""
     sdk = backend.sdk()
@@ -125,8 +126,8 @@ async def _results(backend: Backend, info: Any, task: Task,
     task.failed = sum(1 for r in task.results if isinstance(r, Exception))
 
 
-def _consume(backend: Backend, produce: Callable[[Callable[[Any], None]], Any], task: Task,
-             *, progress: bool, announce: bool = False) -> None:
+def _consume(backend: TextGenerationBackend, produce: Callable[[Callable[[Any], None]], Any],
+             task: Task, *, progress: bool, announce: bool = False) -> None:
     """Run ``produce`` interruptibly, drawing the task's progress as it is polled."""
     bar = None
     if progress:

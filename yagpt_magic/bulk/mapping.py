@@ -28,14 +28,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .cache import RowCache, request_key
-from .conversation import Message
-from .errors import ChatError, ContentFiltered, Interrupted, UsageProblem
-from .template import split_code
+from ..core.conversation import Message
+from ..core.errors import ChatError, ContentFiltered, Interrupted, UsageProblem
+from ..core.template import split_code
+from .row_cache import RowCache, request_key
 
 if TYPE_CHECKING:
-    from .backend import Backend, Reply, RequestOptions
-    from .session import ChatSession
+    from ..core.backend import Reply, RequestOptions
+    from ..core.session import ChatSession
+    from ..service.text_generation import TextGenerationBackend
 
 #: ``{column}`` outside code, as ``--vars`` reads ``{name}``: other braces stay as typed.
 _FIELD = re.compile(r"(?<!\{)\{([A-Za-z_]\w*)\}(?!\})")
@@ -255,7 +256,7 @@ class _Doomed(ChatError):
 
 
 def run_rows(
-    backend: Backend,
+    backend: TextGenerationBackend,
     requests: Sequence[Sequence[Message]],
     options: RequestOptions,
     *,

@@ -21,8 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .backend import Reply, RequestOptions
-from .conversation import Message, Usage
+from ..core.backend import Reply, RequestOptions
+from ..core.conversation import Message, Usage
 
 #: Bumped when a stored row's shape changes: old files are then simply not found.
 _FORMAT = 1

@@ -17,9 +17,11 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import __version__, models
-from .backend import Backend, Reply, RequestOptions
-from .connection import Connection, Credential, CredentialKind, resolve
+from .. import __version__
+from ..service.connection import Connection, Credential, CredentialKind, resolve
+from ..service.text_generation import TextGenerationBackend
+from . import models
+from .backend import Reply, RequestOptions
 from .conversation import Message, Thread, Turn, message_bound, message_text
 from .errors import (
     ChatError,
@@ -35,7 +37,7 @@ from .fitting import Fit, WindowOverflow, fit_to_window
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .emulator import Emulator
+    from ..emulator import Emulator
     from .structured import Schema
     from .tools import Approver, ToolEvent, ToolRun
 
@@ -166,7 +168,7 @@ class ChatSession:
         self.offline: Emulator | None = None
         self.replay: ReplySource | None = None
         self.recorder: TurnSink | None = None
-        self._backends: dict[Connection, Backend] = {}
+        self._backends: dict[Connection, TextGenerationBackend] = {}
         self._listeners: list[Callable[[ThreadEvent], None]] = []
         self._busy: set[str] = set()
         self._lock = threading.RLock()
@@ -246,7 +248,7 @@ class ChatSession:
     # -- modes: record, replay, live, login, offline ---------------------------------
     def start_recording(self, path: str | os.PathLike[str], *, append: bool = False) -> str:
         """Write every committed turn to ``path`` from now on; returns the mode it ended."""
-        from .transcript import Recorder
+        from ..transcript import Recorder
 
         recorder = Recorder(path, self, append=append)  # checked before the mode changes
         ended = self.go_live()
@@ -255,7 +257,7 @@ class ChatSession:
 
     def start_replay(self, path: str | os.PathLike[str]) -> tuple[str, int]:
         """Answer later turns from the transcript at ``path``; returns (ended mode, turns)."""
-        from .transcript import ReplayFile
+        from ..transcript import ReplayFile
 
         source = ReplayFile(path)  # checked whole before the mode changes
         ended = self.go_live()
@@ -284,7 +286,7 @@ class ChatSession:
 
     def start_offline(self) -> Emulator:
         """Serve the built-in emulator in this process and point the session at it."""
-        from .emulator import Emulator
+        from ..emulator import Emulator
 
         with self._lock:
             if self.offline is None:
@@ -332,13 +334,13 @@ class ChatSession:
         (``models``), unless ``context_window`` is set for every model."""
         return models.context_window(options.model, self.settings.context_window or None)
 
-    def backend(self) -> Backend:
+    def backend(self) -> TextGenerationBackend:
         """The backend for the current settings (built once per distinct connection)."""
         connection = self.connection()
         with self._lock:
             found = self._backends.get(connection)
             if found is None:
-                found = self._backends[connection] = Backend(connection)
+                found = self._backends[connection] = TextGenerationBackend(connection)
             return found
 
     def close(self) -> None:

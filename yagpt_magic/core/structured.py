@@ -213,6 +213,6 @@ def _short(text: str) -> str:
 
 def json_markdown(data: Any) -> str:
     """The value as a fenced ``json`` block: the renderer highlights it as code."""
-    from .transcript.markdown import fence
+    from ..transcript.markdown import fence
 
     return fence(json.dumps(data, ensure_ascii=False, indent=2), "json")

@@ -13,16 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import ChatError, ContentFiltered, Interrupted, RecordingFailed
-from .session import Answer, turn_metadata
+from ..core.errors import ChatError, ContentFiltered, Interrupted, RecordingFailed
+from ..core.session import Answer, turn_metadata
 
 if TYPE_CHECKING:
-    from .backend import RequestOptions
-    from .fitting import Fit
-    from .session import ChatSession
-    from .settings import Settings
-    from .structured import Schema
-    from .tools import Approver, ToolEvent
+    from ..core.backend import RequestOptions
+    from ..core.fitting import Fit
+    from ..core.session import ChatSession
+    from ..core.settings import Settings
+    from ..core.structured import Schema
+    from ..core.tools import Approver, ToolEvent
 
 #: Minimum seconds between two in-place updates of a streaming reply.
 STREAM_INTERVAL = 0.1
@@ -96,7 +96,7 @@ class ReplyView:
         self.window = answer.window
         self.metadata = turn_metadata(answer.thread, answer.index, answer.turn)
         if answer.turn.schema is not None:
-            from .structured import json_markdown
+            from ..core.structured import json_markdown
 
             self.value_markdown = json_markdown(answer.turn.value)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import UsageProblem
-from .tools import ToolEvent, call_text, describe, shown_name, visible
+from ..core.errors import UsageProblem
+from ..core.tools import ToolEvent, call_text, describe, shown_name, visible
 
 _YES = ("y", "yes", "д", "да")
 

@@ -21,15 +21,15 @@ from traitlets import (
     validate,
 )
 
-from .credentials import CredentialRefused, looks_like_credential, refuse_secret
-from .errors import ChatError, UsageProblem, mask_arguments, sendable, sentence
-from .settings import NAMES, Settings
-from .template import split_code
+from ..core.credentials import CredentialRefused, looks_like_credential, refuse_secret
+from ..core.errors import ChatError, UsageProblem, mask_arguments, sendable, sentence
+from ..core.settings import NAMES, Settings
+from ..core.template import split_code
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
-    from .backend import RequestOptions
-    from .session import Answer, ChatSession
-    from .structured import Schema
+    from ..core.backend import RequestOptions
+    from ..core.session import Answer, ChatSession
+    from ..core.structured import Schema
 
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
 
@@ -106,7 +106,7 @@ class ChatMagics(Magics):
     def session(self) -> ChatSession:
         """The kernel's settings, threads and connection, built on first use."""
         if self._session is None:
-            from .session import ChatSession
+            from ..core.session import ChatSession
 
             self._session = ChatSession(self.settings)
             self._session.namespace = self._shell.user_ns  # where --tools names are found
@@ -244,8 +244,8 @@ class ChatMagics(Magics):
                 answer.value if schema is not None else answer.turn.reply)
 
     def _map(self, args: argparse.Namespace, cell: str) -> Any:
-        """``--map`` / ``--batch``: the rows of a variable; the work is in ``mapping``/``batch``."""
-        from .mapping import store
+        """``--map`` / ``--batch``: the rows of a variable; the work is in ``bulk/``."""
+        from ..bulk.mapping import store
 
         if args.map is None:
             raise UsageProblem("--batch and --concurrency go with --map DATA.")
@@ -269,13 +269,13 @@ class ChatMagics(Magics):
         # With --schema each row's reply is checked; its fields become columns.
         parse = (lambda text: schema.parse(text).data) if schema is not None else None
         if args.batch:
-            from .batch import run_batch
+            from ..bulk.batch_jobs import run_batch
 
             result, summary = run_batch(self.session, cell, ns[args.map],
                                         column=args.output or "reply", system=system,
                                         options=options, parse=parse)
         else:
-            from .mapping import run_map
+            from ..bulk.mapping import run_map
 
             result, outcome = run_map(self.session, cell, ns[args.map],
                                       column=args.output or "reply", system=system,
@@ -326,7 +326,7 @@ class ChatMagics(Magics):
         """What ``--schema NAME`` / ``--json`` ask the reply to be, checked before sending."""
         if args.schema is None and not args.json:
             return None
-        from .structured import any_json, resolve
+        from ..core.structured import any_json, resolve
 
         return any_json() if args.json else resolve(args.schema, self._shell.user_ns)
 
@@ -354,9 +354,9 @@ class ChatMagics(Magics):
 
     def _ask(self, thread: str, text: str, options: RequestOptions, tools: str | None = None,
              schema: Schema | None = None) -> Answer:
+        from ..display.reply import ask_and_show
+        from ..display.tool_calls import CellApproval
         from .shell import cell_id, reply_display
-        from .tool_display import CellApproval
-        from .view import ask_and_show
 
         display = reply_display(self._shell, thread, self.session.settings)
         cell = CellApproval(waiting=display.wait_for)

@@ -11,8 +11,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .settings import Settings
-    from .view import ReplyDisplay, Show
+    from ..core.settings import Settings
+    from ..display.reply import ReplyDisplay, Show
 
 
 def cell_id(shell: Any) -> str | None:
@@ -55,7 +55,7 @@ def _echo(text: str) -> None:
 def reply_display(shell: Any, thread: str, settings: Settings) -> ReplyDisplay:
     """A ``ReplyDisplay`` for this shell: an output updated in place, or, in a terminal
     (no kernel, so no output to update), the reply printed as it grows."""
-    from .view import ReplyDisplay
+    from ..display.reply import ReplyDisplay
 
     terminal = not hasattr(shell, "kernel")
     return ReplyDisplay(publisher(shell), thread=thread, settings=settings,

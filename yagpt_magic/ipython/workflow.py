@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .connection import CREDENTIAL_ENV
-from .conversation import Turn
-from .credentials import mask_credentials
-from .errors import UsageProblem, scrub
+from ..core.conversation import Turn
+from ..core.credentials import mask_credentials
+from ..core.errors import UsageProblem, scrub
+from ..service.connection import CREDENTIAL_ENV
 
 #: What of an error goes to the model: enough to explain it, never a whole log.
 TRACEBACK_LINES = 60
@@ -64,7 +64,7 @@ class LastError:
 
     def message(self) -> str:
         """The user message ``%chat explain`` sends."""
-        from .transcript.markdown import fence
+        from ..transcript.markdown import fence
 
         where = f" ({self.cell})" if self.cell else ""
         cell = (f"The cell{where}:\n\n{fence(self.source, 'python')}\n\n" if self.source

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import ConfigProblem
+from ..core.errors import ConfigProblem
 
 #: Credential env vars, first found wins: the SDK's names, then the chat guide's.
 CREDENTIAL_ENV: tuple[tuple[str, CredentialKind], ...] = (

@@ -17,14 +17,14 @@ import time
 import warnings
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
 
-from .connection import Connection
-from .conversation import Message, Usage
-from .errors import (
+from ..core.backend import Reply, ReplyStatus, RequestOptions, ToolDefinition
+from ..core.conversation import Message, Usage
+from ..core.errors import (
     ChatError,
     Interrupted,
     ServiceError,
@@ -32,60 +32,17 @@ from .errors import (
     scrubbed_cause,
     service_error,
 )
+from .connection import Connection
 
 _SDK_LOGGERS = ("yandex_cloud_ml_sdk", "yandex_ai_studio_sdk")
 _POLL = 0.05
 #: How long a stream may run in all; ``timeout`` bounds only the wait for its start.
 _STREAM_DEADLINE = 600.0
 
-#: How a reply ended; a filtered one is never committed; ``tool_calls`` asks for calls.
-ReplyStatus = Literal["final", "truncated", "filtered", "tool_calls"]
 STATUS_NAMES: dict[str, ReplyStatus] = {
     "FINAL": "final", "TRUNCATED_FINAL": "truncated", "CONTENT_FILTER": "filtered",
     "TOOL_CALLS": "tool_calls",
 }
-
-
-@dataclass(frozen=True)
-class ToolDefinition:
-    """A function tool as offered to the model; the schema is JSON text, so it hashes."""
-
-    name: str
-    description: str
-    parameters: str
-
-
-@dataclass(frozen=True)
-class RequestOptions:
-    """The per-turn model settings, after config and per-cell flags are merged."""
-
-    model: str = "yandexgpt"
-    model_version: str = "latest"
-    temperature: float | None = 0.6
-    max_tokens: int | None = 2000
-    reasoning_mode: str | None = None
-    stream: bool = True
-    #: Function tools offered with the request (SPEC 12).
-    tools: tuple[ToolDefinition, ...] = ()
-    #: ``"none"`` makes the model answer in text (the last allowed tool round).
-    tool_choice: str | None = None
-    #: ``"json"`` (any JSON object) or a JSON Schema as JSON text (``structured.Schema``).
-    response_format: str | None = None
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A finished answer from the service."""
-
-    text: str
-    status: ReplyStatus
-    usage: Usage
-    model_uri: str
-    model_version: str
-    #: (name, arguments) of each call a ``tool_calls`` reply asks for, in the order given.
-    tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
-    #: A replayed tool turn's recorded rounds (``conversation.ToolRound``): never re-run.
-    tool_rounds: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,7 +92,7 @@ def model_name_and_version(model: str, version: str) -> tuple[str, str]:
     return model, version
 
 
-class Backend:
+class TextGenerationBackend:
     """Talks to the completions model for one ``Connection``."""
 
     def __init__(self, connection: Connection) -> None:
@@ -329,7 +286,7 @@ class Backend:
         (tokens,) = self._drive(produce, first_timeout=self.connection.timeout)
         return len(tokens)
 
-    # -- many requests (mapping.py, batch.py run their own coroutines on the loop) -------
+    # -- many requests (bulk.mapping, bulk.batch_jobs run their own coroutines on the loop) -------
     def sdk(self) -> Any:
         """The ``AsyncYCloudML`` client; use it only from coroutines run by ``drive``."""
         if self._sdk is None:

@@ -18,15 +18,15 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from ..conversation import Thread
-from ..errors import TranscriptError
+from ..core.conversation import Thread
+from ..core.errors import TranscriptError
 from . import json_format, jsonl, markdown, notebook
 from .files import FORMAT, KEY, VERSION, Source, is_transcript, parse_json, read_text, suffix_of
 from .files import write_atomically as _write_atomically
 from .notebook import NotebookRead
-from .record import Recorder
-from .records import check_hashes, sent_messages, turn_record
-from .replay import ReplayFile, first_difference
+from .recorder import Recorder
+from .replay_file import ReplayFile, first_difference
+from .turn_records import check_hashes, sent_messages, turn_record
 
 __all__ = [
     "FORMAT", "KEY", "VERSION", "NotebookRead", "Recorder", "ReplayFile", "dumps",

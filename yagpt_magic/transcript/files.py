@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..errors import TranscriptError
+from ..core.errors import TranscriptError
 
 FORMAT = "yagpt-magic-transcript"
 VERSION = 1

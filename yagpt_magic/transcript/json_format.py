@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ..conversation import Thread
+from ..core.conversation import Thread
 from .files import FORMAT, VERSION, Source, check_header, parse_json
-from .records import (
+from .turn_records import (
     add_thread,
     check_index,
     decode_turn,

@@ -11,9 +11,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..conversation import Thread, Turn
+from ..core.conversation import Thread, Turn
 from .files import FORMAT, VERSION, Source, check_header, parse_json, shown
-from .records import decode_turn, field, record_texts, turn_record
+from .turn_records import decode_turn, field, record_texts, turn_record
 
 
 def header(**extra: Any) -> str:

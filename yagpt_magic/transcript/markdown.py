@@ -12,10 +12,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..conversation import Thread, Turn
-from ..view import inert_markdown
+from ..core.conversation import Thread, Turn
+from ..display.reply import inert_markdown
 from .files import FORMAT, VERSION, Source, check_header, parse_json
-from .records import add_thread, check_index, decode_turn, thread_header, turn_record
+from .turn_records import add_thread, check_index, decode_turn, thread_header, turn_record
 
 _COMMENT = re.compile(r"^<!-- (yagpt-magic-(?:transcript|thread|turn)) (\{.*\}) -->$")
 

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..conversation import Thread, Turn
-from ..view import ReplyView, plain_notices
+from ..core.conversation import Thread, Turn
+from ..display.reply import ReplyView, plain_notices
 from .files import FORMAT, KEY, VERSION, Source, check_header, shown
 from .markdown import fence, heading, one_line
-from .records import check_hashes, decode_turn, field, thread_header, turn_record
+from .turn_records import check_hashes, decode_turn, field, thread_header, turn_record
 
 _CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _SETUP = re.compile(r"^\s*%(load_ext|reload_ext)\s+yagpt_magic\s*$|^\s*%chat(\s.*)?$")
@@ -68,7 +68,7 @@ def _reply_output(thread: str, index: int, turn: Turn) -> Any:
     record["transcript"] = VERSION  # text/plain is exactly the reply, the cell body the message
     view = ReplyView(thread=thread, text=turn.reply)
     if turn.schema is not None:  # shown as the live output showed it: highlighted JSON
-        from ..structured import json_markdown
+        from ..core.structured import json_markdown
 
         view.value_markdown = json_markdown(turn.value)
     data, _ = view._repr_mimebundle_()

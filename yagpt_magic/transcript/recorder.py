@@ -14,14 +14,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..conversation import Thread
-from ..errors import TranscriptError
-from ..session import EventKind, ThreadEvent, now_iso
+from ..core.conversation import Thread
+from ..core.errors import TranscriptError
+from ..core.session import EventKind, ThreadEvent, now_iso
 from . import jsonl
 from .files import Source, is_transcript, read_text, suffix_of, write_atomically
 
 if TYPE_CHECKING:
-    from ..session import ChatSession
+    from ..core.session import ChatSession
 
 
 class Recorder:

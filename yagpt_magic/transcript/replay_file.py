@@ -11,10 +11,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..backend import Reply, RequestOptions
-from ..conversation import Message, Thread, message_text, messages_sha256
-from ..errors import ReplayMiss
-from .records import sent_messages
+from ..core.backend import Reply, RequestOptions
+from ..core.conversation import Message, Thread, message_text, messages_sha256
+from ..core.errors import ReplayMiss
+from .turn_records import sent_messages
 
 
 def _short(text: str, at: int) -> str:

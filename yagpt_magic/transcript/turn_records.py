@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..conversation import ContextHash, Message, Thread, ToolCall, ToolRound, Turn, Usage
-from ..session import turn_metadata
+from ..core.conversation import ContextHash, Message, Thread, ToolCall, ToolRound, Turn, Usage
+from ..core.session import turn_metadata
 from .files import Source, shown
 
 _USAGE_FIELDS = ("input_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")

@@ -13,9 +13,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .errors import Interrupted
-from .tool_display import result_line
-from .tools import ToolEvent, call_text, shown_name
+from ..core.errors import Interrupted
+from ..core.tools import ToolEvent, call_text, shown_name
+from ..display.tool_calls import result_line
 
 #: Most calls and results shown for one message (a turn has at most max_tool_rounds
 #: rounds); a call is one entry however long, so it is never shown in part.

@@ -9,7 +9,7 @@ Why it is built the way it is:
 
 - Requests run on a worker thread. A widget callback runs on the kernel's main
   thread; blocking it for a reply would freeze every other cell and widget. The
-  worker streams into a "live" Output (throttled by ``view.Throttle``), Stop sets
+  worker streams into a "live" Output (throttled by ``display.reply.Throttle``), Stop sets
   the request's cancel event, and errors land in the status line.
 - One request at a time per widget. A second Send while a reply is being written is
   refused, not queued: the queued message would go out with a context that lacks
@@ -21,7 +21,7 @@ Why it is built the way it is:
   last child of the history is an empty "tail" box, and a new turn is added with
   ``tail.children = (turn, new_tail)``. A full rebuild (reset, load) lays the turns
   out flat again. Re-running a cell updates that turn's Outputs only.
-- A reply streams through ``view.ReplyDisplay``, the same object ``%%chat`` uses, into
+- A reply streams through ``display.reply.ReplyDisplay``, the same object ``%%chat`` uses, into
   the pending turn's Output. Replies are HTML that ``render.reply_html`` rendered and
   sanitized (through ``ReplyView``), so raw HTML, script links and remote images in a
   reply stay inert whichever front end shows them (SPEC 10); user messages are plain text.
@@ -29,7 +29,7 @@ Why it is built the way it is:
   ``session.ask``; it never reaches the magics.
 - The habits of a chat box (Enter sends, Up recalls, the history scrolls and follows
   the newest reply, Copy / Insert-below on code blocks) need front-end code that
-  standard ipywidgets lack: ``widget_front.ChatBehavior``, an invisible anywidget
+  standard ipywidgets lack: ``front.ChatBehavior``, an invisible anywidget
   child, adds them to these standard controls.
 - Regenerate and Edit redo the last turn as a new version of it, committed in place
   when the reply completes (``session.ask(at=...)``: the rules of a cell re-run).
@@ -49,18 +49,18 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import LabelStyle
 
-from .errors import ChatError
-from .session import EventKind, ThreadEvent
-from .tool_widget import ToolPanel
-from .view import ReplyDisplay, ReplyView, ask_and_show
-from .widget_front import ChatBehavior, StaticTranscript, turn_meta
-from .widget_turn import Outputs, TurnView, bundle_of, descendants, plain
+from ..core.errors import ChatError
+from ..core.session import EventKind, ThreadEvent
+from ..display.reply import ReplyDisplay, ReplyView, ask_and_show
+from .approval import ToolPanel
+from .front import ChatBehavior, StaticTranscript, turn_meta
+from .turn_view import Outputs, TurnView, bundle_of, descendants, plain
 
 if TYPE_CHECKING:
-    from .backend import RequestOptions
-    from .conversation import Turn
-    from .session import ChatSession
-    from .structured import Schema
+    from ..core.backend import RequestOptions
+    from ..core.conversation import Turn
+    from ..core.session import ChatSession
+    from ..core.structured import Schema
 
 __all__ = ["ChatWidget"]
 
@@ -83,13 +83,13 @@ class ChatWidget(widgets.VBox):
         schema: Any = None, **kwargs: Any
     ) -> None:
         if session is None:
-            from . import current_session
+            from .. import current_session
 
             session = current_session()
         self.session = session
         self.schema: Schema | None = None
         if schema is not None:
-            from .structured import schema_of
+            from ..core.structured import schema_of
 
             self.schema = schema_of(schema)
         self.value: Any = None
@@ -532,7 +532,7 @@ class ChatWidget(widgets.VBox):
         whatever else its bundle holds, so the transcript is an output of its own: kept
         current (one display update per change of the thread), hidden by the widget's
         CSS while the live widget is drawn above it; when it is not, the transcript hides
-        that error line (``widget_front.HIDE_ERROR``).
+        that error line (``front.HIDE_ERROR``).
         """
         from IPython.display import display
 

@@ -13,7 +13,7 @@ invisibly inside ``ChatWidget`` and gives the standard controls those habits:
 - Code blocks get Copy and Insert-below buttons, replies a Copy button. They are new
   elements put next to the ``<pre>`` blocks the notebook's renderer drew from our own
   reply bundle: no reply text is parsed or turned into HTML in the browser, so the one
-  safe rendering path (``view.ReplyView``) stays the only one.
+  safe rendering path (``display.reply.ReplyView``) stays the only one.
 - Insert-below runs the notebook's own "insert cell below" command (its toolbar button)
   on the widget's cell and pastes the code into the new cell's editor: there is no
   kernel-side way to add a cell below a given output, and the cell is never run.
@@ -33,8 +33,8 @@ import anywidget
 import traitlets
 
 if TYPE_CHECKING:
-    from .conversation import Turn
-    from .session import ChatSession
+    from ..core.conversation import Turn
+    from ..core.session import ChatSession
 
 __all__ = ["TRANSCRIPT_TURNS", "ChatBehavior", "StaticTranscript", "transcript_bundle",
            "turn_meta"]

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..credentials import refuse_secret
-from ..errors import UsageProblem, mask_arguments
+from ...core.credentials import refuse_secret
+from ...core.errors import UsageProblem, mask_arguments
 
 if TYPE_CHECKING:
-    from ..session import ChatSession
+    from ...core.session import ChatSession
 
 #: Command name -> module, in the order ``%chat help`` lists them.
 COMMANDS: tuple[str, ...] = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..view import Table
+from ...display.reply import Table
 from . import Context, Parser
 
 
@@ -31,8 +31,8 @@ def _row(task: Any) -> tuple[str, str, str, str]:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> Any:
-    from ..batch import pick_up, recent
-    from ..errors import UsageProblem
+    from ...bulk.batch_jobs import pick_up, recent
+    from ...core.errors import UsageProblem
 
     if args.poll is not None and args.poll <= 0:
         raise UsageProblem("%chat batch: --poll must be a positive number of seconds.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import UsageProblem
+from ...core.errors import UsageProblem
 from ..workflow import code_blocks, pick_turn
 from . import Context, Parser, thread_parser
 

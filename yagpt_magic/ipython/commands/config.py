@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..connection import resolve_credential, resolve_endpoint, resolve_folder, resolve_insecure
-from ..session import ChatSession
-from ..view import Table
+from ...core.session import ChatSession
+from ...display.reply import Table
+from ...service.connection import (
+    resolve_credential,
+    resolve_endpoint,
+    resolve_folder,
+    resolve_insecure,
+)
 from . import Context, Parser, thread_parser
 
 SETTINGS = (

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from ...display.reply import ask_and_show
 from ..shell import cell_id, reply_display
-from ..view import ask_and_show
 from ..workflow import last_error
 from . import Context, Parser, thread_parser
 

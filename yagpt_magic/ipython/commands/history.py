@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..conversation import Turn
-from ..view import Table
+from ...core.conversation import Turn
+from ...display.reply import Table
 from . import Context, Parser, thread_parser
 
 
@@ -16,7 +16,7 @@ def first_line(text: str, width: int = 60) -> str:
 
 def tool_calls(turn: Turn, width: int = 60) -> str:
     """The turn's calls in order, each with what came of it: ``total() → 1234``."""
-    from ..tools import describe
+    from ...core.tools import describe
 
     shown = []
     for tool_round in turn.tool_rounds:

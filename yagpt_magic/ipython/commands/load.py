@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import TranscriptError
-from ..transcript import load_threads
+from ...core.errors import TranscriptError
+from ...transcript import load_threads
 from . import Context, Parser, thread_name
 
 

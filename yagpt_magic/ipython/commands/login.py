@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 
-from ..errors import UsageProblem
+from ...core.errors import UsageProblem
 from . import Context, Parser
 
 

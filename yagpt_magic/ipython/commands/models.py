@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..models import MODELS, context_window, known, model_name
-from ..settings import config_line
-from ..view import Table
+from ...core.models import MODELS, context_window, known, model_name
+from ...core.settings import config_line
+from ...display.reply import Table
 from . import Context, Parser
 
 

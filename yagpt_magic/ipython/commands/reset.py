@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import UsageProblem
+from ...core.errors import UsageProblem
 from . import Context, Parser, thread_parser
 
 

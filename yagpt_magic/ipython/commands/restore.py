@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageProblem
-from ..transcript import read_notebook
+from ...core.errors import UsageProblem
+from ...transcript import read_notebook
 from . import Context, Parser
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import UsageProblem
-from ..transcript import save_threads
+from ...core.errors import UsageProblem
+from ...transcript import save_threads
 from . import Context, Parser, thread_name
 
 

@@ -12,8 +12,8 @@ import argparse
 import json
 import re
 
-from ..credentials import refuse_secret
-from ..errors import UsageProblem
+from ...core.credentials import refuse_secret
+from ...core.errors import UsageProblem
 from . import Context, Parser
 
 _THREAD = r"(-t|--thread)\s+(\"[^\"]*\"|'[^']*'|\S+)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..view import Table
+from ...display.reply import Table
 from . import Context, Parser, thread_parser
 
 

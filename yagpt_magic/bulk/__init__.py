@@ -1,0 +1,1 @@
+"""Bulk: many prompts (--map, pacing, the row cache, batch jobs, progress)."""

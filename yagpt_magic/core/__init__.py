@@ -1,0 +1,1 @@
+"""Core: threads, turn costs, fitting, models, settings, the session, errors; no IPython."""

@@ -1,0 +1,1 @@
+"""Widget: the chat widget's Python side, its front-end files and the tool approval panel."""
