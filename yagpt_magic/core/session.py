@@ -381,7 +381,7 @@ class ChatSession:
     def secrets(self) -> tuple[str, ...]:
         """Every credential this kernel knows (login, offline, environment), so text that
         leaves it (a tool's result) can be scrubbed of them."""
-        from .connection import CREDENTIAL_ENV
+        from ..service.connection import CREDENTIAL_ENV
 
         found = [self.login.value] if self.login is not None else []
         return (*found, *(os.environ[name] for name, _ in CREDENTIAL_ENV if os.environ.get(name)))
