@@ -11,10 +11,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -39,13 +45,8 @@ PNG = base64.b64decode(
 
 @pytest.fixture
 def served() -> Iterator[tuple[Emulator, ChatHTTPServer]]:
-    emu = Emulator(api_key=TEST_API_KEY, iam_token=IAM_TOKEN).start()
-    http = ChatHTTPServer(emu.state).start()
-    try:
-        yield emu, http
-    finally:
-        http.stop()
-        emu.stop()
+    with Emulator(api_key=TEST_API_KEY, iam_token=IAM_TOKEN) as emu:
+        yield emu, emu.http
 
 
 @pytest.fixture
@@ -355,3 +356,49 @@ def test_stop_ends_open_connections_and_leaves_no_thread(
     left = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
     assert not [t for t in left if t.name.startswith(("yagpt-emulator-http", "Thread"))], left
     http.stop()  # twice is fine
+
+
+def test_the_emulator_serves_both_apis_and_stops_both() -> None:
+    emu = Emulator(api_key=TEST_API_KEY).start()
+    try:
+        assert emu.chat_url == f"http://{emu.http_address}/v1/"
+        assert emu.http_address != emu.address
+        headers = {"Authorization": f"Api-Key {TEST_API_KEY}"}
+        assert httpx.get(f"{emu.chat_url}models", headers=headers).status_code == 200
+    finally:
+        emu.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{emu.chat_url}models", headers=headers)
+    emu.stop()
+
+
+def test_a_taken_http_port_fails_the_start_and_frees_the_grpc_port() -> None:
+    with Emulator() as first:
+        taken = int(first.http_address.rsplit(":", 1)[1])
+        second = Emulator(http_port=taken)
+        with pytest.raises(OSError):
+            second.start()
+        with Emulator(port=second.port):  # the gRPC port it had bound is free again
+            pass
+
+
+def test_the_command_line_prints_both_addresses() -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yagpt_magic.emulator", "--port", "0", "--api-key", "cli-key"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        first, second = proc.stdout.readline(), proc.stdout.readline()
+        assert re.fullmatch(r"yagpt-magic emulator listening on 127\.0\.0\.1:\d+\n", first)
+        match = re.fullmatch(
+            r"OpenAI-compatible HTTP API at (http://127\.0\.0\.1:\d+/v1/)\n", second
+        )
+        assert match, second
+        listed = httpx.get(f"{match.group(1)}models", headers={"Authorization": "Api-Key cli-key"})
+        assert listed.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0

@@ -42,7 +42,6 @@ import pytest
 import yaml
 
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.emulator.openai_http import ChatHTTPServer
 
 from .conftest import TEST_API_KEY
 
@@ -83,11 +82,7 @@ def _cases(stream: bool) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[Emulator, str]]:
     with Emulator(api_key=TEST_API_KEY) as emu:
-        http = ChatHTTPServer(emu.state).start()
-        try:
-            yield emu, http.url
-        finally:
-            http.stop()
+        yield emu, emu.chat_url
 
 
 @pytest.fixture(scope="module")

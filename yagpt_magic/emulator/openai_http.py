@@ -32,7 +32,7 @@ import json
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -160,15 +160,14 @@ class ChatHTTPServer:
 
     # -- the hook for the per-model concurrency limit --------------------------------
 
-    @contextlib.contextmanager
-    def generation_slot(self, chat: ChatRequest) -> Iterator[None]:
-        """Hold one of the model's synchronous generation slots while answering.
+    def hold_generation(self, model_uri: str, held: contextlib.ExitStack) -> None:
+        """Take one of the model's synchronous generation slots until ``held`` closes.
 
-        The service allows 10 concurrent synchronous generations per model, across its
-        APIs; the gRPC side's limiter is where that count lives. Until it is shared
-        here, every HTTP generation is admitted (the hook where it plugs in).
+        The service allows 10 concurrent synchronous generations per model; the gRPC
+        side's limiter is where that count lives, and both APIs should spend the same
+        slots (scope ``FOLDER/NAME``). Until the state offers it, every HTTP generation
+        is admitted: this is the one place it plugs in.
         """
-        yield
 
     # -- what a request does -----------------------------------------------------------
 
@@ -179,9 +178,14 @@ class ChatHTTPServer:
         return None if window == DEFAULT_CONTEXT_WINDOW else window
 
     def begin_chat(
-        self, body: bytes, headers: dict[str, str], wait: Callable[[float], bool]
+        self,
+        body: bytes,
+        headers: dict[str, str],
+        wait: Callable[[float], bool],
+        held: contextlib.ExitStack,
     ) -> tuple[ChatRequest, Fault | None]:
-        """Record, authenticate, spend quota, wait, take a fault, validate (gRPC's order)."""
+        """Record, authenticate, spend quota, hold a generation slot (until ``held``
+        closes), wait, take a fault, validate: the gRPC gateway's order."""
         state = self.state
         try:
             payload, malformed = parse_body(body), None
@@ -201,6 +205,7 @@ class ChatHTTPServer:
                 429, catalogue.quota_exceeded(state.quota_rps or 0), kind="rate_limit_error",
                 code="resource_exhausted",
             )
+        self.hold_generation(raw_model, held)
         if not wait(state.delay):
             raise _Stopping
         fault = state.take_fault(CHAT_METHOD)
@@ -315,8 +320,8 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server.api
         headers = self._headers()
         try:
-            chat, fault = api.begin_chat(body, headers, self._wait)
-            with api.generation_slot(chat):
+            with contextlib.ExitStack() as held:
+                chat, fault = api.begin_chat(body, headers, self._wait, held)
                 reply = answer(chat, api.state.take_script())
                 if chat.stream:
                     self._stream(reply, fault, headers)

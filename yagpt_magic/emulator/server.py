@@ -9,7 +9,12 @@ request goes through the SDK's own discovery, channels, interceptors and parsing
   ``OperationService/Get`` and ``IamTokenService/Create`` (:mod:`.platform_services`),
 - ``DatasetService``, ``TextGenerationBatchService`` and ``BatchInferenceService``
   with presigned-URL storage, for ``sdk.datasets`` and ``model.batch``
-  (:mod:`.batch_service`).
+  (:mod:`.batch_service`);
+
+and, on a port of its own, the OpenAI-compatible HTTP API the SDK's ``chat`` domain
+calls (``GET /v1/models``, ``POST /v1/chat/completions``: :mod:`.openai_http`,
+:mod:`.openai_chat`), over the same state: the same credentials, quota, faults, scripted
+replies and recordings.
 
 Every call first passes the :class:`~.gateway.Gateway` (recording, auth, quota,
 service time, queued faults, validation) over the one :class:`~.state.ServiceState`
@@ -36,6 +41,7 @@ from .answers import STATUSES, Script
 from .batch_service import BatchServices
 from .completion_services import CompletionServices
 from .gateway import Gateway
+from .openai_http import ChatHTTPServer
 from .platform_services import PlatformServices
 from .state import COMPLETION_METHODS, Fault, RecordedRequest, ServiceState
 from .tools import Call
@@ -72,12 +78,15 @@ class Emulator:
     """A Foundation Models gRPC server on 127.0.0.1, served from this process's threads.
 
     Use as ``with Emulator(api_key="k") as emu:`` and point the SDK at
-    ``emu.address`` with ``verify=False`` (plaintext). Attributes ``delay`` (service
-    time) and ``chunk_delay`` slow replies down; ``quota_rps`` turns on a per-folder
-    requests-per-second quota (``rejected`` counts what it refused); ``pending_polls`` is
-    how many OperationService/Get calls see a deferred completion still running;
-    :meth:`fail`, :meth:`reply_with` and :meth:`call_tools` queue faults, scripted
-    replies and scripted tool calls for the next calls.
+    ``emu.address`` with ``verify=False`` (plaintext), and its ``chat`` domain at
+    ``emu.chat_url`` (``service_map={"http_completions": emu.chat_url}``): the
+    OpenAI-compatible HTTP API, served on ``http_port`` (0: a free one). Attributes
+    ``delay`` (service time) and ``chunk_delay`` slow replies down; ``quota_rps`` turns
+    on a per-folder requests-per-second quota (``rejected`` counts what it refused);
+    ``pending_polls`` is how many OperationService/Get calls see a deferred completion
+    still running; :meth:`fail`, :meth:`reply_with` and :meth:`call_tools` queue faults,
+    scripted replies and scripted tool calls for the next calls, on both APIs (an HTTP
+    fault's ``method`` is ``"ChatCompletion"``).
 
     It is a composition: ``state`` (what the services share), ``gateway`` (what every
     call passes), the servicers over them, and ``batch`` (datasets, storage and batch
@@ -102,11 +111,13 @@ class Emulator:
         iam_token: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        http_port: int = 0,
     ) -> None:
         self.host = host
         self.port = port
         self.state = ServiceState(api_key=api_key, iam_token=iam_token)
         self.gateway = Gateway(self.state)
+        self.http = ChatHTTPServer(self.state, host=host, port=http_port)
         self.batch = BatchServices(self.gateway)
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
@@ -117,6 +128,16 @@ class Emulator:
     def address(self) -> str:
         """``host:port`` for the SDK's ``endpoint`` (or every ``service_map`` entry)."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def http_address(self) -> str:
+        """``host:port`` of the OpenAI-compatible HTTP API (its port is known once started)."""
+        return self.http.address
+
+    @property
+    def chat_url(self) -> str:
+        """``http://host:port/v1/``: the SDK's ``service_map["http_completions"]``."""
+        return self.http.url
 
     def start(self) -> Emulator:
         """Bind and serve in background threads; returns self."""
@@ -140,6 +161,11 @@ class Emulator:
         self.state.address = self.address
         server.start()
         self._server = server
+        try:
+            self.http.start()
+        except OSError:
+            self.stop()
+            raise
         return self
 
     def _bind(self, server: grpc.Server) -> int:
@@ -153,7 +179,8 @@ class Emulator:
         return bound
 
     def stop(self) -> None:
-        """Cancel in-flight calls and close the port; safe to call twice."""
+        """Cancel in-flight calls and close both ports; safe to call twice."""
+        self.http.stop()
         server, self._server = self._server, None
         if server is not None:
             server.stop(grace=0).wait()
