@@ -13,12 +13,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from . import models
+
 #: One message as sent: ``{"role", "text"}``, or a tool turn's ``{"role", "tool_calls"}`` /
 #: ``{"role", "tool_results"}`` (SPEC 12), which the backend hands to the SDK as it expects.
 Message = dict[str, Any]
 #: How a committed turn's reply ended: whole, or cut at max_tokens.
 TurnStatus = Literal["final", "truncated"]
-Counter = Callable[[Sequence[Message]], int]
+#: Tokens of a message list by the model's tokenizer; None: the API has no tokenizer.
+Counter = Callable[[Sequence[Message]], "int | None"]
 
 #: Tokens a message may cost beyond one token per UTF-8 byte of its text (role markers).
 #: The byte length of a text bounds its token count from above for byte-level tokenizers.
@@ -77,6 +80,9 @@ class ToolCall:
     arguments: dict[str, Any]
     result: str
     outcome: ToolOutcome = "ran"
+    #: The call's id on the OpenAI-compatible API, which its result must name; the Text
+    #: Generation API has none ("").
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,11 +94,14 @@ class ToolRound:
 
     def messages(self) -> list[Message]:
         """The call list and the result list, as the service recorded them (SPEC 12)."""
+        ids = [{"id": c.id} if c.id else {} for c in self.calls]
         return [
             {"role": "assistant",
-             "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in self.calls]},
+             "tool_calls": [{"name": c.name, "arguments": c.arguments, **i}
+                            for c, i in zip(self.calls, ids)]},
             {"role": "user",
-             "tool_results": [{"name": c.name, "content": c.result} for c in self.calls]},
+             "tool_results": [{"name": c.name, "content": c.result, **i}
+                              for c, i in zip(self.calls, ids)]},
         ]
 
 
@@ -163,6 +172,8 @@ class Turn:
     tool_rounds: tuple[ToolRound, ...] = ()
     #: Its cost as an affine form in the framing of its request (see derive_costs).
     form: Form | None = field(default=None, compare=False, repr=False)
+    #: The API that answered (``Backend.api``; "" in a transcript from before there were two).
+    api: str = ""
 
     def messages(self) -> list[Message]:
         """Every message of the turn, as a later request carries it (and fitting counts it)."""
@@ -233,6 +244,31 @@ class Thread:
         # (index, text) -> (turns[index], count of [its reply, text]): see tail_count.
         self._tails: dict[tuple[int, str], tuple[Turn, int]] = {}
         self.tail_calls = 0
+        # The model (by name) whose tokens the derived costs are in; None: any turn's.
+        self._costs_for: str | None = None
+
+    def count_for(self, model: str | None) -> None:
+        """Derive costs in ``model``'s tokens from now on (None: keep the current model).
+
+        A usage or a count is in the tokens of the model that made it, and another
+        model's tokenizer (another API's) may cut the same text into more tokens. So a
+        thread that switches model forgets every cost it derived and re-learns them from
+        the turns that model answered; the others are bounded by their bytes meanwhile.
+        """
+        name = models.model_name(model) if model else None
+        if name is None or name == self._costs_for:
+            return
+        for turn in self._turns:
+            turn.tokens = turn.form = None
+        self._derived = 0
+        self._g, self._g_high, self._framing = {}, {}, {}
+        self._tails.clear()
+        self._costs_for = name
+
+    def counted_by(self, turn: Turn) -> bool:
+        """Whether ``turn``'s usage is in the tokens the thread's costs are derived in."""
+        return (self._costs_for is None or not turn.model
+                or models.model_name(turn.model) == self._costs_for)
 
     @property
     def turns(self) -> Sequence[Turn]:
@@ -267,7 +303,7 @@ class Thread:
             self._derive(index)
         self._derived = max(self._derived, min(upto, len(turns)))
 
-    def tail_count(self, index: int, text: str, count: Counter) -> int:
+    def tail_count(self, index: int, text: str, count: Counter) -> int | None:
         """The count of [turns[index].reply, text] as a request; cached (a re-run asks again).
 
         ``tail_calls`` says whether this call asked the tokenizer (1) or the cache (0).
@@ -278,6 +314,8 @@ class Thread:
             self.tail_calls = 0
             return cached[1]
         counted = count([{"role": "assistant", "text": prev.reply}, {"role": "user", "text": text}])
+        if counted is None:
+            return None
         if len(self._tails) >= 64:
             self._tails.clear()
         self._tails[(index, text)] = (prev, counted)
@@ -303,7 +341,8 @@ class Thread:
         if exact is not None:
             return exact
         turn = self.turns[index]
-        low = turn.reply_tokens + 2  # the reply's tokens, and one for each message at least
+        # The reply's tokens (if this model's), and one for each message at least.
+        low = (turn.reply_tokens if self.counted_by(turn) else 0) + 2
         if turn.form is not None:
             low = max(low, self._range(turn.form)[0])
         return low
@@ -370,7 +409,7 @@ class Thread:
     def _derive(self, index: int) -> None:
         turn = self.turns[index]
         sent, start = turn.usage.input_tokens, turn.context_start
-        if sent <= 0 or start is None or start > index or turn.stale:
+        if sent <= 0 or start is None or start > index or turn.stale or not self.counted_by(turn):
             return
         key = (turn.system_prompt, turn.model)
         if index - start <= 256 and not turn.usage.reasoning_tokens:

@@ -25,6 +25,9 @@ class Fit:
     probe: tuple[int, int] | None = None
     #: The count of [previous reply, new message] as a request, if that was counted.
     tail: int | None = None
+    #: Near the edge, ``tokens`` and the choice of ``start`` rest on upper bounds alone:
+    #: the API has no tokenizer (the output says so).
+    bounded: bool = False
 
     @property
     def left_out(self) -> int:
@@ -34,10 +37,12 @@ class Fit:
 class WindowOverflow(ValueError):
     """The new message (with the system prompt) does not fit the window on its own."""
 
-    def __init__(self, tokens: int, budget: int) -> None:
+    def __init__(self, tokens: int, budget: int, *, bound: bool = False) -> None:
         super().__init__(f"{tokens} tokens, {tokens - budget} over a budget of {budget}")
         self.tokens = tokens
         self.budget = budget
+        #: ``tokens`` is an upper bound (the message's UTF-8 length), not a count.
+        self.bound = bound
 
 
 def _anchor(thread: Thread, upto: int) -> tuple[int, int] | None:
@@ -51,6 +56,7 @@ def _anchor(thread: Thread, upto: int) -> tuple[int, int] | None:
     prev = thread.turns[upto - 1]
     if (
         prev.stale
+        or not thread.counted_by(prev)
         or prev.context_start is None
         or prev.usage.input_tokens <= 0
         or prev.system_prompt != thread.system_prompt
@@ -154,7 +160,8 @@ def _candidate(
 
 
 def fit_to_window(
-    thread: Thread, text: str, *, budget: int, count: Counter, upto: int | None = None
+    thread: Thread, text: str, *, budget: int, count: Counter | None, upto: int | None = None,
+    model: str | None = None,
 ) -> Fit:
     """Choose the oldest turn to send so the request fits ``budget`` tokens, exactly.
 
@@ -206,6 +213,7 @@ def fit_to_window(
     """
     upto = len(thread.turns) if upto is None else upto
     turns = thread.turns
+    thread.count_for(model)
     thread.derive_costs(upto)
     new = message_bound(text)
 
@@ -229,21 +237,13 @@ def fit_to_window(
         if high <= budget:
             return Fit(0, upto, high, 0)
 
+    if count is None:
+        return fit_by_bounds(thread, text, budget=budget, upto=upto, anchor=anchor)
     probe = _candidate(thread, text, budget, upto, anchor)
-    tail = None
-    if anchor is not None and _tail_will_do(thread, text, upto, anchor[0], probe):
-        # Only what is new since the previous request: its reply and this message. Their
-        # count as a request of their own, less the request framing, added to the
-        # previous request's exact size is this one's (framing once).
-        prev = turns[upto - 1]
-        tail = thread.tail_count(upto - 1, text, count)
-        calls_made = thread.tail_calls
-        framing = thread.framing(prev.model)
-        probe, measured = anchor[0], anchor[1] + tail - (framing or 0)
-        exact_probe = framing is not None
-    else:
-        measured = count(thread.request(text, upto=upto, start=probe))
-        exact_probe, calls_made = True, 1
+    measured_at = _measure(thread, text, upto, anchor, probe, count)
+    if measured_at is None:  # the backend's API has no tokenizer after all
+        return fit_by_bounds(thread, text, budget=budget, upto=upto, anchor=anchor)
+    probe, measured, exact_probe, calls_made, tail = measured_at
     calls, start, size, exact = calls_made, probe, measured, exact_probe
     while size > budget and start < upto:
         exact = exact and thread.cost(start) is not None
@@ -256,7 +256,7 @@ def fit_to_window(
         alone += message_bound(thread.system_prompt) if thread.system_prompt else 0
         if alone <= budget:
             return Fit(upto, upto, alone, calls)
-        size = count(thread.request(text, upto=upto, start=upto))
+        size = count(thread.request(text, upto=upto, start=upto)) or size
         calls += 1
     if size > budget:
         raise WindowOverflow(size, budget)
@@ -264,6 +264,31 @@ def fit_to_window(
         size += thread.ceiling(start - 1)
         start -= 1
     return Fit(start, upto, size, calls, (probe, measured) if exact_probe else None, tail)
+
+
+def _measure(
+    thread: Thread, text: str, upto: int, anchor: tuple[int, int] | None, probe: int,
+    count: Counter,
+) -> tuple[int, int, bool, int, int | None] | None:
+    """The one count: (start, its request's size, exact?, calls, tail count); None when
+    ``count`` says the API cannot count.
+
+    Only what is new since the previous request, when that will do (its reply and this
+    message): their count as a request of their own, less the request framing, added
+    to the previous request's exact size is this one's (framing once).
+    """
+    if anchor is not None and _tail_will_do(thread, text, upto, anchor[0], probe):
+        prev = thread.turns[upto - 1]
+        tail = thread.tail_count(upto - 1, text, count)
+        if tail is None:
+            return None
+        framing = thread.framing(prev.model)
+        return (anchor[0], anchor[1] + tail - (framing or 0), framing is not None,
+                thread.tail_calls, tail)
+    measured = count(thread.request(text, upto=upto, start=probe))
+    if measured is None:
+        return None
+    return probe, measured, True, 1, None
 
 
 #: A candidate request this large is not counted whole near the edge (the tokenizer
@@ -291,3 +316,41 @@ def _tail_will_do(thread: Thread, text: str, upto: int, start: int, probe: int) 
     if probe == upto:  # the message alone is the question: counted alone, exactly
         return False
     return prev.usage.input_tokens * 4 + len(text.encode("utf-8")) > 4 * TAIL_BYTES
+
+
+def fit_by_bounds(
+    thread: Thread, text: str, *, budget: int, upto: int, anchor: tuple[int, int] | None
+) -> Fit:
+    """Fit without a tokenizer (the OpenAI-compatible API has none; SPEC 4's note).
+
+    The previous request's size is exact (its usage), the previous reply's tokens too
+    (its ``completion_tokens``, plus a reply's framing), and the new message is bounded
+    by its UTF-8 length: so ``size`` starts as an upper bound, and the walk keeps it one
+    (drop the oldest turn: subtract its floor; add an older one: add its ceiling). A
+    request is never over the window. The costs of earlier turns are exact once their
+    usages tell them (``Thread.derive_costs``), so the only slack near the edge is the
+    new message's bytes beyond its tokens; a turn that plainly fits is kept
+    (``fit_to_window`` returns before this when everything fits by bounds).
+    """
+    new = message_bound(text)
+    alone = REQUEST_ALLOWANCE + new
+    alone += message_bound(thread.system_prompt) if thread.system_prompt else 0
+    if anchor is not None:
+        start, sent = anchor
+        prev = thread.turns[upto - 1]
+        reply = (prev.reply_tokens + MESSAGE_ALLOWANCE if prev.reply_tokens
+                 else message_bound(prev.reply))
+        size = sent + reply + new
+        while size > budget and start < upto:
+            size -= thread.floor(start)
+            start += 1
+        if start == upto:
+            size = min(size, alone)
+    else:
+        start, size = upto, alone
+    if size > budget:
+        raise WindowOverflow(size, budget, bound=True)
+    while start > 0 and size + thread.ceiling(start - 1) <= budget:
+        size += thread.ceiling(start - 1)
+        start -= 1
+    return Fit(start, upto, size, 0, bounded=True)

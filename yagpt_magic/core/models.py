@@ -1,58 +1,139 @@
-"""The models the extension knows and their context windows: plain data, no SDK.
+"""The models the extension knows: each one's window, API, images and reasoning; no SDK.
 
-Windows are the context lengths Yandex AI Studio documents for its common-instance
-text models ("Модели базового инстанса", https://yandex.cloud/ru/docs/foundation-models/
-concepts/yandexgpt/models, as of November 2025). A model not listed gets
-``DEFAULT_WINDOW``; ``%config ChatMagics.context_window`` overrides every model.
+From the service's models page ("Модели базового инстанса",
+https://yandex.cloud/ru/docs/foundation-models/concepts/yandexgpt/models, and
+https://aistudio.yandex.ru/docs/ai-studio/concepts/generation/models, as of November 2025):
+YandexGPT and Alice AI are served through the Text Generation API (gRPC, the SDK's
+``models.completions``); Qwen3, gpt-oss and Gemma only through the OpenAI-compatible API
+(HTTP, the SDK's ``chat.completions``). A user picks a model; the extension picks the API.
+A model this table does not know (a fine-tune, a ``gpt://`` URI of another model) goes to
+the Text Generation API and gets ``DEFAULT_WINDOW``; ``%config ChatMagics.context_window``
+overrides every model's window.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 #: The window of a model this table does not know (YandexGPT's).
 DEFAULT_WINDOW = 32_768
 
+#: The two APIs a model can be served through (``Backend.api`` of the live backends).
+Api = Literal["text-generation", "openai-compatible"]
+TEXT_GENERATION: Api = "text-generation"
+OPENAI_COMPATIBLE: Api = "openai-compatible"
+#: How each API reads in one line (``%chat models``, errors).
+API_TITLES: dict[str, str] = {
+    TEXT_GENERATION: "Text Generation API (gRPC)",
+    OPENAI_COMPATIBLE: "OpenAI-compatible API (HTTP)",
+}
+
+#: ``reasoning_mode`` values of the Text Generation API, and ``reasoning_effort`` values
+#: of the OpenAI-compatible one (the SDK's ``ChatReasoningMode``).
+GRPC_REASONING = ("disabled", "enabled_hidden")
+HTTP_REASONING = ("low", "medium", "high")
+
 
 @dataclass(frozen=True)
 class Model:
-    """A served completions model: the name in its URI, what it is, its window."""
+    """A served completions model: the name in its URI, what it is, and what it takes."""
 
     name: str
     title: str
     window: int
+    api: Api = TEXT_GENERATION
+    #: Whether the model reads images in a message (SPEC 15).
+    images: bool = False
+    #: The reasoning settings it takes (``GRPC_REASONING``, ``HTTP_REASONING`` or none).
+    reasoning: tuple[str, ...] = GRPC_REASONING
 
 
 MODELS: tuple[Model, ...] = (
     Model("yandexgpt", "YandexGPT Pro", 32_768),
     Model("yandexgpt-lite", "YandexGPT Lite", 32_768),
     Model("aliceai-llm", "Alice AI LLM", 32_768),
-    Model("qwen3-235b-a22b-fp8", "Qwen3 235B A22B", 262_144),
-    Model("gpt-oss-120b", "gpt-oss 120B", 131_072),
-    Model("gpt-oss-20b", "gpt-oss 20B", 131_072),
-    Model("gemma-3-27b-it", "Gemma 3 27B", 131_072),
-    Model("llama", "Llama 3.3 70B", 8_192),
-    Model("llama-lite", "Llama 3.1 8B", 8_192),
+    Model("qwen3-235b-a22b-fp8", "Qwen3 235B A22B", 262_144, OPENAI_COMPATIBLE,
+          reasoning=HTTP_REASONING),
+    Model("gpt-oss-120b", "gpt-oss 120B", 131_072, OPENAI_COMPATIBLE,
+          reasoning=HTTP_REASONING),
+    Model("gpt-oss-20b", "gpt-oss 20B", 131_072, OPENAI_COMPATIBLE, reasoning=HTTP_REASONING),
+    Model("gemma-3-27b-it", "Gemma 3 27B", 131_072, OPENAI_COMPATIBLE, images=True,
+          reasoning=()),
+    Model("llama", "Llama 3.3 70B", 8_192, reasoning=()),
+    Model("llama-lite", "Llama 3.1 8B", 8_192, reasoning=()),
 )
 
 _BY_NAME = {model.name: model for model in MODELS}
 
 
 def model_name(model: str) -> str:
-    """``yandexgpt``, ``yandexgpt-lite/rc`` or ``gpt://folder/NAME/version`` -> NAME."""
+    """``yandexgpt``, ``yandexgpt-lite/rc``, ``NAME/latest@suffix`` or a ``gpt://`` URI -> NAME."""
     if "://" in model:
         parts = model.split("://", 1)[1].split("/")
         return parts[1] if len(parts) > 1 else parts[0]
-    return model.split("/", 1)[0]
+    return model.split("/", 1)[0].split("@", 1)[0]
+
+
+def lookup(model: str) -> Model | None:
+    """The table's entry for ``model`` (any of the forms ``model_name`` takes), if any."""
+    return _BY_NAME.get(model_name(model))
 
 
 def context_window(model: str, override: int | None = None) -> int:
     """The window to fit a request into: the override if set, else the model's own."""
     if override:
         return override
-    known = _BY_NAME.get(model_name(model))
-    return known.window if known is not None else DEFAULT_WINDOW
+    found = lookup(model)
+    return found.window if found is not None else DEFAULT_WINDOW
 
 
 def known(model: str) -> bool:
-    return model_name(model) in _BY_NAME
+    return lookup(model) is not None
+
+
+def api_for(model: str) -> Api:
+    """The API that serves ``model``: the table's, else the Text Generation API.
+
+    A fine-tune (``NAME/latest@suffix``, ``gpt://…/NAME/latest@suffix``) is a tune of a
+    Text Generation model, whatever its base is called.
+    """
+    found = lookup(model)
+    if found is None or "@" in model:
+        return TEXT_GENERATION
+    return found.api
+
+
+def reads_images(model: str) -> bool:
+    found = lookup(model)
+    return found is not None and found.images
+
+
+def reasoning_value(model: str, mode: str | None) -> str | None:
+    """The reasoning setting to send with ``model``, or None to send none.
+
+    ``reasoning_mode`` takes both APIs' words; each model gets the nearest one it takes:
+    ``enabled_hidden`` is ``medium`` effort on the OpenAI-compatible API, an effort is
+    ``enabled_hidden`` on the Text Generation API, and ``disabled`` there is no effort
+    asked for here (gpt-oss always reasons a little). A model that takes no reasoning
+    setting (Gemma) is sent none, so a notebook-wide setting never fails its turns.
+    """
+    if not mode:
+        return None
+    found = lookup(model)
+    takes = found.reasoning if found is not None else GRPC_REASONING
+    if mode in takes:
+        return mode
+    if takes == HTTP_REASONING:
+        return "medium" if mode == "enabled_hidden" else None
+    if takes == GRPC_REASONING and mode in HTTP_REASONING:
+        return "enabled_hidden"
+    return None
+
+
+def served_elsewhere(model: str) -> str:
+    """One line for a model an API refused: which API serves which models, where to look."""
+    http = ", ".join(m.name for m in MODELS if m.api == OPENAI_COMPATIBLE)
+    return (f"{model_name(model)!r} is not in the built-in table, so it went to the "
+            f"{API_TITLES[TEXT_GENERATION]}; the {API_TITLES[OPENAI_COMPATIBLE]} serves "
+            f"{http}. %chat models lists every model and its API")

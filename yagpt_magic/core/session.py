@@ -138,6 +138,9 @@ def turn_metadata(thread: str, index: int, turn: Turn) -> dict[str, Any]:
         "schema": turn.schema,
         "value": turn.value,
         "version": __version__,
+        # Which API answered (SPEC 15): "text-generation", "openai-compatible", or ""
+        # for a turn from a transcript written before there were two.
+        "api": turn.api,
         **({"tool_rounds": tool_rounds_record(turn)} if turn.tool_rounds else {}),
     }
 
@@ -151,7 +154,8 @@ def tool_rounds_record(turn: Turn) -> list[dict[str, Any]]:
                       "reasoning_tokens": r.usage.reasoning_tokens,
                       "total_tokens": r.usage.total_tokens},
             "calls": [{"name": c.name, "arguments": c.arguments, "result": c.result,
-                       "outcome": c.outcome} for c in r.calls],
+                       "outcome": c.outcome, **({"id": c.id} if c.id else {})}
+                      for c in r.calls],
         }
         for r in turn.tool_rounds
     ]

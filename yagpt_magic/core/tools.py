@@ -338,8 +338,12 @@ class ToolRun:
         if self.cancel is not None and self.cancel.is_set():
             raise Interrupted("stopped")
 
-    def run_call(self, name: str, arguments: Mapping[str, Any]) -> ToolCall:
-        """One call: shown, decided, run (only an offered name), its result as text."""
+    def run_call(self, name: str, arguments: Mapping[str, Any], call_id: str = "") -> ToolCall:
+        """One call: shown, decided, run (only an offered name), its result as text.
+
+        ``call_id`` is the API's id for the call (the OpenAI-compatible API's), kept with
+        the record so the result names the call it answers.
+        """
         tool = self.tools.get(name)
         arguments = tool.ordered(arguments) if tool is not None else dict(arguments)
         self._emit(ToolEvent("call", name, arguments))
@@ -352,6 +356,7 @@ class ToolRun:
         else:
             self._stop_if_cancelled()
             record = self._execute(tool, arguments)
+        record = replace(record, id=call_id) if call_id else record
         self._stop_if_cancelled()
         self._emit(ToolEvent("done", name, arguments, record))
         return record
@@ -405,7 +410,9 @@ class ToolRun:
                     "was added to the thread. Raise ChatMagics.max_tool_rounds or rephrase.",
                     code="TOOL_ROUNDS",
                 )
-            calls = tuple(self.run_call(name, arguments) for name, arguments in reply.tool_calls)
+            ids = tuple(reply.call_ids) + ("",) * (len(reply.tool_calls) - len(reply.call_ids))
+            calls = tuple(self.run_call(name, arguments, call_id)
+                          for (name, arguments), call_id in zip(reply.tool_calls, ids))
             done = ToolRound(calls, reply.usage)
             rounds.append(done)
             sent += done.messages()

@@ -83,6 +83,7 @@ def decode_turn(src: Source, where: str, record: Any, user: str, reply: str) -> 
                                                          (list,), [])),
         schema=field(src, where, record, "schema", (str, type(None)), None),
         value=record.get("value"),
+        api=field(src, where, record, "api", (str,), ""),
     )
 
 
@@ -105,7 +106,8 @@ def decode_tool_rounds(src: Source, where: str, rounds: list[Any]) -> tuple[Tool
                 src.fail(f"{here}: unknown outcome {outcome!r}")
             calls.append(ToolCall(field(src, here, call, "name", (str,)),
                                   field(src, here, call, "arguments", (dict,)),
-                                  field(src, here, call, "result", (str,)), outcome))
+                                  field(src, here, call, "result", (str,)), outcome,
+                                  field(src, here, call, "id", (str,), "")))
         if not calls:
             src.fail(f"{at}: no calls")
         decoded.append(ToolRound(tuple(calls), Usage(*counts)))
