@@ -49,3 +49,18 @@ def test_connection_never_shows_the_secret() -> None:
     assert conn.insecure and conn.endpoint == "127.0.0.1:1"
     assert "AQVN-secret-value" not in repr(conn)
     assert conn.secrets == ("AQVN-secret-value",)
+
+
+def test_the_chat_endpoint_comes_from_config_then_env_and_plain_http_only_to_this_machine() -> None:
+    env = {"YC_API_KEY": "k", "YC_FOLDER_ID": "f", "YAGPT_CHAT_ENDPOINT": "https://env.example/v1"}
+    assert resolve(**BASE, env=env).chat_endpoint == "https://env.example/v1/"
+    configured = {**BASE, "chat_endpoint": "https://cfg.example/v1/"}
+    assert resolve(**configured, env=env).chat_endpoint == "https://cfg.example/v1/"
+    assert resolve(**BASE, env={"YC_API_KEY": "k", "YC_FOLDER_ID": "f"}).chat_endpoint is None
+    local = {**BASE, "chat_endpoint": "http://127.0.0.1:8080/v1/", "insecure": True}
+    assert resolve(**local, env=env).chat_endpoint == "http://127.0.0.1:8080/v1/"
+    for url, insecure in [("http://127.0.0.1:8080/v1/", False), ("http://example.com/v1/", True),
+                          ("127.0.0.1:8080", True)]:
+        with pytest.raises(ConfigProblem) as err:
+            resolve(**{**BASE, "chat_endpoint": url, "insecure": insecure}, env=env)
+        assert "\n" not in str(err.value) and "http" in str(err.value)

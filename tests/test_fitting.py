@@ -329,3 +329,107 @@ def test_near_the_edge_of_a_large_window_only_the_new_messages_are_counted() -> 
                            probe=fit.probe, tail=fit.tail))
     assert thread.framing("") == REQUEST_FRAMING  # learned, not assumed
     assert seen and seen[-10:] == [2] * len(seen[-10:])
+
+
+# -- without a tokenizer (the OpenAI-compatible API), and across a change of model --------
+
+
+def take_bounded_turn(thread: Thread, text: str, reply: str, budget: int,
+                      model: str = "gpt://f/qwen3-235b-a22b-fp8/latest") -> tuple[int, int]:
+    """Fit with no tokenizer, check by brute force, commit as the session does.
+
+    Returns (the request's size, the size with the next older turn: 0 if none)."""
+    upto = len(thread.turns)
+    fit = fit_to_window(thread, text, budget=budget, count=None, model=model)
+    size = exact(thread.request(text, start=fit.start))
+    assert size <= budget, "the request does not fit"
+    assert fit.tokens >= size  # an upper bound, never an undercount
+    longer = exact(thread.request(text, start=fit.start - 1)) if fit.start else 0
+    done = len(tokenize_text(reply))
+    thread.commit(Turn(text, reply, model=model, usage=Usage(size, done, 0, size + done),
+                       system_prompt=thread.system_prompt, context_start=fit.start),
+                  upto if upto < len(thread.turns) else None)
+    return size, longer
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    window=st.one_of(st.integers(300, 4_000), st.sampled_from([8_192, 131_072, 262_144])),
+    system=st.one_of(st.just(""), st.integers(1, 200)),
+    shape=st.lists(st.tuples(sizes, sizes), min_size=3, max_size=30),
+)
+@settings(max_examples=100, deadline=None)
+def test_without_a_tokenizer_no_request_is_over_the_window(
+    seed: int, window: int, system: int, shape: list[tuple[int, int]]
+) -> None:
+    """SPEC 4's note: bounded by UTF-8 length, the request is never over, at any size."""
+    rng = random.Random(seed)
+    thread = Thread("b", system_prompt=text_of(rng, system) if system else "")
+    for user, reply in shape:
+        try:
+            take_bounded_turn(thread, text_of(rng, user), text_of(rng, reply), window)
+        except WindowOverflow as err:
+            assert err.bound and err.tokens > window  # its bytes alone are over the room
+
+
+@pytest.mark.parametrize("window", [4_000, 8_192, 32_768, 262_144])
+def test_without_a_tokenizer_near_the_edge_the_room_used_is_within_5_percent(window: int) -> None:
+    """A turn that fits is left out only where the message's bytes (its bound) made the
+    difference: the request with it would use more than 95% of the room, or this one
+    already does. Chat-sized messages (a line to a paragraph), turns of any size."""
+    rng = random.Random(window)
+    thread = Thread("near", system_prompt="Answer briefly.")
+    reached, largest = 0, max(window // 40, 200)
+    for _ in range(120):
+        question = text_of(rng, rng.randint(3, 60))
+        reply = text_of(rng, rng.randint(10, largest))
+        size, longer = take_bounded_turn(thread, question, reply, window)
+        if longer:
+            reached += 1
+            assert longer > window or max(size, longer) > 0.95 * window, (size, longer)
+    assert reached, "the thread never reached the window's edge"
+
+
+def test_a_plainly_fitting_thread_needs_no_count_and_says_its_size_is_a_bound() -> None:
+    rng = random.Random(11)
+    thread = Thread("plain")
+    for _ in range(10):
+        fit = fit_to_window(thread, text_of(rng, 20), budget=262_144, count=None,
+                            model="qwen3-235b-a22b-fp8")
+        assert fit.start == 0 and fit.tokenize_calls == 0
+        take_bounded_turn(thread, text_of(rng, 20), text_of(rng, 80), 262_144)
+    rng = random.Random(12)
+    small = Thread("edge")
+    for _ in range(12):
+        take_bounded_turn(small, text_of(rng, 20), text_of(rng, 120), 600)
+    fit = fit_to_window(small, text_of(rng, 20), budget=600, count=None,
+                        model="qwen3-235b-a22b-fp8")
+    assert fit.left_out and fit.bounded
+
+
+def test_a_thread_that_switches_model_relearns_its_costs() -> None:
+    """Costs learned in one model's tokens are not another's: a model whose tokenizer
+    cuts the same text into more tokens never gets a request over its window."""
+    rng = random.Random(13)
+    thread = Thread("switch", system_prompt="Be brief.")
+    budget = 1_500
+    # The first model counts half the tokens the second does, and says so in its usage.
+    for _ in range(12):
+        text, reply = text_of(rng, rng.randint(20, 80)), text_of(rng, rng.randint(40, 200))
+        fit = fit_to_window(thread, text, budget=2 * budget, count=lambda m: exact(m) // 2,
+                            model="yandexgpt")
+        half = exact(thread.request(text, start=fit.start)) // 2
+        done = len(tokenize_text(reply)) // 2
+        thread.commit(Turn(text, reply, model="gpt://f/yandexgpt/latest",
+                           usage=Usage(half, done, 0, half + done),
+                           system_prompt=thread.system_prompt, context_start=fit.start,
+                           probe=fit.probe, tail=fit.tail))
+    assert any(thread.cost(i) is not None for i in range(len(thread.turns)))
+    for _ in range(12):
+        take_bounded_turn(thread, text_of(rng, rng.randint(20, 80)),
+                          text_of(rng, rng.randint(40, 200)), budget)
+    # ...and back: the first model's costs are re-learned, its requests exact again.
+    text = text_of(rng, 30)
+    fit = fit_to_window(thread, text, budget=budget, count=lambda m: exact(m) // 2,
+                        model="yandexgpt")
+    assert exact(thread.request(text, start=fit.start)) // 2 <= budget

@@ -61,6 +61,9 @@ class Reply:
     tool_rounds: tuple[Any, ...] = ()
     #: Which API answered (``Backend.api``); the turn's metadata records it.
     api: str = ""
+    #: The id of each call in ``tool_calls``, in the same order, where the API gives one
+    #: (the OpenAI-compatible API's; its results must name them). Empty on gRPC.
+    call_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-ReasoningMode = Literal["", "disabled", "enabled_hidden"]
+#: The Text Generation API's modes, then the OpenAI-compatible API's efforts (``models``).
+ReasoningMode = Literal["", "disabled", "enabled_hidden", "low", "medium", "high"]
 ToolPolicy = Literal["ask", "auto", "never"]
 
 
@@ -29,6 +30,8 @@ class Settings:
     timeout: float = 30.0
     folder_id: str = ""
     endpoint: str = ""
+    #: The OpenAI-compatible API's base URL ("": env YAGPT_CHAT_ENDPOINT, else the SDK's).
+    chat_endpoint: str = ""
     insecure: bool = False
     yc_profile: str = ""
     data_logging: bool = False

@@ -68,10 +68,11 @@ class ChatMagics(Magics):
     timeout = Float(30.0, help="Seconds to wait for the service to start answering (for --no-stream: for the whole answer).").tag(config=True)  # noqa: E501
     folder_id = Unicode("", help="Yandex Cloud folder id (else env YC_FOLDER_ID / FOLDER_ID).").tag(config=True)  # noqa: E501
     endpoint = Unicode("", help="gRPC endpoint host:port (else env YC_API_ENDPOINT, else the SDK default).").tag(config=True)  # noqa: E501
-    insecure = Bool(False, help="Plaintext gRPC, for a local endpoint (or env YAGPT_INSECURE=1).").tag(config=True)  # noqa: E501
+    chat_endpoint = Unicode("", help="Base URL of the OpenAI-compatible API (Qwen3, gpt-oss, Gemma), e.g. http://127.0.0.1:8080/v1/ (else env YAGPT_CHAT_ENDPOINT, else the SDK's).").tag(config=True)  # noqa: E501
+    insecure = Bool(False, help="Plaintext gRPC and HTTP, for a local endpoint (or env YAGPT_INSECURE=1).").tag(config=True)  # noqa: E501
     yc_profile = Unicode("", help="A yc CLI profile to take the credential from.").tag(config=True)
     data_logging = Bool(False, help="Let the service log prompts (sent as enable_server_data_logging).").tag(config=True)  # noqa: E501
-    reasoning_mode = CaselessStrEnum(["", "disabled", "enabled_hidden"], default_value="", help="Reasoning mode: '' (unset), disabled, enabled_hidden.").tag(config=True)  # noqa: E501
+    reasoning_mode = CaselessStrEnum(["", "disabled", "enabled_hidden", "low", "medium", "high"], default_value="", help="Reasoning: '' (unset); disabled or enabled_hidden (Text Generation API); low, medium or high effort (OpenAI-compatible API). Each model gets the nearest it takes.").tag(config=True)  # noqa: E501
     verbose_errors = Bool(False, help="Show the full traceback of a failed request.").tag(config=True)  # noqa: E501
     allow_html = Bool(False, help="Render raw HTML in replies (unsafe: replies are text you did not write).").tag(config=True)  # noqa: E501
     image_hosts = List(Unicode(), help="Hosts whose images a reply may load.").tag(config=True)
@@ -144,8 +145,8 @@ class ChatMagics(Magics):
             raise TraitError("timeout must be a positive number of seconds")
         return proposal["value"]
 
-    @validate("folder_id", "endpoint", "yc_profile", "model", "model_version", "system_prompt",
-              "image_hosts")
+    @validate("folder_id", "endpoint", "chat_endpoint", "yc_profile", "model", "model_version",
+              "system_prompt", "image_hosts")
     def _check_not_secret(self, proposal: dict[str, Any]) -> Any:
         name = proposal["trait"].name
         try:

@@ -44,6 +44,9 @@ class Connection:
     insecure: bool = False
     data_logging: bool = False
     timeout: float = 30.0
+    #: The OpenAI-compatible API's base URL (the SDK's ``service_map`` for
+    #: ``http_completions``); None: the one the SDK derives from the endpoint.
+    chat_endpoint: str | None = None
 
     @property
     def shown_endpoint(self) -> str:
@@ -88,6 +91,43 @@ def resolve_endpoint(configured: str, env: Mapping[str, str]) -> tuple[str | Non
     return None, "default"
 
 
+def resolve_chat_endpoint(configured: str, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """The OpenAI-compatible API's base URL and where it came from (None: the SDK's)."""
+    if configured:
+        return configured, "%config ChatMagics.chat_endpoint"
+    if env.get("YAGPT_CHAT_ENDPOINT"):
+        return env["YAGPT_CHAT_ENDPOINT"], "env YAGPT_CHAT_ENDPOINT"
+    return None, "default"
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_chat_endpoint(url: str, insecure: bool) -> str:
+    """A base URL the SDK can take, or a one-line ``ConfigProblem``.
+
+    Plain ``http://`` would send the key unencrypted: it is allowed only to this
+    machine (127.0.0.1, localhost) and only with ``insecure`` (SPEC 15).
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigProblem(
+            f"ChatMagics.chat_endpoint must be a base URL such as https://HOST/v1/ or "
+            f"http://127.0.0.1:PORT/v1/, not {url!r}."
+        )
+    if parts.scheme == "http":
+        host = parts.hostname or ""
+        if host not in _LOOPBACK or not insecure:
+            raise ConfigProblem(
+                "Plain HTTP would send the credential unencrypted: use https://, or for a "
+                "server on this machine http://127.0.0.1:PORT/v1/ with "
+                "%config ChatMagics.insecure = True."
+            )
+    return url if url.endswith("/") else url + "/"
+
+
 def resolve_insecure(configured: bool, env: Mapping[str, str]) -> bool:
     return configured or env.get("YAGPT_INSECURE", "") in ("1", "true", "yes")
 
@@ -102,6 +142,7 @@ def resolve(
     yc_profile: str,
     data_logging: bool,
     timeout: float,
+    chat_endpoint: str = "",
     env: Mapping[str, str] | None = None,
 ) -> Connection:
     """Build a ``Connection`` or say, in one line, exactly what to set."""
@@ -119,11 +160,14 @@ def resolve(
             "or run %chat login."
         )
     url, _ = resolve_endpoint(endpoint, env)
+    insecure = resolve_insecure(insecure, env)
+    chat_url, _ = resolve_chat_endpoint(chat_endpoint, env)
     return Connection(
         credential=credential,
         folder_id=folder,
         endpoint=url,
-        insecure=resolve_insecure(insecure, env),
+        insecure=insecure,
         data_logging=data_logging,
         timeout=timeout,
+        chat_endpoint=check_chat_endpoint(chat_url, insecure) if chat_url else None,
     )
