@@ -3,8 +3,12 @@
 ``python -m yagpt_magic.emulator`` has no flag for a scripted reply, and figure 4 needs
 the emulator out of the client's process (its CPU must not count as the client's).
 This runs the same ``Emulator`` class with ``reply_with`` queued for every request:
-``python -m benchmarks.server --api-key K [--reply-tokens N] [--chunks C]``.
-It prints ``listening on HOST:PORT`` and serves until SIGTERM.
+``python -m benchmarks.server --api-key K [--reply-tokens N] [--chunks C]``, plus the
+emulator's own limit and service-time flags (``--concurrent-generations N``,
+``--no-limits``, ``--first-token S``, ``--per-token S``, ``--service-time-sigma X``,
+``--seed N``...; see ``python -m yagpt_magic.emulator --help``).
+It prints ``listening on HOST:PORT`` and serves until SIGTERM; with ``--stats`` it then
+prints the completions received, the rejections, and the refusals by quota.
 """
 
 from __future__ import annotations
@@ -14,6 +18,12 @@ import sys
 from collections.abc import Sequence
 
 from yagpt_magic.emulator import Emulator, serve, tokenize_text
+from yagpt_magic.emulator.cli import (
+    add_limit_arguments,
+    add_service_time_arguments,
+    limits_from,
+    service_time_from,
+)
 
 _TEXT = (
     "the model streams a reply while the notebook shows it growing in place and "
@@ -44,16 +54,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quota-rps", type=float, default=None, help="the folder's quota")
     parser.add_argument("--stats", action="store_true",
                         help="on exit, print the completions received and quota rejections")
+    add_limit_arguments(parser)
+    add_service_time_arguments(parser)
     args = parser.parse_args(argv)
 
-    emu = Emulator(api_key=args.api_key)
+    emu = Emulator(api_key=args.api_key, limits=limits_from(args),
+                   service_time=service_time_from(args))
     emu.delay = args.delay
     emu.quota_rps = args.quota_rps
     if args.reply_tokens:
         emu.reply_with(long_reply(args.reply_tokens), chunks=args.chunks, times=10**9)
     code = serve(emu, "listening on {address}")
     if args.stats:
-        print(f"stats completions={len(emu.completions)} rejected={emu.rejected}", flush=True)
+        refused = " ".join(f"refused_{name}={n}" for name, n in sorted(emu.refusals.items()))
+        print(f"stats completions={len(emu.completions)} rejected={emu.rejected} {refused}",
+              flush=True)
     return code
 
 

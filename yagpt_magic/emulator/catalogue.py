@@ -19,6 +19,8 @@ Error wording, and where it comes from:
   e.g. langchain-ai/langchain issue 19773), unprefixed.
 - An empty message list and an unknown ``tool_choice`` function are not recorded anywhere
   we could find: their wording is ours.
+- The documented limits (:mod:`.limits`) have no recorded refusal: their quota names
+  below are guessed after the recorded ones, and their wording follows the rate quota's.
 
 Two APIs, two lists. The Text Generation API (gRPC) serves the YandexGPT family
 (``MODEL_NAMES``); the OpenAI-compatible HTTP API serves ``CHAT_MODELS``: the same
@@ -27,6 +29,13 @@ the service's recorded ``GET /v1/models`` (tests/real_traffic/chat/
 test_completion_uri_parser.yaml, November 2025). A model only one API serves is refused
 by the other: the gRPC one answers ``invalid model_uri`` as for any model it does not
 serve; the HTTP one answers 404 (see :func:`chat_model_not_found`).
+
+Batch-only models: the batch service also runs models the interactive API does not
+serve. Those named here are the ones in the SDK's recorded batch tasks
+(``tests/batch/cassettes``: gemma-3-12b-it, qwen2.5-7b-instruct, llama3.3-70b-instruct,
+mixtral-8x22b-instruct-v0.1, deepseek-r1-distill-llama-70b) and in its batch example
+(``examples/sync/completions/batch.py``: qwen2.5-32b-instruct); only their ``latest``
+branch is recorded, so only it is served.
 """
 
 from __future__ import annotations
@@ -40,6 +49,19 @@ from typing import Any
 MODEL_NAMES = ("yandexgpt", "yandexgpt-lite", "aliceai-llm")
 #: Branches every model has.
 VERSIONS = ("latest", "rc", "deprecated")
+#: Models only the batch service runs (see the module docstring for where each is from).
+BATCH_MODEL_NAMES = (
+    "gemma-3-12b-it",
+    "qwen2.5-7b-instruct",
+    "qwen2.5-32b-instruct",
+    "llama3.3-70b-instruct",
+    "mixtral-8x22b-instruct-v0.1",
+    "deepseek-r1-distill-llama-70b",
+)
+#: The branch a batch-only model is served on, and the date it reports (invented: batch
+#: results carry no model_version).
+BATCH_VERSION = "latest"
+BATCH_MODEL_DATE = "01.04.2025"
 
 # (name, version) -> model_version date. R = recorded, I = invented.
 _DATES = {
@@ -65,6 +87,14 @@ _URI_RE = re.compile(
 INVALID_MODEL_URI = "invalid model_uri"
 EMPTY_MESSAGES = "messages must not be empty"
 QUOTA_NAME = "ai.textGenerationCompletionRequestsPerSecond.rate"
+#: The quota behind each documented limit (a field of .limits.Limits); guessed names.
+LIMIT_QUOTAS = {
+    "concurrent_generations": "ai.textGenerationCompletionConcurrentGenerations.count",
+    "async_submit_rps": "ai.textGenerationAsyncCompletionRequestsPerSecond.rate",
+    "async_submit_per_hour": "ai.textGenerationAsyncCompletionRequestsPerHour.rate",
+    "operation_poll_rps": "ai.textGenerationAsyncOperationGetRequestsPerSecond.rate",
+    "tokenizer_rps": "ai.textGenerationTokenizeRequestsPerSecond.rate",
+}
 ROLES = ("system", "user", "assistant")
 
 
@@ -95,6 +125,19 @@ def lookup(model_uri: str) -> Model | None:
     return Model(match["folder"], match["name"], match["version"], match["tune"], date)
 
 
+def lookup_for_batch(model_uri: str) -> Model | None:
+    """The model a batch task may run: any interactive one, or a batch-only one."""
+    model = lookup(model_uri)
+    if model is not None:
+        return model
+    match = _URI_RE.match(model_uri)
+    if match is None or match["name"] not in BATCH_MODEL_NAMES:
+        return None
+    if match["version"] != BATCH_VERSION:
+        return None
+    return Model(match["folder"], match["name"], match["version"], match["tune"], BATCH_MODEL_DATE)
+
+
 def folder_of(model_uri: str) -> str:
     """The folder part of a URI, even a malformed one (for error prefixes and quotas)."""
     _scheme, _, rest = model_uri.partition("://")
@@ -114,6 +157,14 @@ def invalid_role(role: str) -> str:
 def quota_exceeded(allowed: float) -> str:
     """The service's wording when the folder's requests-per-second quota is spent."""
     return f"{QUOTA_NAME} rate quota limit exceed: allowed {allowed:g} requests"
+
+
+def limit_exceeded(limit: str, allowed: float) -> str:
+    """The refusal for a documented limit (a field name of .limits.Limits), unprefixed."""
+    name = LIMIT_QUOTAS[limit]
+    if limit == "concurrent_generations":
+        return f"{name} quota limit exceed: allowed {allowed:g} concurrent generations"
+    return f"{name} rate quota limit exceed: allowed {allowed:g} requests"
 
 
 def session_prefix(folder: str, client_request_id: str) -> str:

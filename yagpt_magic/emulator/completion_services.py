@@ -1,13 +1,16 @@
 """The model's own services: TextGenerationService (streamed and not), its deferred twin
 TextGenerationAsyncService, and TokenizerService.
 
-Each handler passes the :class:`~.gateway.Gateway` first; what a completion answers is
-computed in :mod:`.answers`, its tokens framed by :mod:`.tokenizer`.
+Each handler passes the :class:`~.gateway.Gateway` first (a synchronous generation
+holds one of its model's concurrent slots until its last chunk); what a completion
+answers is computed in :mod:`.answers`, its tokens framed by :mod:`.tokenizer`, and how
+long it takes drawn from the service-time model (:mod:`.service_time`) when one is set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import grpc
@@ -25,6 +28,7 @@ from . import catalogue
 from .answers import PARTIAL, messages_of, response, stream_texts
 from .gateway import Gateway
 from .rpc import Abort, Call, Gone, make_servicer, pack, timestamp_now
+from .state import Fault
 from .tokenizer import frame, text_pieces
 from .tools import tool_texts
 
@@ -66,25 +70,12 @@ class CompletionServices:
         call = Call(context)
         finished = False
         try:
-            try:
-                metadata, fault = self.gateway.begin("Completion", call, request)
-            except Gone:
-                return
-            reply = self.gateway.reply(request, metadata)
-            if request.completion_options.stream and not reply.calls:
-                texts = stream_texts(reply.text, reply.chunks)
-            else:
-                texts = [reply.text]
-            for i, text in enumerate(texts):
-                if fault is not None and i == fault.after_chunks:
-                    raise self.gateway.abort_for(fault, metadata, request)
-                if i and not call.wait(self.state.chunk_delay):
+            with ExitStack() as held:  # the generation slot, until the last chunk
+                try:
+                    metadata, fault = self.gateway.begin("Completion", call, request, held=held)
+                except Gone:
                     return
-                last = i == len(texts) - 1
-                yield response(reply, text, reply.status if last else PARTIAL)
-            if fault is not None:
-                raise self.gateway.abort_for(fault, metadata, request)
-            finished = True
+                finished = yield from self._generate(request, call, metadata, fault)
         except Abort as abort:
             finished = True
             context.abort(abort.code, abort.details)
@@ -92,6 +83,39 @@ class CompletionServices:
             # A generator abandoned by gRPC (client cancelled) lands here unfinished.
             if not finished:
                 self.state.count_cancelled()
+
+    def _generate(
+        self,
+        request: tg.CompletionRequest,
+        call: Call,
+        metadata: dict[str, str],
+        fault: Fault | None,
+    ) -> Generator[tg.CompletionResponse, None, bool]:
+        """The reply's chunks, paced by ``chunk_delay`` and the service-time model.
+
+        Returns whether it got to the end: False when the client went away first.
+        """
+        reply = self.gateway.reply(request, metadata)
+        stream = request.completion_options.stream and not reply.calls
+        texts = stream_texts(reply.text, reply.chunks) if stream else [reply.text]
+        pace = self.state.draw_pace()
+        sent_tokens = 0
+        for i, text in enumerate(texts):
+            if fault is not None and i == fault.after_chunks:
+                raise self.gateway.abort_for(fault, metadata, request)
+            last = i == len(texts) - 1
+            chunk = response(reply, text, reply.status if last else PARTIAL)
+            wait = self.state.chunk_delay if i else 0.0
+            if pace is not None:
+                tokens = chunk.usage.completion_tokens
+                wait += (0.0 if i else pace.first_token) + (tokens - sent_tokens) * pace.per_token
+                sent_tokens = tokens
+            if wait and not call.wait(wait):
+                return False
+            yield chunk
+        if fault is not None:
+            raise self.gateway.abort_for(fault, metadata, request)
+        return True
 
     # -- TextGenerationAsyncService --------------------------------------------------
 
@@ -120,9 +144,14 @@ class CompletionServices:
             abort = self.gateway.abort_for(fault, metadata, request)
             error = status_pb2.Status(code=abort.code.value[0], message=abort.details)
             finished.error.CopyFrom(error)
+            seconds = 0.0
         else:
-            finished.response.CopyFrom(pack(response(reply, reply.text, reply.status)))
-        self.state.add_deferred(created, finished)
+            result = response(reply, reply.text, reply.status)
+            finished.response.CopyFrom(pack(result))
+            pace = self.state.draw_pace()
+            seconds = pace.total(result.usage.completion_tokens) if pace is not None else 0.0
+        folder = catalogue.folder_of(request.model_uri)
+        self.state.add_deferred(created, finished, folder=folder, seconds=seconds)
         return created
 
     # -- TokenizerService ------------------------------------------------------------
@@ -146,7 +175,7 @@ class CompletionServices:
         """A bare text's own tokens: no request or message framing."""
 
         def handle(call: Call) -> tg.TokenizeResponse:
-            self.gateway.begin("Tokenize", call)
+            self.gateway.begin("Tokenize", call, folder=catalogue.folder_of(request.model_uri))
             model = catalogue.lookup(request.model_uri)
             if model is None:
                 raise Abort(grpc.StatusCode.INVALID_ARGUMENT, catalogue.INVALID_MODEL_URI)

@@ -1,15 +1,18 @@
 """The steps every call to the emulator goes through before its service answers.
 
 :meth:`Gateway.begin` does them in the real service's order: record the call, check
-the credential, spend the folder's quota, wait out the service time, take a queued
-fault, validate the request with the service's wording. A refused request costs no
-service time. Servicers call it first, and :meth:`Gateway.unary` to run a unary
-handler with statuses and cancellations accounted for.
+the credential, spend the folder's quotas (the optional ``quota_rps`` and the documented
+rate limits of :mod:`.limits`), take a generation slot (at most ``concurrent_generations``
+synchronous generations per model), wait out ``delay``, take a queued fault, validate
+the request with the service's wording. A refused request costs no service time.
+Servicers call it first, and :meth:`Gateway.unary` to run a unary handler with
+statuses and cancellations accounted for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any, TypeVar
 
 import grpc
@@ -19,6 +22,7 @@ from yandex.cloud.ai.foundation_models.v1.text_generation import (
 
 from . import catalogue
 from .answers import Reply, compute, input_tokens_of, messages_of, options_of
+from .limits import SECONDS_PER_HOUR
 from .rpc import Abort, Call, Gone, check_auth, run_unary
 from .state import Fault, RecordedRequest, ServiceState
 from .tools import ToolChoiceError
@@ -27,8 +31,16 @@ __all__ = ["METERED", "Gateway"]
 
 T = TypeVar("T")
 
-#: Methods the per-folder quota meters.
+#: Methods the per-folder quota (``quota_rps``) meters.
 METERED = ("Completion", "AsyncCompletion")
+
+#: The documented rate limits (fields of .limits.Limits) each method spends.
+RATED = {
+    "AsyncCompletion": ("async_submit_rps", "async_submit_per_hour"),
+    "OperationGet": ("operation_poll_rps",),
+    "TokenizeCompletion": ("tokenizer_rps",),
+    "Tokenize": ("tokenizer_rps",),
+}
 
 
 def _prefix(folder: str, metadata: dict[str, str]) -> str:
@@ -56,10 +68,15 @@ class Gateway:
         auth: bool = True,
         delayed: bool = True,
         options: dict[str, object] | None = None,
+        folder: str | None = None,
+        held: ExitStack | None = None,
     ) -> tuple[dict[str, str], Fault | None]:
-        """Record, check auth and quota, wait out ``delay``, pick a fault, validate.
+        """Record, check auth, spend quotas, hold a slot, wait out ``delay``, pick a fault,
+        validate. Returns the call's metadata and the fault to raise later (mid-stream).
 
-        Returns the call's metadata and the fault to raise later (a mid-stream one).
+        ``folder`` is whose quotas a call without a CompletionRequest spends; with
+        ``held``, a generation takes one of its model's concurrent slots until ``held``
+        closes (the caller's ``with ExitStack()`` spans the whole generation).
         """
         state = self.state
         metadata = call.metadata
@@ -68,16 +85,13 @@ class Gateway:
             recorded.model_uri = request.model_uri
             recorded.messages = messages_of(request)
             recorded.options = options_of(request)
+            folder = catalogue.folder_of(request.model_uri)
         state.record(recorded)
         if auth:
             check_auth(metadata, state.api_key, state.iam_token)
-        if method in METERED and not state.spend_quota(
-            catalogue.folder_of(request.model_uri if request is not None else "")
-        ):
-            raise Abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                catalogue.quota_exceeded(state.quota_rps or 0),
-            )
+        self._charge(method, folder or "", recorded.options)
+        if held is not None and request is not None:
+            self._hold_generation(request, held)
         if delayed and not call.wait(state.delay):
             raise Gone
         fault = state.take_fault(method)
@@ -86,6 +100,47 @@ class Gateway:
         if request is not None:
             self.validate(request, metadata)
         return metadata, fault
+
+    def _charge(self, method: str, folder: str, options: dict[str, object]) -> None:
+        """Spend the folder's quotas for ``method``; RESOURCE_EXHAUSTED when one is out."""
+        state = self.state
+        if method in METERED and not state.spend_quota(folder):
+            raise Abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, catalogue.quota_exceeded(state.quota_rps or 0)
+            )
+        if method == "OperationGet":
+            # The poll quota is the async mode's: Gets of deferred completions only.
+            owner = state.deferred_folder(str(options.get("operation_id", "")))
+            if owner is None:
+                return
+            folder = owner
+        for name in RATED.get(method, ()):
+            allowed = getattr(state.limits, name)
+            if allowed is None:
+                continue
+            if name == "async_submit_per_hour":
+                ok = state.limiter.take(name, folder, allowed / SECONDS_PER_HOUR, allowed)
+            else:
+                ok = state.limiter.take(name, folder, allowed)
+            if not ok:
+                raise Abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED, catalogue.limit_exceeded(name, allowed)
+                )
+
+    def _hold_generation(self, request: tg.CompletionRequest, held: ExitStack) -> None:
+        """Take one of the model's concurrent-generation slots until ``held`` closes."""
+        limit = self.state.limits.concurrent_generations
+        model = catalogue.lookup(request.model_uri)
+        if limit is None or model is None:  # an unknown model is refused by validate()
+            return
+        limiter = self.state.limiter
+        scope = f"{model.folder}/{model.name}"
+        if not limiter.enter("concurrent_generations", scope, limit):
+            raise Abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                catalogue.limit_exceeded("concurrent_generations", limit),
+            )
+        held.callback(limiter.leave, scope)
 
     def validate(self, request: tg.CompletionRequest, metadata: dict[str, str]) -> None:
         """Refuse what the real service refuses, with its wording (see .catalogue)."""

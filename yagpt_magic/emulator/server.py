@@ -22,9 +22,10 @@ they share. It behaves like the recorded real service (tests/real_traffic): toke
 framing (:mod:`.tokenizer`), the model catalogue and its ``model_version`` dates and
 error wording (:mod:`.catalogue`), usage in every chunk, ``TOOL_CALLS`` when tools are
 offered (:mod:`.tools`), JSON for ``response_format`` (:mod:`.structured`), deferred
-operations that finish after a poll, an optional per-folder quota, and replies shaped
-like real answers (:mod:`.replies`). The package imports only ``grpc`` and the protos,
-never the SDK.
+operations that finish after a poll, the service's documented limits (:mod:`.limits`),
+an optional service-time model (:mod:`.service_time`), an optional per-folder quota, and
+replies shaped like real answers (:mod:`.replies`). The package imports only ``grpc``
+and the protos, never the SDK.
 
 Run standalone with ``python -m yagpt_magic.emulator --port 50051``.
 """
@@ -41,8 +42,10 @@ from .answers import STATUSES, Script
 from .batch_service import BatchServices
 from .completion_services import CompletionServices
 from .gateway import Gateway
+from .limits import Limits
 from .openai_http import ChatHTTPServer
 from .platform_services import PlatformServices
+from .service_time import ServiceTime
 from .state import COMPLETION_METHODS, Fault, RecordedRequest, ServiceState
 from .tools import Call
 
@@ -50,8 +53,10 @@ __all__ = ["Emulator"]
 
 T = TypeVar("T")
 
-#: Threads serving gRPC calls; a call waiting out its service time holds one.
-GRPC_WORKERS = 16
+#: Threads serving gRPC calls; a call waiting out its service time holds one, so this
+#: bounds how many generations can be in flight (50 concurrent ones and their refusals
+#: fit). Threads start only when needed.
+GRPC_WORKERS = 64
 
 
 class _Shared(Generic[T]):
@@ -80,13 +85,23 @@ class Emulator:
     Use as ``with Emulator(api_key="k") as emu:`` and point the SDK at
     ``emu.address`` with ``verify=False`` (plaintext), and its ``chat`` domain at
     ``emu.chat_url`` (``service_map={"http_completions": emu.chat_url}``): the
-    OpenAI-compatible HTTP API, served on ``http_port`` (0: a free one). Attributes
-    ``delay`` (service time) and ``chunk_delay`` slow replies down; ``quota_rps`` turns
-    on a per-folder requests-per-second quota (``rejected`` counts what it refused);
-    ``pending_polls`` is how many OperationService/Get calls see a deferred completion
-    still running; :meth:`fail`, :meth:`reply_with` and :meth:`call_tools` queue faults,
-    scripted replies and scripted tool calls for the next calls, on both APIs (an HTTP
-    fault's ``method`` is ``"ChatCompletion"``).
+    OpenAI-compatible HTTP API, served on ``http_port`` (0: a free one).
+
+    - ``limits``: the service's documented quotas (:class:`~.limits.Limits`: 10
+      concurrent generations per model, async 10/s submit, 50/s poll, 5,000/hour,
+      tokenizer 50/s), on by default; ``Emulator(limits=False)`` or
+      ``emu.limits = Limits.off()`` turns them off, ``emu.limits.tokenizer_rps = 5``
+      changes one.
+    - ``service_time``: a :class:`~.service_time.ServiceTime` (time to first token plus
+      time per token, lognormal tail, seeded), or None (the default: instant replies).
+    - ``delay`` (a fixed wait before each reply) and ``chunk_delay`` slow replies down;
+      ``quota_rps`` turns on a per-folder requests-per-second quota.
+    - ``rejected`` counts what any limit or quota refused, ``refusals`` by quota.
+    - ``pending_polls`` is how many OperationService/Get calls see a deferred completion
+      still running.
+    - :meth:`fail`, :meth:`reply_with` and :meth:`call_tools` queue faults, scripted
+      replies and scripted tool calls for the next calls, on both APIs (an HTTP
+      fault's ``method`` is ``"ChatCompletion"``).
 
     It is a composition: ``state`` (what the services share), ``gateway`` (what every
     call passes), the servicers over them, and ``batch`` (datasets, storage and batch
@@ -100,9 +115,10 @@ class Emulator:
     context_window: _Shared[int] = _Shared()
     pending_polls: _Shared[int] = _Shared()
     quota_rps: _Shared[float | None] = _Shared()
+    limits: _Shared[Limits] = _Shared()
+    service_time: _Shared[ServiceTime | None] = _Shared()
     requests: _Shared[list[RecordedRequest]] = _Shared()
     cancelled: _Shared[int] = _Shared()
-    rejected: _Shared[int] = _Shared()
 
     def __init__(
         self,
@@ -112,10 +128,18 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         http_port: int = 0,
+        limits: Limits | bool = True,
+        service_time: ServiceTime | None = None,
+        workers: int = GRPC_WORKERS,
     ) -> None:
         self.host = host
         self.port = port
-        self.state = ServiceState(api_key=api_key, iam_token=iam_token)
+        self.workers = workers
+        if isinstance(limits, bool):
+            limits = Limits() if limits else Limits.off()
+        self.state = ServiceState(
+            api_key=api_key, iam_token=iam_token, limits=limits, service_time=service_time
+        )
         self.gateway = Gateway(self.state)
         self.http = ChatHTTPServer(self.state, host=host, port=http_port)
         self.batch = BatchServices(self.gateway)
@@ -144,7 +168,7 @@ class Emulator:
         if self._server is not None:
             return self
         self._executor = futures.ThreadPoolExecutor(
-            max_workers=GRPC_WORKERS, thread_name_prefix="yagpt-emulator"
+            max_workers=self.workers, thread_name_prefix="yagpt-emulator"
         )
         # so_reuseport=0: a second server on a taken port must fail, not share it.
         server = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
@@ -203,6 +227,16 @@ class Emulator:
     def completions(self) -> list[RecordedRequest]:
         """Completion calls only, streamed, unary and deferred."""
         return self.state.recorded(*COMPLETION_METHODS)
+
+    @property
+    def rejected(self) -> int:
+        """Requests any limit or quota refused with RESOURCE_EXHAUSTED."""
+        return self.state.rejected
+
+    @property
+    def refusals(self) -> dict[str, int]:
+        """Refused requests by quota: a field of Limits, or "quota_rps"."""
+        return dict(self.state.limiter.refusals)
 
     @property
     def tokenize_calls(self) -> int:
@@ -276,5 +310,8 @@ class Emulator:
         self.state.queue_script(Script("", "FINAL", 1, times, calls=parsed))
 
     def reset(self) -> None:
-        """Forget recordings, queued faults and replies, delays and the quota."""
+        """Forget recordings, queued faults and replies, delays, the quota and refusals.
+
+        The documented limits and the service-time model stay as they are.
+        """
         self.state.reset()

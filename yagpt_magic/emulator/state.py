@@ -1,5 +1,5 @@
 """What the emulator's services share: settings, recordings, queued faults and replies,
-quotas and the operation store, behind one lock.
+limits and quotas, the service-time clock and the operation store, behind one lock.
 
 Every servicer is handed the one :class:`ServiceState` of its emulator; the
 :class:`~.server.Emulator` exposes its settings and counters as its own attributes.
@@ -9,6 +9,7 @@ Nothing here knows gRPC beyond a status code.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,9 @@ import grpc
 from yandex.cloud.operation import operation_pb2
 
 from .answers import Script
-from .quota import TokenBucket
+from .limits import Limiter, Limits
 from .rpc import timestamp_now
+from .service_time import Pace, ServiceClock, ServiceTime
 
 __all__ = [
     "DEFAULT_CONTEXT_WINDOW",
@@ -62,10 +64,26 @@ class Fault:
     prefixed: bool = False
 
 
+@dataclass
+class _Deferred:
+    """A deferred completion until it is done: Gets left, when it is ready, its result."""
+
+    polls_left: int
+    ready_at: float
+    finished: operation_pb2.Operation
+
+
 class ServiceState:
     """The mutable state of one emulator, shared by its servicers; thread-safe."""
 
-    def __init__(self, *, api_key: str | None = None, iam_token: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        iam_token: str | None = None,
+        limits: Limits | None = None,
+        service_time: ServiceTime | None = None,
+    ) -> None:
         self.api_key = api_key
         self.iam_token = iam_token
         self.address = ""
@@ -74,17 +92,20 @@ class ServiceState:
         self.context_window: int = DEFAULT_CONTEXT_WINDOW
         self.pending_polls: int = DEFAULT_PENDING_POLLS
         self.quota_rps: float | None = None
+        self.limits = limits if limits is not None else Limits()
+        self.limiter = Limiter()
+        self._clock: ServiceClock | None = None
+        self.service_time = service_time
         self.requests: list[RecordedRequest] = []
         self.cancelled: int = 0
-        self.rejected: int = 0
         self.lock = threading.Lock()
         self._faults: list[Fault] = []
         self._scripts: list[Script] = []
-        self._buckets: dict[str, TokenBucket] = {}
         # What OperationService/Get returns, by id: the one operation store. A deferred
-        # completion waits in _pending (Gets left, finished operation) until it is due.
+        # completion waits in _pending until it is due; _deferred_folders says whose it is.
         self._operations: dict[str, operation_pb2.Operation] = {}
-        self._pending: dict[str, tuple[int, operation_pb2.Operation]] = {}
+        self._pending: dict[str, _Deferred] = {}
+        self._deferred_folders: dict[str, str] = {}
         self._op_counter = 0
 
     # -- recordings ----------------------------------------------------------------
@@ -102,9 +123,26 @@ class ServiceState:
         with self.lock:
             self.cancelled += 1
 
-    def count_rejected(self) -> None:
-        with self.lock:
-            self.rejected += 1
+    @property
+    def rejected(self) -> int:
+        """Requests any limit or quota refused."""
+        return sum(self.limiter.refusals.values())
+
+    # -- service time ----------------------------------------------------------------
+
+    @property
+    def service_time(self) -> ServiceTime | None:
+        return self._clock.model if self._clock is not None else None
+
+    @service_time.setter
+    def service_time(self, model: ServiceTime | None) -> None:
+        """Setting a model (again) restarts its seeded draws."""
+        self._clock = ServiceClock(model) if model is not None else None
+
+    def draw_pace(self) -> Pace | None:
+        """This request's generation pace, or None when the service-time model is off."""
+        clock = self._clock
+        return clock.draw() if clock is not None else None
 
     # -- what tests queue ----------------------------------------------------------
 
@@ -143,16 +181,7 @@ class ServiceState:
     def spend_quota(self, folder: str) -> bool:
         """Take one request from the folder's bucket; False (and counted) when it is empty."""
         rps = self.quota_rps
-        if rps is None:
-            return True
-        with self.lock:
-            bucket = self._buckets.get(folder)
-            if bucket is None or bucket.rate != rps:
-                bucket = self._buckets[folder] = TokenBucket(rps)
-            if bucket.take():
-                return True
-            self.rejected += 1
-            return False
+        return rps is None or self.limiter.take("quota_rps", folder, rps)
 
     # -- the operation store ---------------------------------------------------------
 
@@ -167,43 +196,62 @@ class ServiceState:
             self._operations[operation.id] = operation
 
     def add_deferred(
-        self, created: operation_pb2.Operation, finished: operation_pb2.Operation
+        self,
+        created: operation_pb2.Operation,
+        finished: operation_pb2.Operation,
+        *,
+        folder: str,
+        seconds: float = 0.0,
     ) -> None:
-        """Store a deferred result: Get shows ``created`` ``pending_polls`` times, then it."""
+        """Store a deferred completion of ``folder``'s: Get shows ``created`` for
+        ``pending_polls`` polls and until ``seconds`` (its generation time) have passed.
+        """
+        ready_at = time.monotonic() + seconds
         with self.lock:
-            if self.pending_polls > 0:
+            self._deferred_folders[created.id] = folder
+            if self.pending_polls > 0 or seconds > 0:  # Get shows it running first
                 self._operations[created.id] = created
-                self._pending[created.id] = (self.pending_polls, finished)
+                self._pending[created.id] = _Deferred(self.pending_polls, ready_at, finished)
             else:
                 self._operations[created.id] = finished
 
+    def deferred_folder(self, op_id: str) -> str | None:
+        """The folder of a deferred completion's operation; None for any other operation."""
+        with self.lock:
+            return self._deferred_folders.get(op_id)
+
     def poll_operation(self, op_id: str) -> operation_pb2.Operation | None:
-        """What one OperationService/Get sees; a pending operation moves one poll closer."""
+        """What one OperationService/Get sees: a deferred completion shows as running for
+        its ``pending_polls`` polls and until its generation time has passed, then done.
+        """
         with self.lock:
             current = self._operations.get(op_id)
             pending = self._pending.get(op_id)
             if pending is None:
                 return current
-            left, finished = pending
-            if left > 1:
-                self._pending[op_id] = (left - 1, finished)
-            else:
-                del self._pending[op_id]
-                finished.modified_at.CopyFrom(timestamp_now())
-                self._operations[op_id] = finished
-            return current
+            if pending.polls_left > 0:
+                pending.polls_left -= 1
+                return current
+            if time.monotonic() < pending.ready_at:
+                return current
+            del self._pending[op_id]
+            pending.finished.modified_at.CopyFrom(timestamp_now())
+            self._operations[op_id] = pending.finished
+            return pending.finished
 
     # -- reset -----------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget recordings, queued faults and replies, delays and the quota."""
+        """Forget recordings, queued faults and replies, delays, the quota and refusals.
+
+        The documented limits and the service-time model stay as they are.
+        """
+        self.limiter.reset()
         with self.lock:
             self.requests.clear()
             self._faults.clear()
             self._scripts.clear()
-            self._buckets.clear()
             self.cancelled = 0
-            self.rejected = 0
             self.delay = 0.0
             self.chunk_delay = 0.0
             self.quota_rps = None
