@@ -384,3 +384,75 @@ def test_storage_listens_on_loopback_only_checks_signatures_and_stops_cleanly() 
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
     assert set(threading.enumerate()) == before
+
+
+# -- batch-only models and upload schemas (as the SDK's own examples use them) ----------
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-32b-instruct", "gemma-3-12b-it"])
+def test_batch_runs_the_batch_only_models_the_sdk_examples_use(
+    emulator: Emulator, sdk_for: SdkFor, tmp_path: Path, name: str
+) -> None:
+    sdk = sdk_for(emulator)
+    dataset = _upload(sdk, _jsonl(tmp_path / "p.jsonl", ROWS[:2]))
+    model = sdk.models.completions(name)  # as examples/sync/completions/batch.py does
+    records = list(model.batch.run_deferred(dataset).wait(poll_interval=FAST).read())
+    assert [r["request"] for r in records] == ROWS[:2]
+    assert all(r["response"] for r in records)
+    with pytest.raises(grpc.aio.AioRpcError) as interactive:
+        model.run("hello")  # batch only: the synchronous API does not serve it
+    assert (interactive.value.code(), interactive.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid model_uri",
+    )
+
+
+def test_batch_refuses_a_model_it_does_not_run(
+    emulator: Emulator, sdk_for: SdkFor, tmp_path: Path
+) -> None:
+    sdk = sdk_for(emulator)
+    dataset = _upload(sdk, _jsonl(tmp_path / "p.jsonl", ROWS[:1]))
+    for model in (
+        sdk.models.completions("no-such-model"),
+        sdk.models.completions("qwen2.5-32b-instruct", model_version="rc"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            model.batch.run_deferred(dataset)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_upload_schemas_describe_what_validation_accepts(
+    emulator: Emulator, sdk_for: SdkFor, tmp_path: Path
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    sdk = sdk_for(emulator)
+    # The task types examples/sync/datasets/upload_schemas.py asks about.
+    asked = (
+        "TextToTextGeneration", "TextToTextGenerationRequest",
+        "ImageTextToTextGenerationRequest", "TextEmbeddingsPair", "TextEmbeddingsTriplet",
+        "TextClassificationMultilabel", "TextClassificationMulticlass",
+    )  # fmt: skip
+    schemas = {task_type: sdk.datasets.list_upload_schemas(task_type) for task_type in asked}
+    served = {t: s for t, s in schemas.items() if s}
+    assert set(served) == {"TextToTextGeneration", "TextToTextGenerationRequest"}
+    for task_type, (schema,) in served.items():
+        assert (schema.task_type, schema.upload_format) == (task_type, "jsonlines")
+    request_schema = served["TextToTextGenerationRequest"][0].json  # the SDK parses it
+    result_schema = served["TextToTextGeneration"][0].json
+    good = {"request": ROWS[1]}
+    jsonschema.validate(good, request_schema)
+    jsonschema.validate({**good, "response": "2"}, result_schema)
+    bad_rows = [{"request": []}, {"request": [{"role": "robot", "text": "x"}]}, {"text": "x"}]
+    for bad in bad_rows:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, request_schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(good, result_schema)  # a result row needs its response
+    # ... and validation agrees: each row the schema refuses, the upload refuses.
+    from yandex_cloud_ml_sdk.exceptions import DatasetValidationError
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [good, *bad_rows]), encoding="utf-8")
+    with pytest.raises(DatasetValidationError) as failure:
+        _upload(sdk, path)
+    assert sorted(row for e in failure.value.errors for row in e.rows) == [2, 3, 4]

@@ -147,9 +147,15 @@ def _text_for(request: tg.CompletionRequest, messages: list[tuple[str, str]]) ->
     return reply_for(request.model_uri, messages)
 
 
-def compute(request: tg.CompletionRequest, script: Script | None) -> Reply:
-    """The reply to a validated request (raises ToolChoiceError for a bad tool_choice)."""
-    model = catalogue.lookup(request.model_uri)
+def compute(
+    request: tg.CompletionRequest, script: Script | None, model: catalogue.Model | None = None
+) -> Reply:
+    """The reply to a validated request (raises ToolChoiceError for a bad tool_choice).
+
+    ``model`` is the request's model when the caller looked it up in another catalogue
+    (the batch service's); by default the interactive one.
+    """
+    model = model if model is not None else catalogue.lookup(request.model_uri)
     assert model is not None, "validated before"
     return compose(
         request,

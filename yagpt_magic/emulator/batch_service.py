@@ -31,10 +31,13 @@ in ``errors.line_errors`` (its row number, from 1); if every row fails the task 
 FAILED with ``errors.status``. Cancel works on an IN_PROGRESS task only (as the SDK's own
 example notes of the real service); Delete on a finished one.
 
+Models: every interactive one, and the batch-only ones the SDK's recordings and
+examples use (:data:`.catalogue.BATCH_MODEL_NAMES`).
+
 Guessed (no recording): error wordings, 1-based line numbers, counts in the operation
 metadata (the recording shows the fields unset), step-per-poll timing. Not emulated:
-quotas, model availability for batch, per-batch errors, ``data_logging_enabled``,
-expiry. Writing results needs pyarrow (without it a task ends FAILED and says so).
+quotas, per-batch errors, ``data_logging_enabled``, expiry. Writing results needs
+pyarrow (without it a task ends FAILED and says so).
 
 Every call is recorded in ``Emulator.requests`` and ``Emulator.fail(method=...)`` can
 fault it: ``BatchCompletion``, ``BatchDescribe``, ``BatchList``, ``BatchCancel``,
@@ -136,7 +139,7 @@ class BatchServices:
     # -- tasks -------------------------------------------------------------------
 
     def create_task(self, request: tg.BatchCompletionRequest) -> operation_pb2.Operation:
-        if catalogue.lookup(request.model_uri) is None:
+        if catalogue.lookup_for_batch(request.model_uri) is None:
             raise Abort(grpc.StatusCode.INVALID_ARGUMENT, catalogue.INVALID_MODEL_URI)
         source = self.datasets.get(request.source_dataset_id).info
         if source.task_type != REQUEST_TASK or source.status != _READY:
@@ -261,7 +264,8 @@ class BatchServices:
             )
             if state.request.HasField("json_schema"):
                 request.json_schema.CopyFrom(state.request.json_schema)
-            reply = compute(request, self.state.take_script())
+            model = catalogue.lookup_for_batch(request.model_uri)
+            reply = compute(request, self.state.take_script(), model)
             state.results.append({"request": row["request"], "response": reply.text})
 
     def _finish(self, state: _TaskState) -> None:

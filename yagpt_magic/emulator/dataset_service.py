@@ -6,8 +6,9 @@ The SDK's ``draft_from_path(...).upload()`` calls ``Create`` (a DRAFT), then
 ``FinishMultipartUploadDraft`` with the parts' ETags), then ``Validate`` and polls the
 returned operation with ``OperationService/Get``, then ``Describe``. Reading a dataset
 back is ``GetDownloadUrls`` and a ``GET`` per file, each file Parquet, which the SDK's
-``Dataset.read()`` parses with pyarrow. ``List``, ``Update``, ``Delete`` and
-``ListUploadFormats`` work too.
+``Dataset.read()`` parses with pyarrow. ``List``, ``Update``, ``Delete``,
+``ListUploadFormats`` and ``ListUploadSchemas`` (a JSON Schema of a row, what
+validation checks, for the two task types the emulator holds) work too.
 
 Emulated faithfully where the public recordings show it (yandex-cloud-ml-sdk
 ``tests/batch/cassettes``, ``tests/datasets/cassettes``): DRAFT -> READY statuses,
@@ -17,19 +18,31 @@ Emulated faithfully where the public recordings show it (yandex-cloud-ml-sdk
 
 Guessed (no recording): the wording of validation errors and that their
 ``row_numbers`` count lines from 1; the validation operation is done at its first
-poll; ``size_bytes`` is the size of the uploaded JSON Lines. Not emulated:
-``ListUploadSchemas``, ``GetPreview``, ``ListTypes``, other task types and formats,
-data logging, quotas.
+poll; ``size_bytes`` is the size of the uploaded JSON Lines; the upload schemas' text
+(nothing records ``ListUploadSchemas``: ours is what validation checks, written without
+``true``/``false``/``null`` since the SDK parses it with ``ast.literal_eval``). Not
+emulated: ``GetPreview``, ``ListTypes``, other task types and formats, data logging,
+quotas.
 """
 
 from __future__ import annotations
+
+import json
 
 import grpc
 from yandex.cloud.ai.dataset.v1 import dataset_pb2, dataset_service_pb2_grpc
 from yandex.cloud.ai.dataset.v1 import dataset_service_pb2 as ds
 from yandex.cloud.operation import operation_pb2
 
-from .datasets import FORMATS, TASK_TYPES, DatasetRecord, DatasetStore, parse_rows, to_parquet
+from .datasets import (
+    FORMATS,
+    TASK_TYPES,
+    DatasetRecord,
+    DatasetStore,
+    parse_rows,
+    to_parquet,
+    upload_schema,
+)
 from .gateway import Gateway
 from .object_store import etag_of
 from .rpc import Abort, make_servicer, pack, timestamp_now
@@ -52,7 +65,7 @@ class DatasetServicer:
         names = (
             "Create", "Describe", "List", "Update", "Delete", "Validate",
             "GetUploadDraftUrl", "StartMultipartUploadDraft", "FinishMultipartUploadDraft",
-            "GetDownloadUrls", "ListUploadFormats",
+            "GetDownloadUrls", "ListUploadFormats", "ListUploadSchemas",
         )  # fmt: skip
         servicer = make_servicer(
             dataset_service_pb2_grpc.DatasetServiceServicer,
@@ -229,6 +242,22 @@ class DatasetServicer:
     ) -> ds.ListUploadFormatsResponse:
         return ds.ListUploadFormatsResponse(
             formats=FORMATS if request.task_type in TASK_TYPES else ()
+        )
+
+    def listuploadschemas(
+        self, request: ds.ListUploadSchemasRequest
+    ) -> ds.ListUploadSchemasResponse:
+        """One schema a format for a task type the emulator's datasets hold, else none."""
+        if request.task_type not in TASK_TYPES:
+            return ds.ListUploadSchemasResponse()
+        schema = json.dumps(upload_schema(request.task_type))
+        return ds.ListUploadSchemasResponse(
+            schemas=[
+                dataset_pb2.DatasetUploadSchema(
+                    task_type=request.task_type, upload_format=upload_format, schema=schema
+                )
+                for upload_format in FORMATS
+            ]
         )
 
     # -- helpers -------------------------------------------------------------------

@@ -33,6 +33,7 @@ __all__ = [
     "Row",
     "parse_rows",
     "to_parquet",
+    "upload_schema",
 ]
 
 #: The batch input format: ``{"request": [{"role": ..., "text": ...}, ...]}`` a line.
@@ -94,6 +95,33 @@ def _row_problem(task_type: str, row: object) -> str | None:
     if task_type == RESULT_TASK and not isinstance(row.get("response"), str):
         return 'A row needs "response": a string'
     return None
+
+
+def upload_schema(task_type: str) -> dict[str, Any]:
+    """The JSON Schema of one JSON Lines row of ``task_type``: what :func:`parse_rows` checks.
+
+    Free of ``true``/``false``/``null``: the SDK reads a schema with ``ast.literal_eval``.
+    """
+    message = {
+        "type": "object",
+        "properties": {
+            "role": {"type": "string", "enum": list(_ROLES)},
+            "text": {"type": "string"},
+        },
+        "required": ["role", "text"],
+    }
+    properties: dict[str, Any] = {
+        "request": {"type": "array", "items": message, "minItems": 1},
+    }
+    if task_type == RESULT_TASK:
+        properties["response"] = {"type": "string"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": task_type,
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+    }
 
 
 def to_parquet(rows: list[Row]) -> bytes:
