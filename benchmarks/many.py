@@ -89,14 +89,15 @@ def work(approach: str, rows: int, cache: str) -> None:
     result: dict[str, Any] = {}
     start = time.perf_counter()
     if approach in ("ours", "half"):
-        from yagpt_magic.bulk.mapping import RateControl, run_rows
+        from yagpt_magic.bulk.mapping import run_rows
+        from yagpt_magic.bulk.pacing import Pacer
         from yagpt_magic.bulk.row_cache import RowCache
         from yagpt_magic.core.errors import Interrupted
         from yagpt_magic.core.session import ChatSession
         from yagpt_magic.core.settings import Settings
 
         session = ChatSession(Settings())
-        control = RateControl()
+        control = Pacer(32)
 
         class StopAtHalf:
             def start(self, outcome: Any) -> None:
@@ -112,7 +113,7 @@ def work(approach: str, rows: int, cache: str) -> None:
 
         try:
             outcome = run_rows(session.backend(), messages, session.options(stream=False),
-                               cache=RowCache(cache), concurrency=32, control=control,
+                               cache=RowCache(cache), concurrency=32, pacer=control,
                                progress=StopAtHalf() if approach == "half" else None)
             result.update(answered=outcome.rows - outcome.failed, cached=outcome.cached)
         except Interrupted:

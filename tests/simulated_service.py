@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from yagpt_magic.pacing import Pacer, Ticket
+from yagpt_magic.bulk.pacing import Pacer, Ticket
 
 
 @dataclass

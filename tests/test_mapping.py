@@ -222,10 +222,13 @@ def test_a_torn_cache_file_is_not_trusted(tmp_path: Path) -> None:
     reply = Reply("hello", "final", Usage(1, 2, 0, 3), "gpt://f/yandexgpt/latest", "v")
     cache.put(key, reply)
     assert cache.get(key) == reply and len(cache) == 1
-    path = next(tmp_path.glob("??/*.json"))
-    path.write_text(path.read_text()[:10])  # what a write without rename could leave
-    assert cache.get(key) is None
-    assert not list(tmp_path.glob("??/.tmp-*"))  # put leaves no temporary file behind
+    cache.close()
+    path = cache.path  # one SQLite file: a write is a transaction (tests/test_cache.py)
+    path.write_bytes(path.read_bytes()[:10])  # what a write without rename could leave
+    for companion in tmp_path.glob("rows.sqlite-*"):
+        companion.unlink()
+    assert RowCache(tmp_path).get(key) is None
+    assert not list(tmp_path.rglob(".tmp-*"))  # put leaves no temporary file behind
 
 
 def test_an_unreachable_service_stops_the_job_with_one_line(
@@ -265,3 +268,130 @@ def test_interrupt_in_a_real_kernel_with_the_widget_bar(emulator: Emulator) -> N
         assert 150 <= len(emulator.completions) <= 150 + 4
         assert len(emulator.completions) - first == 150 - int(
             re.search(r"(\d+) from the cache", again.text).group(1))  # type: ignore[union-attr]
+
+
+# -- the attacker's cases: a row's trouble stays in its row, replies never replace data --
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+def test_a_row_that_cannot_be_sent_holds_its_error_and_the_rest_go(
+    shell: Any, session: Any, emulator: Emulator
+) -> None:
+    from yagpt_magic.core.errors import UsageProblem
+
+    shell.user_ns["rows"] = [{"text": "fine"}, {"text": "bad \udc80 byte"},
+                             {"text": _Unprintable()}, {"text": "also fine"}]
+    shell.run_cell("%%chat --map rows -o out\nSay: {text}").raise_error()
+    out = shell.user_ns["out"]
+    assert "“Say: fine”" in out[0] and "“Say: also fine”" in out[3]
+    assert isinstance(out[1], UsageProblem) and "unpaired surrogate" in str(out[1])
+    assert isinstance(out[2], UsageProblem) and "RuntimeError" in str(out[2])
+    assert sorted(_users(emulator)) == ["Say: also fine", "Say: fine"]
+
+
+def test_reply_fields_never_replace_the_users_columns(
+    shell: Any, session: Any, emulator: Emulator
+) -> None:
+    frame = pd.DataFrame({"text": ["a", "b"], "id": [1, 2]})
+    shell.user_ns["df"] = frame
+    emulator.reply_with('{"text": "OVERWRITTEN", "id": "pwn", "label": "pos"}', times=2)
+    shell.run_cell("%%chat --map df --json\nRate: {text}").raise_error()
+    got = shell.user_ns["df"]
+    assert list(got["text"]) == ["a", "b"] and list(got["id"]) == [1, 2]
+    assert list(got["reply_text"]) == ["OVERWRITTEN"] * 2 and list(got["label"]) == ["pos"] * 2
+    # Run again: the columns it wrote are its own and are replaced, not prefixed again.
+    emulator.reply_with('{"text": "AGAIN", "id": "pwn", "label": "neg"}', times=2)
+    shell.run_cell("%%chat --map df --json --fresh\nRate: {text}").raise_error()
+    again = shell.user_ns["df"]
+    assert list(again.columns) == ["text", "id", "reply_text", "reply_id", "label"]
+    assert list(again["label"]) == ["neg"] * 2 and list(again["text"]) == ["a", "b"]
+    # -o naming one of the user's own columns is refused before anything is sent.
+    emulator.reset()
+    message = fails(shell, "%%chat --map df -o text\nRate: {text}")
+    assert "already has a column 'text'" in message and "nothing was sent" in message
+    assert emulator.completions == []
+
+
+def test_a_reply_with_absurdly_many_fields_is_an_error_in_its_row(
+    session: Any, emulator: Emulator
+) -> None:
+    from yagpt_magic.core.errors import InvalidReply
+
+    frame = pd.DataFrame({"text": ["a", "b", "c"]})
+    emulator.reply_with('{"label": "pos", "self": 1, "": 2, "0": 3}')
+    emulator.reply_with("MANY")  # (a reply that long would pass max_tokens: parse makes it)
+    emulator.reply_with('{"label": "neg", "self": 4, "": 5, "0": 6}')
+
+    def parse(text: str) -> Any:
+        return {f"k{i}": i for i in range(20_000)} if text == "MANY" else json.loads(text)
+
+    started = time.monotonic()
+    got = yagpt_magic.map("{text}", frame, parse=parse, session=session, concurrency=1,
+                          progress=False)
+    assert time.monotonic() - started < 10  # not minutes of one column at a time
+    assert list(got.columns) == ["text", "label", "self", "", "0"]  # `self` is a column too
+    assert list(got["label"][[0, 2]]) == ["pos", "neg"] and list(got["self"][[0, 2]]) == [1, 4]
+    assert isinstance(got["label"][1], InvalidReply) and "20,000 fields" in str(got["label"][1])
+
+
+def test_after_an_interrupt_the_answered_rows_are_in_the_result(
+    shell: Any, session: Any, emulator: Emulator
+) -> None:
+    emulator.delay = 0.05
+    frame = pd.DataFrame({"text": [f"row {i}" for i in range(100)]})
+    shell.user_ns["df"] = frame
+
+    def interrupt_when_some_are_done() -> None:
+        while len(emulator.completions) < 30:
+            time.sleep(0.005)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_when_some_are_done, daemon=True).start()
+    message = fails(shell, "%%chat --map df -o label --concurrency 4\n{text}")
+    assert message.startswith("Interrupted:")
+    labels = list(frame["label"])
+    answered = [i for i, label in enumerate(labels) if isinstance(label, str)]
+    assert 20 <= len(answered) < 100
+    assert sum(1 for label in labels if pd.isna(label)) == 100 - len(answered)  # the rest empty
+    assert all(f"“row {i}”" in labels[i] for i in answered)
+
+
+def test_the_cache_never_crosses_services(
+    shell: Any, session: Any, emulator: Emulator, clean_env: pytest.MonkeyPatch
+) -> None:
+    """Two emulators on two ports are two services: one's answers never stand in for the
+    other's, and --fresh sends every row again."""
+    shell.user_ns["items"] = ["one", "two"]
+    emulator.reply_with("FIRST SERVICE", times=2)
+    shell.run_cell("%%chat --map items -o out\n{item}").raise_error()
+    assert shell.user_ns["out"] == ["FIRST SERVICE"] * 2
+    with Emulator(api_key=emulator.api_key) as other:
+        clean_env.setenv("YC_API_ENDPOINT", other.address)
+        other.reply_with("SECOND SERVICE", times=2)
+        shell.run_cell("%%chat --map items -o out\n{item}").raise_error()
+        assert shell.user_ns["out"] == ["SECOND SERVICE"] * 2 and len(other.completions) == 2
+        shell.run_cell("%%chat --map items -o out\n{item}").raise_error()  # now cached there
+        assert len(other.completions) == 2
+        other.reply_with("FRESH", times=2)
+        shell.run_cell("%%chat --map items -o out --fresh\n{item}").raise_error()
+        assert shell.user_ns["out"] == ["FRESH"] * 2 and len(other.completions) == 4
+    clean_env.setenv("YC_API_ENDPOINT", emulator.address)
+    emulator.reset()
+    shell.run_cell("%%chat --map items -o out\n{item}").raise_error()
+    assert shell.user_ns["out"] == ["FIRST SERVICE"] * 2 and emulator.completions == []
+
+
+def test_a_bad_cache_folder_is_one_line_before_anything_is_sent(
+    shell: Any, session: Any, emulator: Emulator, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    shell.run_cell(f"%config ChatMagics.cache_dir = {str(a_file)!r}").raise_error()
+    shell.user_ns["items"] = ["one", "two"]
+    message = fails(shell, "%%chat --map items\n{item}")
+    assert "is a file, not a folder" in message and "Nothing was sent" in message
+    assert emulator.completions == []

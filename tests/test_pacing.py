@@ -12,7 +12,7 @@ import statistics
 
 import pytest
 
-from yagpt_magic.pacing import Pacer
+from yagpt_magic.bulk.pacing import Pacer
 
 from .simulated_service import Oracle, Service, simulate
 

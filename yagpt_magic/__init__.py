@@ -75,24 +75,34 @@ def map(  # noqa: A001 - the public name the spec gives: yagpt_magic.map(templat
     temperature: float | None = None,
     max_tokens: int | None = None,
     progress: bool = True,
+    fresh: bool = False,
     session: ChatSession | None = None,
 ) -> Any:
     """``%%chat --map`` as a function: one independent request per row, in row order.
 
     ``template`` has ``{column}`` fields (``{item}`` for a list of strings). Returns a
     list, or for a DataFrame a copy with the new ``column`` (one column per field when
-    ``parse`` returns dicts). A failed row holds its error object. Answered rows are
-    cached on disk, so calling again after an interrupt sends only the rest.
+    ``parse`` returns dicts; a field never replaces an input column). A failed row
+    holds its error object. Answered rows are cached on disk, so calling again after an
+    interrupt sends only the rest; ``fresh=True`` sends every row again. Interrupted,
+    it raises ``Interrupted`` whose ``result`` holds the rows answered so far.
     """
-    from .bulk.mapping import run_map
+    from .bulk.mapping import run_map, shaped
+    from .core.errors import Interrupted
 
     session = session if session is not None else current_session()
     options = session.options(model=model, temperature=temperature, max_tokens=max_tokens,
                               stream=False)
-    result, _ = run_map(session, template, data, column=column, system=system,
-                        concurrency=concurrency, parse=parse, options=options,
-                        progress=progress)
-    return result
+    try:
+        values, _ = run_map(session, template, data, column=column, system=system,
+                            concurrency=concurrency, parse=parse, options=options,
+                            progress=progress, fresh=fresh)
+    except Interrupted as stopped:
+        partial = getattr(stopped, "values", None)
+        if partial is not None:
+            stopped.result = shaped(data, column, partial)  # type: ignore[attr-defined]
+        raise
+    return shaped(data, column, values)
 
 
 def __getattr__(name: str) -> Any:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.conversation import Message
 from ..core.errors import Interrupted, ServiceError, UsageProblem
-from .mapping import Parse, Template, interrupt_as, requests_for, rows_of, shaped
+from .mapping import Parse, interrupt_as, prepare, values
 
 if TYPE_CHECKING:
     from ..core.backend import RequestOptions
@@ -194,20 +194,15 @@ def run_batch(
     parse: Parse | None = None,
     progress: bool = True,
     poll: float | None = None,
-) -> tuple[Any, str]:
-    """Upload the rows as a dataset, run the batch, wait, and shape results like ``--map``."""
-    if session.replay is not None:
-        raise UsageProblem("--batch does not run in replay mode; %chat live first.")
-    if not template.strip():
-        raise UsageProblem("The template is empty: write it below the %%chat line.")
-    rows, columns = rows_of(data)
-    if not rows:
+) -> tuple[list[Any], str]:
+    """Upload the rows as a dataset, run the batch, wait; each row's value in row order."""
+    job = prepare(session, template, data, system=system, column=column, mode="--batch")
+    if not job.rows:
         raise UsageProblem("--batch: the data has no rows; nothing was sent.")
     _need_pyarrow()
-    filled = Template(template.strip("\n"))
-    filled.check(columns)
-    requests = requests_for(
-        filled, rows, session.settings.system_prompt if system is None else system)
+    requests = job.requests
+    if not requests:
+        return values(job.place([]), parse), "No row could be sent; their errors are in place."
     options = options if options is not None else session.options(stream=False)
     poll = POLL_INTERVAL if poll is None else poll
     backend = session.backend()
@@ -233,10 +228,7 @@ def run_batch(
 
         _consume(backend, produce, task, progress=progress, announce=True)
     _check_finished(task)
-    from .mapping import Outcome, values
-
-    results = values(Outcome(results=task.results), parse)
-    return shaped(data, column, results), task.summary()
+    return values(job.place(task.results), parse), task.summary()
 
 
 def pick_up(session: ChatSession, task_id: str, *, wait: bool, fetch: bool,

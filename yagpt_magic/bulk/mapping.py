@@ -1,17 +1,18 @@
 """Many prompts at once (``%%chat --map``, ``yagpt_magic.map``): one request per row.
 
-Rows run concurrently on the SDK's async API, on the backend's own loop thread, paced
-by :class:`RateControl`: slow start, then additive increase and multiplicative decrease
-on ``RESOURCE_EXHAUSTED``, so the job settles near the folder's quota instead of
-sending a storm of rejected requests (a rejected request costs nothing but is retried
-after the rate is cut). Each answered row is written to the :class:`~.cache.RowCache`
-the moment it arrives, on the loop thread, so an interrupt, a crash or a kernel
-restart loses nothing and a re-run sends only the rows not yet answered.
+Rows run concurrently on the SDK's async API, on the backend's own loop thread, as
+fast as the service's limits allow: :class:`~.pacing.Pacer` adapts how many requests
+are in flight (and, at a rate limit, how fast they start) to what the service accepts,
+and a request refused with ``RESOURCE_EXHAUSTED`` is sent again later (it costs
+nothing and is not a failure). Each answered row is written to the
+:class:`~.cache.RowCache` the moment it arrives, so an interrupt, a crash or a kernel
+restart loses nothing and a re-run sends only the rows not yet answered; the cache is
+keyed by the service too, so one service's answers never stand in for another's.
 
-A row that fails for its own reason (content filter, invalid or too long request)
-gets its error object in its place and the others go on; a failure that dooms every
-row (credentials, permission, unreachable service, unknown model) stops the job at
-once with one line.
+A row that fails for its own reason (a value that cannot be sent, content filter,
+invalid or too long request) gets its error object in its place and the others go on;
+a failure that dooms every row (credentials, permission, unreachable service, unknown
+model) stops the job at once with one line.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.conversation import Message
-from ..core.errors import ChatError, ContentFiltered, Interrupted, UsageProblem
+from ..core.errors import ChatError, ContentFiltered, Interrupted, ServiceError, UsageProblem
 from ..core.template import split_code
+from .columns import OURS, check_output, frame_columns, is_frame, ours, with_columns
+from .pacing import Pacer, Ticket
 from .row_cache import RowCache, request_key
 
 if TYPE_CHECKING:
@@ -43,10 +46,13 @@ _FIELD = re.compile(r"(?<!\{)\{([A-Za-z_]\w*)\}(?!\})")
 #: gRPC codes after which no other row can succeed either.
 _DOOMED = {"UNAUTHENTICATED", "PERMISSION_DENIED", "UNAVAILABLE", "NOT_FOUND",
            "UNIMPLEMENTED"}
-_UNKNOWN_MODEL = re.compile(r"(?i)model[ _]?uri|unknown model|no such model|invalid model\b")
+_UNKNOWN_MODEL = re.compile(r"(?i)model[ _]?uri|unknown model|no such model|invalid model\b"
+                            r"|does not know this model")
 #: A parse hook: the reply text of one row -> the value put in its place (or its columns,
 #: when it returns a dict). ``--schema`` plugs its JSON parsing in here.
 Parse = Callable[[str], Any]
+#: The offline emulator is a service of its own, whatever port it has this time.
+OFFLINE_SERVICE = "offline emulator"
 
 
 class Template:
@@ -68,6 +74,8 @@ class Template:
             )
 
     def fill(self, row: dict[str, Any]) -> str:
+        """The row's message; a value whose ``str()`` raises propagates (see ``prepare``)."""
+
         def value(match: re.Match[str]) -> str:
             return str(row[match.group(1)])
 
@@ -103,72 +111,6 @@ def rows_of(data: Any) -> tuple[list[dict[str, Any]], list[str]]:
     raise UsageProblem("--map: the list must hold only strings or only dicts; nothing was sent.")
 
 
-class RateControl:
-    """Pacing of request starts: slow start, then AIMD on quota rejections.
-
-    The rate grows by half of itself per second until the first rejection, then by
-    about one request per second each second; a rejection cuts it to the lower of
-    ``decrease`` times itself and the rate the service accepted over the last half
-    second (the quota, once its burst is spent), at most once per ``cooldown`` since
-    the rejections of one overshoot arrive together. The rate is never raised far
-    above what is actually sent, so a concurrency cap or a slow service does not
-    inflate it into a burst later. One waiter at a time holds the pacing lock, so a
-    rate change applies to the very next request.
-    """
-
-    def __init__(self, rate: float = 4.0, *, decrease: float = 0.85, cooldown: float = 0.5,
-                 floor: float = 0.5) -> None:
-        self.rate = rate
-        self.decrease = decrease
-        self.cooldown = cooldown
-        self.floor = floor
-        self.slow_start = True
-        self._next = 0.0
-        self._cut_at = -1e9
-        self._sent: deque[float] = deque()
-        self._accepted: deque[float] = deque()
-        self._lock: asyncio.Lock | None = None
-        #: Requests started and quota rejections seen, for the benchmark and the curious.
-        self.attempts = 0
-        self.rejections = 0
-
-    async def wait(self) -> None:
-        """Sleep until this request's slot; slots are ``1/rate`` apart."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                if now >= self._next:
-                    break
-                await asyncio.sleep(min(self._next - now, 0.05))
-            self._next = max(now, self._next + 1.0 / self.rate) if self._next else now
-            self._sent.append(now)
-            self.attempts += 1
-            while self._sent[0] < now - 1.0:
-                self._sent.popleft()
-
-    def succeeded(self) -> None:
-        now = time.monotonic()
-        self._accepted.append(now)
-        while self._accepted[0] < now - 0.5:
-            self._accepted.popleft()
-        ceiling = 2.0 * len(self._sent) + 4.0
-        step = 0.5 if self.slow_start else 1.0 / self.rate
-        self.rate = min(self.rate + step, max(self.rate, ceiling))
-
-    def rejected(self) -> None:
-        self.rejections += 1
-        now = time.monotonic()
-        if now - self._cut_at < self.cooldown:
-            return
-        self._cut_at = now
-        self.slow_start = False
-        accepted = sum(1 for t in self._accepted if t >= now - 0.5) * 2.0
-        self.rate = max(self.floor, min(self.rate * self.decrease, accepted or self.rate))
-        self._next = now + 1.0 / self.rate  # a pause, so the quota's bucket refills
-
-
 @dataclass
 class Outcome:
     """What a finished job did, for the summary line and the benchmark."""
@@ -178,9 +120,14 @@ class Outcome:
     sent: int = 0
     failed: int = 0
     rejected: int = 0
+    attempts: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    not_kept: str = ""
     results: list[Any] = field(default_factory=list, repr=False)
+
+    def done(self) -> int:
+        return sum(1 for r in self.results if r is not None)
 
     def summary(self) -> str:
         answered = self.rows - self.failed
@@ -189,11 +136,18 @@ class Outcome:
             parts.append(f"{self.cached:,} from the cache")
         if self.failed:
             parts.append(f"{self.failed:,} failed (their error objects are in their places)")
+        if self.rejected:
+            parts.append(f"{self.rejected:,} refused for the service's limits and sent again")
         parts.append(f"{self.tokens:,} tokens, {self.seconds:.1f} s")
+        if self.not_kept:
+            parts.append(f"answers could not be kept in the cache ({self.not_kept}): a re-run "
+                         "pays for them again")
         return "; ".join(parts) + "."
 
 
 def _code(err: BaseException) -> str:
+    if isinstance(err, ServiceError):
+        return err.code
     code = getattr(err, "code", None)
     if callable(code):
         try:
@@ -212,11 +166,15 @@ def _details(err: BaseException) -> str:
 
 
 def classify(err: BaseException) -> str:
-    """``quota`` (retry slower), ``row`` (this row's own failure) or ``doomed``."""
+    """``quota`` (send again later), ``row`` (this row's own failure) or ``doomed``.
+
+    Takes a raw SDK/gRPC error or the ``ServiceError`` a backend made of one.
+    """
     code = _code(err)
     details = _details(err)
     if code == "RESOURCE_EXHAUSTED":
-        return "row" if "larger than max" in details else "quota"
+        return "row" if re.search(r"(?i)larger than max|too large to send", details) \
+            else "quota"
     if code in _DOOMED or not code:
         return "doomed"
     if code == "INVALID_ARGUMENT" and _UNKNOWN_MODEL.search(details):
@@ -255,6 +213,12 @@ class _Doomed(ChatError):
         self.err = err
 
 
+def service_of(session: ChatSession) -> str:
+    """Who answers: the endpoint and folder, or the offline emulator (the cache's key)."""
+    if session.offline is not None:
+        return OFFLINE_SERVICE
+    connection = session.connection()
+    return f"{connection.endpoint or 'default'}|{connection.folder_id}"
 def run_rows(
     backend: TextGenerationBackend,
     requests: Sequence[Sequence[Message]],
@@ -262,19 +226,24 @@ def run_rows(
     *,
     cache: RowCache | None,
     concurrency: int,
+    service: str = "",
+    fresh: bool = False,
     progress: Any = None,
-    control: RateControl | None = None,
+    pacer: Pacer | None = None,
 ) -> Outcome:
     """Answer every request (row order kept): cached ones from disk, the rest concurrently.
 
-    A KeyboardInterrupt stops promptly with ``Interrupted``; what finished is cached.
+    ``fresh`` sends every row even when it is cached (and keeps the new answers). A
+    KeyboardInterrupt stops promptly with ``Interrupted``; what finished is cached, and
+    ``Interrupted.outcome`` holds it.
     """
     started = time.monotonic()
     outcome = Outcome(rows=len(requests), results=[None] * len(requests))
-    keys = [request_key(messages, options) for messages in requests]
+    keys = [request_key(messages, options, service) for messages in requests]
+    found = cache.get_many(keys) if cache is not None and not fresh else {}
     pending = []
     for index, key in enumerate(keys):
-        reply = cache.get(key) if cache is not None else None
+        reply = found.get(key)
         if reply is None:
             pending.append(index)
         else:
@@ -283,59 +252,15 @@ def run_rows(
             outcome.tokens += reply.usage.total_tokens
     if progress is not None:
         progress.start(outcome)
-    control = control if control is not None else RateControl()
+    pacer = pacer if pacer is not None else Pacer(concurrency)
+
+    def keep(index: int, reply: Reply) -> None:
+        if cache is not None:  # (an empty cache is falsy: it has a length)
+            cache.put(keys[index], reply)
 
     async def produce(put: Callable[[Any], None]) -> None:
         put(("start", None))
-        slots = asyncio.Semaphore(concurrency)
-        tasks: list[asyncio.Task[None]] = []
-        doomed: list[BaseException] = []
-
-        async def one(index: int) -> None:
-            try:
-                while True:
-                    await control.wait()
-                    try:
-                        reply = await backend.run_once(requests[index], options)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as err:  # noqa: BLE001 - sorted by what it means
-                        kind = classify(err)
-                        if kind == "quota":
-                            control.rejected()
-                            put(("rejected", None))
-                            continue
-                        if kind == "doomed":
-                            doomed.append(err)
-                            raise _Doomed(err) from err
-                        put(("row", (index, backend.translate(err))))
-                        return
-                    control.succeeded()
-                    if reply.status == "filtered":
-                        withheld = ContentFiltered(
-                            f"Row {index}: the reply was withheld by the content filter.")
-                        put(("row", (index, withheld)))
-                        return
-                    if cache is not None:
-                        cache.put(keys[index], reply)
-                    put(("row", (index, reply)))
-                    return
-            finally:
-                slots.release()
-
-        try:
-            for index in pending:
-                await slots.acquire()
-                if doomed:  # no row can succeed: send no more, gather raises it below
-                    slots.release()
-                    break
-                tasks.append(asyncio.ensure_future(one(index)))
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        await _send_all(backend, requests, options, pending, pacer, put, keep)
         put(("end", None))
 
     cancel = threading.Event()
@@ -343,22 +268,94 @@ def run_rows(
         with interrupt_as(cancel):
             _consume(backend.drive(produce, cancel=cancel), cancel, outcome, progress)
     except _Doomed as doomed:
-        done = sum(1 for r in outcome.results if r is not None)
         error = backend.translate(doomed.err)
         raise type(error)(
-            f"{error} Stopped: {done:,} of {outcome.rows:,} rows are done and kept."
+            f"{error} Stopped: {outcome.done():,} of {outcome.rows:,} rows are done and kept."
         ) from None
     except (KeyboardInterrupt, Interrupted):
-        done = sum(1 for r in outcome.results if r is not None)
-        raise Interrupted(
+        done = outcome.done()
+        stopped = Interrupted(
             f"Interrupted: {done:,} of {outcome.rows:,} rows are done and kept; run the cell "
             f"again to send only the other {outcome.rows - done:,}."
-        ) from None
+        )
+        stopped.outcome = outcome  # type: ignore[attr-defined]  # the rows so far
+        raise stopped from None
     finally:
         outcome.seconds = time.monotonic() - started
+        outcome.attempts = pacer.attempts
+        if cache is not None:
+            outcome.not_kept = cache.write_error
+            cache.evict()
         if progress is not None:
             progress.close(outcome)
     return outcome
+
+
+async def _send_all(
+    backend: TextGenerationBackend,
+    requests: Sequence[Sequence[Message]],
+    options: RequestOptions,
+    pending: list[int],
+    pacer: Pacer,
+    put: Callable[[Any], None],
+    keep: Callable[[int, Reply], None],
+) -> None:
+    """Start rows as the pacer allows; a refused row goes back to the front of the line."""
+    line = deque(pending)
+    running: dict[asyncio.Task[Reply], tuple[int, Ticket]] = {}
+    try:
+        while line or running:
+            wait: float | None = None
+            while line:
+                wait = pacer.delay(time.monotonic())
+                if wait != 0.0:
+                    break
+                index = line.popleft()
+                ticket = pacer.start(time.monotonic())
+                running[asyncio.create_task(backend.run_once(requests[index], options))] = \
+                    (index, ticket)
+            if not running:
+                await asyncio.sleep(wait or 0.01)
+                continue
+            done, _ = await asyncio.wait(running, timeout=wait if line else None,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                index, ticket = running.pop(finished)
+                if _settle(backend, finished, index, ticket, pacer, put, keep):
+                    line.appendleft(index)
+    except BaseException:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+
+
+def _settle(backend: TextGenerationBackend, task: asyncio.Task[Reply], index: int, ticket: Ticket,
+            pacer: Pacer, put: Callable[[Any], None],
+            keep: Callable[[int, Reply], None]) -> bool:
+    """One finished request: its row's result out, or True to send it again."""
+    now = time.monotonic()
+    err = task.exception()
+    if err is None:
+        reply = task.result()
+        pacer.accepted(ticket, now)
+        if reply.status == "filtered":
+            put(("row", (index, ContentFiltered(
+                f"Row {index}: the reply was withheld by the content filter."))))
+            return False
+        keep(index, reply)
+        put(("row", (index, reply)))
+        return False
+    kind = classify(err)
+    if kind == "quota":
+        pacer.rejected(ticket, now)
+        put(("rejected", None))
+        return True
+    pacer.failed(ticket, now)
+    if kind == "doomed":
+        raise _Doomed(err)
+    put(("row", (index, backend.translate(err))))
+    return False
 
 
 def _consume(events: Generator[Any, None, None], cancel: threading.Event, outcome: Outcome,
@@ -384,19 +381,87 @@ def _consume(events: Generator[Any, None, None], cancel: threading.Event, outcom
                 progress.update(outcome, kind)
 
 
-def requests_for(template: Template, rows: Sequence[dict[str, Any]],
-                 system: str) -> list[list[Message]]:
-    """One independent request per row: the system prompt, then the filled template."""
+@dataclass
+class Prepared:
+    """A job's rows, checked: the requests that can go, and the rows that cannot."""
+
+    rows: int
+    requests: list[list[Message]]
+    #: Row number of each request (a row that cannot be sent has none).
+    where: list[int]
+    #: Row number -> the error that stands in its place (nothing was sent for it).
+    refused: dict[int, ChatError]
+
+    def place(self, results: Sequence[Any]) -> list[Any]:
+        """All rows' results in row order: the answered ones and the refused ones."""
+        out: list[Any] = [None] * self.rows
+        for index, error in self.refused.items():
+            out[index] = error
+        for index, result in zip(self.where, results):
+            out[index] = result
+        return out
+
+
+def _message(template: Template, row: dict[str, Any], number: int) -> str | ChatError:
+    """The row's message, or why it cannot be one (its own failure, not the job's)."""
+    try:
+        text = template.fill(row)
+    except Exception as err:  # noqa: BLE001 - a value's __str__ may raise anything
+        try:
+            why = f"{type(err).__name__}: {str(err)[:100]}"
+        except Exception:  # noqa: BLE001 - even the error may not print
+            why = type(err).__name__
+        return UsageProblem(
+            f"Row {number}: one of its values cannot be made text ({why}); nothing was sent "
+            "for it."
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return UsageProblem(
+            f"Row {number}: its message holds a character that cannot be sent "
+            f"({text[err.start]!r}, an unpaired surrogate, at character {err.start}); "
+            "nothing was sent for it."
+        )
+    return text
+
+
+def prepare(session: ChatSession, template: str, data: Any, *, system: str | None,
+            column: str, mode: str = "--map") -> Prepared:
+    """Check a job before anything is sent, and build one request per row."""
+    if session.replay is not None:
+        raise UsageProblem(f"{mode} does not run in replay mode; %chat live first.")
+    if not template.strip():
+        raise UsageProblem("The template is empty: write it below the %%chat line.")
+    rows, columns = rows_of(data)
+    filled = Template(template.strip("\n"))
+    filled.check(columns)
+    check_output(data, column)
+    system = session.settings.system_prompt if system is None else system
     head = [{"role": "system", "text": system}] if system.strip() else []
-    return [head + [{"role": "user", "text": template.fill(row)}] for row in rows]
+    if head:
+        try:
+            head[0]["text"].encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageProblem("The system prompt holds a character that cannot be sent (an "
+                               "unpaired surrogate); nothing was sent.") from None
+    job = Prepared(len(rows), [], [], {})
+    for number, row in enumerate(rows):
+        text = _message(filled, row, number)
+        if isinstance(text, ChatError):
+            job.refused[number] = text
+        else:
+            job.requests.append([*head, {"role": "user", "text": text}])
+            job.where.append(number)
+    return job
 
 
-def values(outcome: Outcome, parse: Parse | None) -> list[Any]:
-    """Each row's value: its reply text (through ``parse``), or its error object."""
-    result: Reply | str | BaseException
+def values(results: Sequence[Any], parse: Parse | None) -> list[Any]:
+    """Each row's value: its reply text (through ``parse``), its error object, or None
+    (a row not answered yet, after an interrupt)."""
     out: list[Any] = []
-    for result in outcome.results:
-        if isinstance(result, BaseException):
+    for result in results:
+        if result is None or isinstance(result, BaseException):
             out.append(result)
             continue
         text = result if isinstance(result, str) else result.text  # batch rows are text
@@ -410,20 +475,6 @@ def values(outcome: Outcome, parse: Parse | None) -> list[Any]:
     return out
 
 
-def shaped(data: Any, column: str, results: list[Any]) -> Any:
-    """A list as is; for a DataFrame, a copy with the new column (or one per dict field)."""
-    if not (hasattr(data, "assign") and hasattr(data, "columns")):
-        return results
-    if results and all(isinstance(r, dict) for r in results if not isinstance(r, Exception)) \
-            and any(isinstance(r, dict) for r in results):
-        names = list(dict.fromkeys(k for r in results if isinstance(r, dict) for k in r))
-        columns = {
-            name: [r.get(name) if isinstance(r, dict) else r for r in results] for name in names
-        }
-        return data.assign(**columns)
-    return data.assign(**{column: results})
-
-
 def run_map(
     session: ChatSession,
     template: str,
@@ -435,43 +486,67 @@ def run_map(
     parse: Parse | None = None,
     options: RequestOptions | None = None,
     progress: bool = True,
-) -> tuple[Any, Outcome]:
-    """The whole ``--map`` job for a session: check, send, and shape the result."""
-    if session.replay is not None:
-        raise UsageProblem("--map does not run in replay mode; %chat live first.")
-    if not template.strip():
-        raise UsageProblem("The template is empty: write it below the %%chat line.")
-    rows, columns = rows_of(data)
-    filled = Template(template.strip("\n"))
-    filled.check(columns)
+    fresh: bool = False,
+) -> tuple[list[Any], Outcome]:
+    """The whole ``--map`` job for a session: check, send; each row's value in row order.
+
+    After an interrupt, ``Interrupted.values`` holds the rows answered so far (None for
+    the others), so the caller can store them before it fails the cell.
+    """
+    job = prepare(session, template, data, system=system, column=column)
     settings = session.settings
-    requests = requests_for(filled, rows, settings.system_prompt if system is None else system)
     options = options if options is not None else session.options(stream=False)
     concurrency = concurrency if concurrency is not None else settings.max_concurrency
     if concurrency <= 0:
         raise UsageProblem(f"--concurrency must be a positive number, not {concurrency}.")
+    service = service_of(session)
+    cache = RowCache(settings.cache_dir or None)
     from .progress import Bar
 
-    outcome = run_rows(
-        session.backend(), requests, options,
-        cache=RowCache(settings.cache_dir or None), concurrency=concurrency,
-        progress=Bar() if progress else None,
-    )
-    return shaped(data, column, values(outcome, parse)), outcome
+    try:
+        cache.check()
+        backend = session.backend()
+        outcome = run_rows(
+            backend, job.requests, options, cache=cache, concurrency=concurrency,
+            service=service, fresh=fresh, progress=Bar() if progress else None,
+        )
+    except Interrupted as stopped:
+        partial = getattr(stopped, "outcome", None)
+        if partial is not None:
+            stopped.values = values(job.place(partial.results), parse)  # type: ignore[attr-defined]
+        raise
+    finally:
+        cache.close()
+    outcome.rows = job.rows
+    outcome.failed += len(job.refused)
+    return values(job.place(outcome.results), parse), outcome
 
 
-def store(ns: dict[str, Any], data_name: str, output: str | None, result: Any) -> Any:
-    """Where ``%%chat --map`` puts its result.
+def shaped(data: Any, column: str, results: Sequence[Any]) -> Any:
+    """A list as is; for a DataFrame, a copy with the new column (or one per dict field)."""
+    if not is_frame(data):
+        return list(results)
+    return with_columns(data, frame_columns(data, column, results))
 
-    A DataFrame variable gets the new column(s) in place (``-o`` names the column); a
-    list goes to the ``-o`` variable, or is the cell's value.
+
+def store(ns: dict[str, Any], data_name: str, output: str | None, results: Sequence[Any],
+          column: str = "reply") -> Any:
+    """Where ``%%chat --map`` puts its values.
+
+    A DataFrame variable gets the new column in place (``-o`` names it); with dict
+    values (``--schema``), one column per field, added in one step, so the variable is
+    bound to the new frame. A list goes to the ``-o`` variable, or is the cell's value.
     """
     data = ns[data_name]
-    if hasattr(data, "columns") and hasattr(result, "columns"):
-        for name in result.columns:
-            data[name] = result[name]
+    if is_frame(data):
+        columns = frame_columns(data, column, results)
+        if list(columns) == [column]:
+            data[column] = columns[column]  # in place: other names of the frame see it
+            data.attrs[OURS] = sorted(ours(data) | {column})
+        else:
+            ns[data_name] = with_columns(data, columns)
         return None
     if output:
-        ns[output] = result
+        ns[output] = list(results)
         return None
-    return result
+    return list(results)

@@ -22,7 +22,14 @@ from traitlets import (
 )
 
 from ..core.credentials import CredentialRefused, looks_like_credential, refuse_secret
-from ..core.errors import ChatError, UsageProblem, mask_arguments, sendable, sentence
+from ..core.errors import (
+    ChatError,
+    Interrupted,
+    UsageProblem,
+    mask_arguments,
+    sendable,
+    sentence,
+)
 from ..core.settings import NAMES, Settings
 from ..core.template import split_code
 
@@ -198,6 +205,7 @@ class ChatMagics(Magics):
     @argument("--map", metavar="DATA", help="One request per row of DATA (a DataFrame, list of dicts or list of strings); the cell is a template with {column} fields.")  # noqa: E501
     @argument("--concurrency", type=int, metavar="N", help="With --map: most requests in flight (default ChatMagics.max_concurrency).")  # noqa: E501
     @argument("--batch", action="store_true", help="With --map: run through the service's batch processing instead.")  # noqa: E501
+    @argument("--fresh", action="store_true", help="With --map: send every row again, even those answered before (the cache is not read).")  # noqa: E501
     @cell_magic
     def chat(self, line: str, cell: str) -> Any:
         """Send the cell to YandexGPT as the next message of a thread and show the reply.
@@ -222,7 +230,7 @@ class ChatMagics(Magics):
         try:
             args = self._parse(line)
             self._check_flags(args)
-            if args.map is not None or args.batch or args.concurrency:
+            if args.map is not None or args.batch or args.concurrency or args.fresh:
                 return self._map(args, cell)
             text = self._interpolate(cell) if args.vars else cell
             if not text.strip():
@@ -249,7 +257,7 @@ class ChatMagics(Magics):
         from ..bulk.mapping import store
 
         if args.map is None:
-            raise UsageProblem("--batch and --concurrency go with --map DATA.")
+            raise UsageProblem("--batch, --concurrency and --fresh go with --map DATA.")
         if args.vars:
             raise UsageProblem("--vars does not go with --map: there {name} is a column.")
         if args.tools:
@@ -269,22 +277,27 @@ class ChatMagics(Magics):
             stream=False, response_format=schema.response_format if schema else None)
         # With --schema each row's reply is checked; its fields become columns.
         parse = (lambda text: schema.parse(text).data) if schema is not None else None
+        column = args.output or "reply"
         if args.batch:
             from ..bulk.batch_jobs import run_batch
 
-            result, summary = run_batch(self.session, cell, ns[args.map],
-                                        column=args.output or "reply", system=system,
-                                        options=options, parse=parse)
+            results, summary = run_batch(self.session, cell, ns[args.map], column=column,
+                                         system=system, options=options, parse=parse)
         else:
             from ..bulk.mapping import run_map
 
-            result, outcome = run_map(self.session, cell, ns[args.map],
-                                      column=args.output or "reply", system=system,
-                                      concurrency=args.concurrency, options=options,
-                                      parse=parse)
+            try:
+                results, outcome = run_map(self.session, cell, ns[args.map], column=column,
+                                           system=system, concurrency=args.concurrency,
+                                           options=options, parse=parse, fresh=args.fresh)
+            except Interrupted as stopped:  # what was answered is there to look at
+                partial = getattr(stopped, "values", None)
+                if partial is not None:
+                    store(ns, args.map, args.output, partial, column)
+                raise
             summary = outcome.summary()
         print(summary)
-        return store(ns, args.map, args.output, result)
+        return store(ns, args.map, args.output, results, column)
 
     def _parse(self, line: str) -> argparse.Namespace:
         """The flags of a ``%%chat`` line; a notebook repeats a few lines, so they are kept."""
