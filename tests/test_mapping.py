@@ -395,3 +395,27 @@ def test_a_bad_cache_folder_is_one_line_before_anything_is_sent(
     message = fails(shell, "%%chat --map items\n{item}")
     assert "is a file, not a folder" in message and "Nothing was sent" in message
     assert emulator.completions == []
+
+
+def test_chat_cache_says_where_and_how_big_and_clear_empties_it(
+    shell: Any, session: Any, emulator: Emulator, tmp_path: Path, capsys: Any
+) -> None:
+    import stat
+
+    folder = tmp_path / "rows"
+    shell.user_ns["items"] = [f"row {i}" for i in range(5)]
+    shell.run_cell("%%chat --map items -o out\n{item}").raise_error()
+    table = shell.run_line_magic("chat", "cache")
+    shown = dict(table.rows)
+    assert shown["where"] == str(folder / "rows.sqlite") and shown["rows"] == "5"
+    assert "KB" in shown["size"]
+    # Prompts and replies: the user's alone.
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "rows.sqlite").stat().st_mode) == 0o600
+
+    shell.run_line_magic("chat", "cache clear")
+    assert "5 rows forgotten" in capsys.readouterr().out
+    assert dict(shell.run_line_magic("chat", "cache").rows)["rows"] == "0"
+    emulator.reset()
+    shell.run_cell("%%chat --map items -o out\n{item}").raise_error()
+    assert len(emulator.completions) == 5  # nothing kept: every row is sent again

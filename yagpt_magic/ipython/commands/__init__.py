@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 COMMANDS: tuple[str, ...] = (
     "help", "history", "threads", "system", "undo", "reset", "usage", "config", "models",
     "login", "offline", "save", "load", "record", "replay", "live", "restore", "widget",
-    "code", "explain", "batch",
+    "code", "explain", "batch", "cache",
 )  # fmt: skip
 
 
