@@ -145,7 +145,8 @@ class Outcome:
         return "; ".join(parts) + "."
 
 
-def _code(err: BaseException) -> str:
+def status_code(err: BaseException) -> str:
+    """The gRPC status name of an SDK error or a ``ServiceError`` ('' if it has none)."""
     if isinstance(err, ServiceError):
         return err.code
     code = getattr(err, "code", None)
@@ -170,7 +171,7 @@ def classify(err: BaseException) -> str:
 
     Takes a raw SDK/gRPC error or the ``ServiceError`` a backend made of one.
     """
-    code = _code(err)
+    code = status_code(err)
     details = _details(err)
     if code == "RESOURCE_EXHAUSTED":
         return "row" if re.search(r"(?i)larger than max|too large to send", details) \

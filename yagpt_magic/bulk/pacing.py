@@ -81,12 +81,14 @@ class Pacer:
     of :meth:`accepted` or :meth:`rejected` with the ticket.
     """
 
-    def __init__(self, cap: int, *, window: int = START_WINDOW) -> None:
+    def __init__(self, cap: int, *, window: int = START_WINDOW,
+                 rate: float | None = None) -> None:
+        """``rate``: start paced at this many starts a second (a documented rate quota)."""
         if cap < 1:
             raise ValueError("cap must be at least 1")
         self.cap = cap
         self.window = max(1, min(cap, window))
-        self.rate: float | None = None
+        self.rate: float | None = rate
         self.slow_start = True
         self.in_flight = 0
         #: Requests started and quota rejections seen, for the summary and the benchmark.

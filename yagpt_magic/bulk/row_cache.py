@@ -57,7 +57,7 @@ _SCHEMA = (
     "used REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS rows_used ON rows (used)",
     "CREATE TABLE IF NOT EXISTS operations (key TEXT PRIMARY KEY, operation TEXT NOT NULL, "
-    "job TEXT NOT NULL, submitted REAL NOT NULL)",
+    "job TEXT NOT NULL, submitted REAL NOT NULL, error TEXT)",
     "CREATE TABLE IF NOT EXISTS jobs (job TEXT PRIMARY KEY, created REAL NOT NULL, "
     "service TEXT NOT NULL, model TEXT NOT NULL, keys TEXT NOT NULL)",
 )
@@ -339,7 +339,8 @@ class RowCache:
             with self._session() as db:
                 if db is not None:
                     rows = int(db.execute("SELECT count(*) FROM rows").fetchone()[0])
-                    pending = int(db.execute("SELECT count(*) FROM operations").fetchone()[0])
+                    pending = int(db.execute("SELECT count(*) FROM operations "
+                                             "WHERE error IS NULL").fetchone()[0])
                     jobs = int(db.execute("SELECT count(*) FROM jobs").fetchone()[0])
         return CacheStats(self.path, rows, self.size(), pending, jobs)
 
@@ -370,34 +371,35 @@ class RowCache:
                 self._db = None
 
     # -- deferred operations and jobs (bulk/deferred) ------------------------------
-    def operations(self, keys: Iterable[str]) -> dict[str, str]:
-        """Operation ids already submitted for these keys (not answered yet)."""
+    def operations(self, keys: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """Deferred requests already submitted for these keys and not answered yet:
+        key -> (operation id, its error if it failed, else None)."""
         wanted = list(dict.fromkeys(keys))
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, str | None]] = {}
         with self._session() as db:
             if db is None:
                 return found
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start:start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for key, operation in db.execute(
-                        f"SELECT key, operation FROM operations WHERE key IN ({marks})",  # noqa: S608
-                        chunk):
-                    found[str(key)] = str(operation)
+                for key, operation, error in db.execute(
+                        "SELECT key, operation, error FROM operations "  # noqa: S608
+                        f"WHERE key IN ({marks})", chunk):
+                    found[str(key)] = (str(operation), None if error is None else str(error))
         return found
 
     def remember_operation(self, key: str, operation: str, job: str) -> None:
         """A submitted deferred request: kept so a restart polls it instead of paying again."""
         with self._session(writing=True) as db:
             if db is not None:
-                db.execute("INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?)",
+                db.execute("INSERT OR REPLACE INTO operations VALUES (?, ?, ?, ?, NULL)",
                            (key, operation, job, time.time()))
 
-    def forget_operation(self, key: str) -> None:
-        """The operation ended without an answer to keep (it failed): ask again next time."""
+    def operation_failed(self, key: str, error: str) -> None:
+        """The operation ended without an answer: a pick-up shows why, a re-run asks again."""
         with self._session(writing=True) as db:
             if db is not None:
-                db.execute("DELETE FROM operations WHERE key = ?", (key,))
+                db.execute("UPDATE operations SET error = ? WHERE key = ?", (error, key))
 
     def save_job(self, job: str, service: str, model: str, keys: Sequence[str]) -> None:
         with self._session(writing=True) as db:

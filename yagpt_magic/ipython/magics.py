@@ -205,6 +205,7 @@ class ChatMagics(Magics):
     @argument("--map", metavar="DATA", help="One request per row of DATA (a DataFrame, list of dicts or list of strings); the cell is a template with {column} fields.")  # noqa: E501
     @argument("--concurrency", type=int, metavar="N", help="With --map: most requests in flight (default ChatMagics.max_concurrency).")  # noqa: E501
     @argument("--batch", action="store_true", help="With --map: run through the service's batch processing instead.")  # noqa: E501
+    @argument("--deferred", action="store_true", help="With --map: run through the service's asynchronous mode (its own quotas); picked up again after an interrupt or a restart.")  # noqa: E501
     @argument("--fresh", action="store_true", help="With --map: send every row again, even those answered before (the cache is not read).")  # noqa: E501
     @cell_magic
     def chat(self, line: str, cell: str) -> Any:
@@ -230,7 +231,8 @@ class ChatMagics(Magics):
         try:
             args = self._parse(line)
             self._check_flags(args)
-            if args.map is not None or args.batch or args.concurrency or args.fresh:
+            if args.map is not None or args.batch or args.concurrency or args.fresh \
+                    or args.deferred:
                 return self._map(args, cell)
             text = self._interpolate(cell) if args.vars else cell
             if not text.strip():
@@ -257,7 +259,10 @@ class ChatMagics(Magics):
         from ..bulk.mapping import store
 
         if args.map is None:
-            raise UsageProblem("--batch, --concurrency and --fresh go with --map DATA.")
+            raise UsageProblem("--batch, --deferred, --concurrency and --fresh go with --map DATA.")
+        if args.batch and args.deferred:
+            raise UsageProblem("--batch and --deferred are two ways to run the rows; pick one. "
+                               "Nothing was sent.")
         if args.vars:
             raise UsageProblem("--vars does not go with --map: there {name} is a column.")
         if args.tools:
@@ -284,12 +289,19 @@ class ChatMagics(Magics):
             results, summary = run_batch(self.session, cell, ns[args.map], column=column,
                                          system=system, options=options, parse=parse)
         else:
+            from ..bulk.deferred import run_deferred
             from ..bulk.mapping import run_map
 
             try:
-                results, outcome = run_map(self.session, cell, ns[args.map], column=column,
-                                           system=system, concurrency=args.concurrency,
-                                           options=options, parse=parse, fresh=args.fresh)
+                if args.deferred:
+                    results, outcome, _ = run_deferred(
+                        self.session, cell, ns[args.map], column=column, system=system,
+                        options=options, parse=parse, fresh=args.fresh)
+                else:
+                    results, outcome = run_map(
+                        self.session, cell, ns[args.map], column=column, system=system,
+                        concurrency=args.concurrency, options=options, parse=parse,
+                        fresh=args.fresh)
             except Interrupted as stopped:  # what was answered is there to look at
                 partial = getattr(stopped, "values", None)
                 if partial is not None:

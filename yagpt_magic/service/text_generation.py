@@ -58,8 +58,8 @@ class _ToolCallsMessage:
     tool_calls: Any
 
 
-def _reply(result: Any, usage: Any, model_uri: str,
-           calls: tuple[tuple[str, dict[str, Any]], ...] = ()) -> Reply:
+def reply_from(result: Any, usage: Any, model_uri: str,
+               calls: tuple[tuple[str, dict[str, Any]], ...] = ()) -> Reply:
     """A ``Reply`` from the SDK's result (its text, status, version) and the usage to keep."""
     return Reply(
         text=result.text,
@@ -273,7 +273,7 @@ class TextGenerationBackend:
             (call.function.name, dict(call.function.arguments))
             for call in (last.tool_calls or ()) if call.function is not None
         )
-        return _reply(last, usage, model.uri, calls)
+        return reply_from(last, usage, model.uri, calls)
 
     def count(self, messages: Sequence[Message], options: RequestOptions) -> int:
         """Tokens of a message list, by the model's own tokenizer."""
@@ -301,7 +301,7 @@ class TextGenerationBackend:
         """One non-streamed completion, awaited on the loop; SDK errors propagate raw."""
         model = self._model(options)
         result = await model.run(list(messages), timeout=self.connection.timeout)
-        return _reply(result, result.usage, model.uri)
+        return reply_from(result, result.usage, model.uri)
 
     async def batch_progress(self, operation_id: str) -> tuple[int, int] | None:
         """(completed, total) batches of a batch task, from its operation's metadata.
