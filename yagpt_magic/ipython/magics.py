@@ -206,6 +206,7 @@ class ChatMagics(Magics):
     @argument("--concurrency", type=int, metavar="N", help="With --map: most requests in flight (default ChatMagics.max_concurrency).")  # noqa: E501
     @argument("--batch", action="store_true", help="With --map: run through the service's batch processing instead.")  # noqa: E501
     @argument("--deferred", action="store_true", help="With --map: run through the service's asynchronous mode (its own quotas); picked up again after an interrupt or a restart.")  # noqa: E501
+    @argument("--estimate", action="store_true", help="With --map: send nothing that generates; count the input with the tokenizer and say the rows, tokens, time and (--batch) minimum billed size.")  # noqa: E501
     @argument("--fresh", action="store_true", help="With --map: send every row again, even those answered before (the cache is not read).")  # noqa: E501
     @cell_magic
     def chat(self, line: str, cell: str) -> Any:
@@ -232,7 +233,7 @@ class ChatMagics(Magics):
             args = self._parse(line)
             self._check_flags(args)
             if args.map is not None or args.batch or args.concurrency or args.fresh \
-                    or args.deferred:
+                    or args.deferred or args.estimate:
                 return self._map(args, cell)
             text = self._interpolate(cell) if args.vars else cell
             if not text.strip():
@@ -259,7 +260,8 @@ class ChatMagics(Magics):
         from ..bulk.mapping import store
 
         if args.map is None:
-            raise UsageProblem("--batch, --deferred, --concurrency and --fresh go with --map DATA.")
+            raise UsageProblem("--batch, --deferred, --estimate, --concurrency and --fresh go "
+                               "with --map DATA.")
         if args.batch and args.deferred:
             raise UsageProblem("--batch and --deferred are two ways to run the rows; pick one. "
                                "Nothing was sent.")
@@ -283,6 +285,15 @@ class ChatMagics(Magics):
         # With --schema each row's reply is checked; its fields become columns.
         parse = (lambda text: schema.parse(text).data) if schema is not None else None
         column = args.output or "reply"
+        if args.estimate:
+            from ..bulk.estimate import estimate
+
+            mode = "--batch" if args.batch else "--deferred" if args.deferred else "--map"
+            found = estimate(self.session, cell, ns[args.map], mode=mode, column=column,
+                             system=system, options=options, concurrency=args.concurrency,
+                             fresh=args.fresh)
+            print("\n".join(found.lines()))
+            return None
         if args.batch:
             from ..bulk.batch_jobs import run_batch
 
