@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from yagpt_magic.core.conversation import Turn, Usage
 from yagpt_magic.core.errors import ContentFiltered, Interrupted, ServiceError
 from yagpt_magic.core.fitting import Fit
 from yagpt_magic.core.session import Answer
 from yagpt_magic.core.settings import Settings
+from yagpt_magic.display.render import reply_html
 from yagpt_magic.display.reply import ReplyDisplay, plain_notices
 
 
@@ -83,3 +86,31 @@ def test_a_failure_before_anything_was_shown_shows_nothing() -> None:
     screen = Screen()
     display(screen).fail(ServiceError("unreachable"))
     assert screen.shown == []
+
+
+# -- issue 25: a streaming reply never flashes a half-finished code span --------------
+@pytest.mark.parametrize(("partial", "held"), [
+    ("Use `print(", "Use "),
+    ("Done `x` and ``y ` z", "Done `x` and "),
+    ("A `one`\n\nB `two", "A `one`\n\nB "),
+    ("Intro\n``", "Intro\n"),
+    ("```python\nx = `1", "```python\nx = `1"),  # in a fence a backtick is code already
+    ("```\ncode\n```\nthen `open", "```\ncode\n```\nthen "),
+    ("Stray ` and " + "word " * 100, "Stray ` and " + "word " * 100),  # too long to be a span
+])
+def test_a_streaming_reply_holds_back_an_open_code_span(partial: str, held: str) -> None:
+    screen = Screen()
+    shown = display(screen)
+    shown.update(partial)
+    assert screen.last == held
+    assert screen.shown[-1][0]["text/html"] == reply_html(held)
+    shown.fail(Interrupted("stopped"))  # what streamed stays, whole
+    assert screen.last.startswith(partial)
+
+
+def test_the_finished_reply_shows_whole() -> None:
+    screen = Screen()
+    shown = display(screen)
+    shown.update("Use `print(")
+    shown.finish(answer("Use `print(` for output"))
+    assert screen.last == "Use `print(` for output"

@@ -412,3 +412,59 @@ def test_widget_notebook_runs(tmp_path: Path) -> None:
     assert "'idle'" in texts  # the widget's own turn finished cleanly
     history = next(t for t in texts if "Thread 'default': 2 turns" in t)
     assert "Which of them is the longest?" in history  # the widget turn, between two cells
+
+
+# -- issue 25: what the widget refuses, and text it must never typeset -------------------
+@pytest.mark.parametrize("value", ["AQVN" + "k3y" * 10, "  ", "Bearer t1.abcdefghijk"])
+def test_the_model_box_refuses_what_dash_m_refuses(
+    shell: Any, widget: ChatWidget, emulator: Emulator, value: str
+) -> None:
+    from .conftest import fails
+
+    widget.model_box.value = value
+    send(widget, "hi")
+    assert not widget.busy and emulator.completions == []
+    status = widget.status_line.value
+    assert status.startswith("error: ") and (not value.strip() or value.strip() not in status)
+    flag = fails(shell, f"%%chat -m '{value}'\nhi")  # the same check, with the flag's name
+    assert status.replace("The model box", "-m") == f"error: {flag}"
+    assert widget.message_box.value == "hi"  # kept, to send again with a model
+
+
+def test_model_controlled_text_is_never_in_a_typesetting_label(
+    shell: Any, widget: ChatWidget, emulator: Emulator
+) -> None:
+    """ipywidgets' Label hands its text to MathJax: ``$\\href{…}{…}$`` became a live link."""
+    from yagpt_magic.widget.front import TextLine
+
+    tex = "$\\href{http://evil.example}{click}$"
+    shell.run_cell('def echo(x: str) -> str:\n    """Echo."""\n    return x').raise_error()
+    shell.run_cell('%config ChatMagics.tools = ["echo"]').raise_error()
+    shell.run_cell('%config ChatMagics.tool_calls = "auto"').raise_error()
+    emulator.call_tools([(tex, {tex: tex})])
+    send_and_wait(widget, "hello")
+    texts = [w for w in descendants_of(widget) if "href" in str(getattr(w, "value", ""))]
+    assert len(texts) == 2 and all(isinstance(w, TextLine) for w in texts)  # call, result
+    emulator.fail(grpc.StatusCode.INVALID_ARGUMENT, f"bad model {tex}")
+    send_and_wait(widget, "again")
+    assert "href" in widget.status_line.value and isinstance(widget.status_line, TextLine)
+    labels = [w for w in descendants_of(widget) if isinstance(w, widgets.Label)]
+    assert labels == [], "a Label typesets; every line of the widget is a TextLine"
+    assert isinstance(widget.usage_line, TextLine)
+
+
+def descendants_of(w: widgets.Widget) -> list[widgets.Widget]:
+    found = [w]
+    for child in getattr(w, "children", ()):
+        found += descendants_of(child)
+    return found
+
+
+def test_a_later_turn_clears_an_old_error(
+    shell: Any, widget: ChatWidget, emulator: Emulator
+) -> None:
+    emulator.fail(grpc.StatusCode.UNAVAILABLE, "down")
+    send_and_wait(widget, "hello")
+    assert widget.status_line.value.startswith("error: ")
+    shell.run_cell("%%chat\nfrom a cell").raise_error()
+    assert widget.status_line.value == "idle"

@@ -277,3 +277,24 @@ def test_in_a_terminal_chat_widget_says_it_needs_a_notebook(emulator: Emulator) 
     assert "UsageError: %chat widget needs a notebook front end" in out, out
     assert "ChatWidget(children" not in out
     assert "Traceback" not in out
+
+
+def test_the_transcript_scrolls_within_the_widgets_height(shell: Any, magics: Any) -> None:
+    """Issue 25: a reopened notebook showed 10 turns as 3,157 px of page."""
+    from yagpt_magic.core.conversation import Turn
+    from yagpt_magic.display.render import reply_bundle
+    from yagpt_magic.widget.front import transcript_bundle
+
+    turns = [(Turn(user=f"q{i}", reply="a\n\n" * 40), reply_bundle("a\n\n" * 40))
+             for i in range(10)]
+    shown = transcript_bundle("default", turns, "20em")["text/html"]
+    head, sep, body = shown.partition(
+        '<div class="yagpt-transcript-turns" style="max-height: 20em; overflow-y: auto;">')
+    assert sep and "q0" not in head and body.count("<pre>q") == 10
+    assert body.endswith("</div>")
+    shell.run_cell('%config ChatMagics.widget_height = "33em"').raise_error()
+    widget = ChatWidget(session=magics.session)
+    try:
+        assert "max-height: 33em;" in widget.transcript.bundle()["text/html"]
+    finally:
+        widget.close()

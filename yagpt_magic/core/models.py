@@ -16,6 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .credentials import refuse_secret
+from .errors import UsageProblem
+
 #: The window of a model this table does not know (YandexGPT's).
 DEFAULT_WINDOW = 32_768
 
@@ -137,3 +140,13 @@ def served_elsewhere(model: str) -> str:
     return (f"{model_name(model)!r} is not in the built-in table, so it went to the "
             f"{API_TITLES[TEXT_GENERATION]}; the {API_TITLES[OPENAI_COMPATIBLE]} serves "
             f"{http}. %chat models lists every model and its API")
+
+
+def checked_model(value: str, where: str) -> str:
+    """A model name as a user typed it (``-m``, the widget's model box), or a one-line
+    ``UsageProblem`` naming ``where``: it goes into the model URI the service sees and the
+    notebook saves, so it is never empty and never shaped like a credential."""
+    name = value.strip()
+    if not name:
+        raise UsageProblem(f"{where} needs a model name, e.g. yandexgpt or yandexgpt-lite/rc.")
+    return refuse_secret(name, where)

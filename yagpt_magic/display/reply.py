@@ -7,6 +7,7 @@ The reply text itself is stored untouched; only what is displayed goes through
 from __future__ import annotations
 
 import html
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -50,6 +51,48 @@ class Throttle:
         self._next = ended + max(STREAM_INTERVAL, RENDER_BACKOFF * (ended - started))
 
 
+#: A fence line of Markdown: up to three spaces, then three or more ` or ~.
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_TICKS = re.compile(r"`+")
+#: An open code span held back longer than this is taken for a stray backtick.
+HOLD_BACK = 300
+
+
+def settled(text: str) -> str:
+    """What of a streaming reply to show now: all but a code span still open at its end.
+
+    Shown at once, ``Use `print(`` draws its backtick as text and then jumps into code
+    when the span closes; held back, the span appears whole. Only the paragraph being
+    written can hold an open span (a blank line or a fence ends one); a held tail longer
+    than ``HOLD_BACK`` is shown as it is.
+    """
+    start, fence, offset = 0, "", 0
+    for line in text.splitlines(keepends=True):
+        offset += len(line)
+        found = _FENCE.match(line)
+        if fence:  # inside a fence only its closing line counts
+            if found and found.group(1)[0] == fence[0] and len(found.group(1)) >= len(fence) \
+                    and not line[found.end():].strip():
+                fence = ""
+            start = offset
+        elif found and not (found.group(1)[0] == "`" and "`" in line[found.end():]):
+            fence, start = found.group(1), offset
+        elif not line.strip():
+            start = offset
+    if fence:
+        return text
+    runs = list(_TICKS.finditer(text, start))
+    index = 0
+    while index < len(runs):
+        closer = next((j for j in range(index + 1, len(runs))
+                       if len(runs[j].group()) == len(runs[index].group())), None)
+        if closer is None:
+            held = runs[index].start()
+            return text if len(text) - held > HOLD_BACK else text[:held]
+        index = closer + 1
+    return text
+
+
 NoticeKind = Literal["left_out", "truncated", "filtered", "interrupted", "failed"]
 
 
@@ -87,6 +130,8 @@ class ReplyView:
     #: A structured turn's validated value, shown as highlighted JSON (the text/plain
     #: stays the exact reply, which ``%chat restore`` reads back).
     value_markdown: str = ""
+    #: Still streaming: an open code span at the end is held back (``settled``).
+    streaming: bool = False
 
     def finish(self, answer: Answer) -> None:
         """Take the committed turn's final text, status and metadata."""
@@ -127,10 +172,11 @@ class ReplyView:
     ) -> tuple[dict[str, str], dict[str, Any]]:
         from .render import reply_html
 
-        body = reply_html(self.value_markdown or self.text, allow_html=self.allow_html,
+        text = settled(self.text) if self.streaming else self.text
+        body = reply_html(self.value_markdown or text, allow_html=self.allow_html,
                           image_hosts=self.image_hosts)
-        plain = self.text
-        if self.waiting and not self.text:
+        plain = text
+        if self.waiting and not text:
             body, plain = f"<p><em>{html.escape(self.waiting)}</em></p>", self.waiting
         notes = self.notices()
         body += "".join(f"<p><em>⚠ {html.escape(note.text)}</em></p>" for note in notes)
@@ -206,7 +252,7 @@ class ReplyDisplay:
 
     def update(self, text: str) -> None:
         """More of the reply arrived; shown at most as often as ``Throttle`` allows."""
-        self.view.text = text
+        self.view.text, self.view.streaming = text, True
         if self._echo is not None:
             self._publish()
             return
@@ -217,13 +263,13 @@ class ReplyDisplay:
         self._throttle.shown(started)
 
     def finish(self, answer: Answer) -> None:
-        self.view.waiting = ""
+        self.view.waiting, self.view.streaming = "", False
         self.view.finish(answer)
         self._publish(final=True)
 
     def interrupt(self) -> None:
         """Stopped by the user: what streamed stays visible, marked as not kept."""
-        self.view.interrupted, self.view.waiting = True, ""
+        self.view.interrupted, self.view.waiting, self.view.streaming = True, "", False
         if self.shown or self.view.text:
             self._publish(final=True)
 
@@ -238,7 +284,7 @@ class ReplyDisplay:
             self.view.text, self.view.filtered = "", True
         else:
             self.view.failed = True
-        self.view.waiting = ""
+        self.view.waiting, self.view.streaming = "", False
         self._publish(final=True)
 
 

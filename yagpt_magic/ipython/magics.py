@@ -30,6 +30,7 @@ from ..core.errors import (
     sendable,
     sentence,
 )
+from ..core.models import checked_model
 from ..core.settings import NAMES, Settings
 from ..core.template import split_code
 
@@ -343,8 +344,8 @@ class ChatMagics(Magics):
             raise UsageProblem(f"--temperature must be between 0 and 1, not {args.temperature}.")
         if args.max_tokens is not None and args.max_tokens <= 0:
             raise UsageProblem(f"--max-tokens must be a positive number, not {args.max_tokens}.")
-        if args.model is not None and not args.model.strip():
-            raise UsageProblem("-m needs a model name, e.g. yandexgpt or yandexgpt-lite/rc.")
+        if args.model is not None:
+            checked_model(args.model, "-m")
         if args.output is not None and not args.output.isidentifier():
             raise UsageProblem(f"-o needs a Python variable name, not {args.output!r}.")
         if args.map is not None and not args.map.isidentifier():
@@ -355,7 +356,7 @@ class ChatMagics(Magics):
             raise UsageProblem("Use --schema NAME or --json, not both.")
         if args.schema is not None and not args.schema.strip():
             raise UsageProblem("--schema needs the name of a pydantic model, dataclass or dict.")
-        for flag, name in (("-s", "system"), ("-m", "model"), ("-t", "thread"), ("-o", "output"),
+        for flag, name in (("-s", "system"), ("-t", "thread"), ("-o", "output"),
                            ("--schema", "schema")):
             refuse_secret(getattr(args, name), flag)
 

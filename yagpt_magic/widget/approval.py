@@ -16,6 +16,7 @@ import ipywidgets as widgets
 from ..core.errors import Interrupted
 from ..core.tools import ToolEvent, call_text, shown_name
 from ..display.tool_calls import result_line
+from .front import TextLine
 
 #: Most calls and results shown for one message (a turn has at most max_tool_rounds
 #: rounds); a call is one entry however long, so it is never shown in part.
@@ -32,10 +33,10 @@ class ToolPanel(widgets.VBox):
                                          tooltip="Run this call of your function")
         self.skip_button = widgets.Button(description="Don't run",
                                           tooltip="Refuse: the model is told it was not run")
-        self.question = widgets.Label()
+        self.question = TextLine()
         self.approval = widgets.HBox([self.question, self.run_button, self.skip_button])
         self.approval.add_class("yagpt-tool-approval")
-        self._lines: list[widgets.Widget] = []
+        self._lines: list[TextLine] = []
         self._decided = threading.Event()
         self._answer = False
         self.cancel: threading.Event | None = None
@@ -62,10 +63,10 @@ class ToolPanel(widgets.VBox):
         with its line breaks kept, so the user reads all of it before Run.
         """
         if event.kind == "call":
-            line = widgets.Label(f"Tool call: {call_text(event.name, event.arguments)}")
+            line = TextLine(f"Tool call: {call_text(event.name, event.arguments)}")
             line.add_class("yagpt-tool-call")
         else:
-            line = widgets.Label(result_line(event))
+            line = TextLine(result_line(event))
         self._lines = [*self._lines, line][-_KEPT:]
         self._redraw(False)
 

@@ -47,13 +47,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
-from ipywidgets.widgets.widget_string import LabelStyle
 
-from ..core.errors import ChatError
+from ..core.errors import ChatError, UsageProblem
+from ..core.models import checked_model
 from ..core.session import EventKind, ThreadEvent
 from ..display.reply import ReplyDisplay, ReplyView, ask_and_show
 from .approval import ToolPanel
-from .front import ChatBehavior, StaticTranscript, turn_meta
+from .front import ChatBehavior, StaticTranscript, TextLine, turn_meta
 from .turn_view import Outputs, TurnView, bundle_of, descendants, plain
 
 if TYPE_CHECKING:
@@ -116,7 +116,6 @@ class ChatWidget(widgets.VBox):
             "link": widgets.Layout(),
             "meta": widgets.Layout(height="auto"),
         }
-        self._meta_style = LabelStyle()
         # A bounded log: it scrolls inside its height instead of pushing the box down.
         self.history = self._box("yagpt-history", layout=widgets.Layout(
             width="100%", max_height=settings.widget_height, overflow="auto",
@@ -155,8 +154,9 @@ class ChatWidget(widgets.VBox):
             description="temperature", readout_format=".2f",
             style={"description_width": "initial"},
         )
-        self.usage_line = widgets.Label()
-        self.status_line = widgets.Label("idle")
+        # Text lines, not Labels: a Label's text is typeset by MathJax (front.TextLine).
+        self.usage_line = TextLine()
+        self.status_line = TextLine("idle")
         self.tool_panel = ToolPanel()  # SPEC 12: calls as they happen, Run / Don't run
         for widget, name in (
             (self.message_box, "yagpt-input"),
@@ -223,7 +223,6 @@ class ChatWidget(widgets.VBox):
                 self._tail.close()
                 for layout in self._layouts.values():
                     layout.close()
-                self._meta_style.close()
                 for child in descendants(self):
                     child.close()
         super().close()
@@ -251,8 +250,7 @@ class ChatWidget(widgets.VBox):
         classes = ("yagpt-reply", "yagpt-live") if live else ("yagpt-reply",)
         reply_out = widgets.Output(outputs=reply, layout=self._layouts["reply"],
                                    _dom_classes=classes)
-        meta = widgets.Label(layout=self._layouts["meta"], style=self._meta_style,
-                             _dom_classes=("yagpt-meta",))
+        meta = TextLine(layout=self._layouts["meta"], _dom_classes=("yagpt-meta",))
         box = widgets.VBox((user_out, reply_out, meta), layout=self._layouts["box"],
                            _dom_classes=("yagpt-turn",))
         return TurnView(box, user_out, reply_out, meta)
@@ -277,7 +275,7 @@ class ChatWidget(widgets.VBox):
 
     def _mark_stale(self, view: TurnView, stale: bool) -> None:
         if stale and view.note is None:
-            view.note = widgets.Label(
+            view.note = TextLine(
                 "⚠ stale: an earlier turn was re-run after this reply was written",
                 _dom_classes=("yagpt-stale-note",),
             )
@@ -394,6 +392,8 @@ class ChatWidget(widgets.VBox):
             self._end_edit()
         view = self._turns[index]
         view.meta.value = turn_meta(turn, index)
+        if self._worker is None and self.status_line.value.startswith("error: "):
+            self.status_line.value = "idle"  # a later turn (a cell's) succeeded on this thread
         self._mark_stale(view, turn.stale)
         # Flag the later turns a replacement made stale.
         for at, (later, shown) in enumerate(
@@ -458,10 +458,13 @@ class ChatWidget(widgets.VBox):
                 self._end_edit()
                 self.status_line.value = "error: that turn is gone; send the message as new."
                 return False
-            options = self.session.options(
-                model=self.model_box.value.strip() or None,
-                temperature=self.temperature_slider.value,
-            )
+            try:
+                model = checked_model(self.model_box.value, "The model box")
+            except UsageProblem as err:
+                self.status_line.value = f"error: {err}"
+                return False
+            options = self.session.options(model=model,
+                                           temperature=self.temperature_slider.value)
             cancel = threading.Event()
             # A new version of a cell's turn stays that cell's turn: re-running the cell
             # later replaces it again instead of adding one.

@@ -27,7 +27,7 @@ import html
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
@@ -36,10 +36,26 @@ if TYPE_CHECKING:
     from ..core.conversation import Turn
     from ..core.session import ChatSession
 
-__all__ = ["TRANSCRIPT_TURNS", "ChatBehavior", "StaticTranscript", "transcript_bundle",
-           "turn_meta"]
+__all__ = ["TRANSCRIPT_TURNS", "ChatBehavior", "StaticTranscript", "TextLine",
+           "transcript_bundle", "turn_meta"]
 
 STATIC = Path(__file__).parent / "static"
+
+
+class TextLine(anywidget.AnyWidget):  # type: ignore[misc]  # anywidget ships no types
+    """A line of plain text (status, usage, a turn's meta line, a tool call): a text node
+    in the page, never typeset.
+
+    ipywidgets' ``Label`` passes its value to the notebook's MathJax, so text the model
+    controls (a tool name, an error the service echoed) could become a live link. Its
+    ``value`` is the text, as a Label's is.
+    """
+
+    _esm = STATIC / "text.js"
+    value = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, value: str = "", **kwargs: Any) -> None:
+        super().__init__(value=value, **kwargs)
 
 
 class ChatBehavior(anywidget.AnyWidget):  # type: ignore[misc]  # anywidget ships no types
@@ -90,13 +106,16 @@ HIDE_ERROR = (
 )
 
 
-def transcript_bundle(thread: str, turns: list[tuple[Turn, dict[str, str]]]) -> dict[str, str]:
+def transcript_bundle(thread: str, turns: list[tuple[Turn, dict[str, str]]],
+                      height: str = "28em") -> dict[str, str]:
     """A static transcript for where the live widget cannot be drawn (a saved notebook).
 
     Each reply is its ``ReplyView`` bundle's sanitized ``text/html``, never re-rendered
     here; user messages are escaped text. The empty marker element lets the widget's CSS hide
     this output while the live widget is drawn above it; ``HIDE_ERROR`` hides the error
-    line drawn in place of the widget when it is not.
+    line drawn in place of the widget when it is not. The turns scroll within ``height``
+    (the widget's own, ``widget_height``), as in the widget: an inline style, which
+    Jupyter keeps even in an untrusted notebook (its ``<style>`` it drops).
     """
     left_out = max(0, len(turns) - TRANSCRIPT_TURNS)
     count = f"{len(turns)} turn{'' if len(turns) == 1 else 's'}"
@@ -109,13 +128,16 @@ def transcript_bundle(thread: str, turns: list[tuple[Turn, dict[str, str]]]) -> 
         lines += [f"--- {turn_meta(turn, index)}", f"You: {turn.user}",
                   f"YandexGPT: {bundle.get('text/plain', '')}"]
     note = " (a static copy; run the cell for the live widget)"
-    rows = [MARKER, HIDE_ERROR, f"<p><b>{html.escape(title)}</b>{note}</p>"]
+    rows = [MARKER, HIDE_ERROR, f"<p><b>{html.escape(title)}</b>{note}</p>",
+            f'<div class="yagpt-transcript-turns" style="max-height: {html.escape(height)}; '
+            'overflow-y: auto;">']
     for index, (turn, bundle) in shown:
         rows.append(
             f"<div><small>{html.escape(turn_meta(turn, index))}</small></div>"
             f"<div><b>You:</b></div><pre>{html.escape(turn.user)}</pre>"
             f"<div><b>YandexGPT:</b></div><div>{bundle['text/html']}</div><hr>"
         )
+    rows.append("</div>")
     return {"text/html": "\n".join(rows), "text/plain": "\n".join(lines)}
 
 
@@ -147,7 +169,7 @@ class StaticTranscript:
                 held = (turn, self.render(turn))
             self._rendered[id(turn)] = held
         shown = [(t, self._rendered[id(t)][1] if i >= first else {}) for i, t in enumerate(turns)]
-        return transcript_bundle(self.thread, shown)
+        return transcript_bundle(self.thread, shown, self.session.settings.widget_height)
 
     def show(self) -> None:
         from IPython.display import display

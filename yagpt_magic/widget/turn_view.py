@@ -8,6 +8,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from .front import TextLine
+
 __all__ = ["Outputs", "TurnView", "bundle_of", "descendants", "plain"]
 
 Outputs = tuple[dict[str, Any], ...]
@@ -41,9 +43,9 @@ class TurnView:
     box: widgets.VBox
     user: widgets.Output
     reply: widgets.Output
-    meta: widgets.Label
+    meta: TextLine
     holder: widgets.Box | None = None
-    note: widgets.Label | None = None
+    note: TextLine | None = None
     #: Per-turn extra content between the message and the reply (e.g. tool calls and an
     #: approval row): made on first use by ``extra_box()``, so a plain turn costs nothing.
     extra: widgets.VBox | None = None

@@ -140,8 +140,11 @@ function decorate(chat, say) {
 function attach(model, chat) {
   const history = chat.querySelector(".yagpt-history");
   const input = () => chat.querySelector(".yagpt-input textarea");
-  const status = chat.querySelector(".yagpt-status");
-  const say = (text) => { if (status) status.textContent = text; };
+  // The status line is a TextLine: its text lives in the inner .yagpt-text node.
+  const say = (text) => {
+    const status = chat.querySelector(".yagpt-status .yagpt-text");
+    if (status) status.textContent = text;
+  };
   let follow = true;
 
   const send = () => {
