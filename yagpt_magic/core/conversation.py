@@ -14,8 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from . import models
+from .images import Image, images_tokens
 
-#: One message as sent: ``{"role", "text"}``, or a tool turn's ``{"role", "tool_calls"}`` /
+#: One message as sent: ``{"role", "text"}`` (a user message may add ``"images"``, a tuple
+#: of ``Image``, SPEC 15), or a tool turn's ``{"role", "tool_calls"}`` /
 #: ``{"role", "tool_results"}`` (SPEC 12), which the backend hands to the SDK as it expects.
 Message = dict[str, Any]
 #: How a committed turn's reply ended: whole, or cut at max_tokens.
@@ -35,6 +37,22 @@ REQUEST_ALLOWANCE = 32
 def message_bound(text: str) -> int:
     """An upper bound on the tokens one message costs, computed without the tokenizer."""
     return len(text.encode("utf-8")) + MESSAGE_ALLOWANCE
+
+
+def message_images(message: Message) -> tuple[Image, ...]:
+    """The images a message carries (only a user message of a model that reads them)."""
+    return tuple(message.get("images", ()))
+
+
+def user_message(text: str, images: tuple[Image, ...] = ()) -> Message:
+    """A user message; its images go with it only when there are some (SPEC 15)."""
+    return {"role": "user", "text": text, "images": images} if images else {
+        "role": "user", "text": text}
+
+
+def message_cost_bound(message: Message) -> int:
+    """An upper bound on a message's tokens: its text's bytes and 256 for each image."""
+    return message_bound(message_text(message)) + images_tokens(message_images(message))
 
 
 def message_text(message: Message) -> str:
@@ -174,10 +192,12 @@ class Turn:
     form: Form | None = field(default=None, compare=False, repr=False)
     #: The API that answered (``Backend.api``; "" in a transcript from before there were two).
     api: str = ""
+    #: The images sent with the user message (SPEC 15); later turns send them again.
+    images: tuple[Image, ...] = ()
 
     def messages(self) -> list[Message]:
         """Every message of the turn, as a later request carries it (and fitting counts it)."""
-        messages: list[Message] = [{"role": "user", "text": self.user}]
+        messages: list[Message] = [user_message(self.user, self.images)]
         for tool_round in self.tool_rounds:
             messages.extend(tool_round.messages())
         messages.append({"role": "assistant", "text": self.reply})
@@ -196,7 +216,7 @@ class Turn:
         """Exact token count when known, else an upper bound from the byte lengths."""
         if self.tokens is not None:
             return self.tokens
-        return sum(message_bound(message_text(m)) for m in self.messages())
+        return sum(message_cost_bound(m) for m in self.messages())
 
     @property
     def reply_tokens(self) -> int:
@@ -241,8 +261,8 @@ class Thread:
         self._g_high: dict[Key, int] = {}
         # model -> tokens a request costs beyond its messages (learned, see framing).
         self._framing: dict[str, int] = {}
-        # (index, text) -> (turns[index], count of [its reply, text]): see tail_count.
-        self._tails: dict[tuple[int, str], tuple[Turn, int]] = {}
+        # (index, text, image hashes) -> (turns[index], count of [its reply, text]).
+        self._tails: dict[tuple[int, str, tuple[str, ...]], tuple[Turn, int]] = {}
         self.tail_calls = 0
         # The model (by name) whose tokens the derived costs are in; None: any turn's.
         self._costs_for: str | None = None
@@ -303,22 +323,25 @@ class Thread:
             self._derive(index)
         self._derived = max(self._derived, min(upto, len(turns)))
 
-    def tail_count(self, index: int, text: str, count: Counter) -> int | None:
+    def tail_count(
+        self, index: int, text: str, count: Counter, images: tuple[Image, ...] = ()
+    ) -> int | None:
         """The count of [turns[index].reply, text] as a request; cached (a re-run asks again).
 
         ``tail_calls`` says whether this call asked the tokenizer (1) or the cache (0).
         """
         prev = self.turns[index]
-        cached = self._tails.get((index, text))
+        key = (index, text, tuple(image.sha256 for image in images))
+        cached = self._tails.get(key)
         if cached is not None and cached[0] is prev:
             self.tail_calls = 0
             return cached[1]
-        counted = count([{"role": "assistant", "text": prev.reply}, {"role": "user", "text": text}])
+        counted = count([{"role": "assistant", "text": prev.reply}, user_message(text, images)])
         if counted is None:
             return None
         if len(self._tails) >= 64:
             self._tails.clear()
-        self._tails[(index, text)] = (prev, counted)
+        self._tails[key] = (prev, counted)
         self.tail_calls = 1
         return counted
 
@@ -490,23 +513,27 @@ class Thread:
         self._last = turns[-1] if turns else None
         return self._cells.get(cell_id)
 
-    def request(self, text: str, *, upto: int | None = None, start: int = 0) -> list[Message]:
-        """The message list for a new user message after turns[start:upto]."""
+    def request(
+        self, text: str, *, upto: int | None = None, start: int = 0,
+        images: tuple[Image, ...] = (),
+    ) -> list[Message]:
+        """The message list for a new user message (and its images) after turns[start:upto]."""
         upto = len(self.turns) if upto is None else upto
         messages: list[Message] = []
         if self.system_prompt:
             messages.append({"role": "system", "text": self.system_prompt})
         for turn in self.turns[start:upto]:
             messages.extend(turn.messages())
-        messages.append({"role": "user", "text": text})
+        messages.append(user_message(text, images))
         return messages
 
     def request_sha256(
-        self, text: str, *, upto: int, start: int, system: str | None = None
+        self, text: str, *, upto: int, start: int, system: str | None = None,
+        images: tuple[Image, ...] = (),
     ) -> str:
         """``messages_sha256(self.request(text, upto=upto, start=start))``, incrementally."""
         system = self.system_prompt if system is None else system
-        return self._hash.of(self, text, start=start, upto=upto, system=system)
+        return self._hash.of(self, text, start=start, upto=upto, system=system, images=images)
 
     def commit(self, turn: Turn, at: int | None = None) -> int:
         """Add a completed turn, or replace turn ``at``; later turns become stale."""
@@ -559,18 +586,27 @@ class Thread:
                       [replace(t, settings=dict(t.settings)) for t in self._turns])
 
 
+def _item(role: str, text: str, images: Sequence[Image] = ()) -> list[Any]:
+    """A message as hashed: [role, text], and the images' SHA-256s when it has any.
+
+    A message without images hashes as it always has, so older transcripts still match.
+    """
+    return [role, text, [image.sha256 for image in images]] if images else [role, text]
+
+
 def messages_sha256(messages: Sequence[Message]) -> str:
     """SHA-256 of the exact message list sent, so two replies' contexts can be compared."""
     canonical = json.dumps(
-        [[m["role"], message_text(m)] for m in messages], ensure_ascii=False,
-        separators=(",", ":"),
+        [_item(m["role"], message_text(m), message_images(m)) for m in messages],
+        ensure_ascii=False, separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _encoded(role: str, text: str) -> bytes:
+def _encoded(role: str, text: str, images: Sequence[Image] = ()) -> bytes:
     """One message exactly as ``messages_sha256`` serialises it inside its JSON list."""
-    return json.dumps([role, text], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(_item(role, text, images), ensure_ascii=False,
+                      separators=(",", ":")).encode("utf-8")
 
 
 class ContextHash:
@@ -594,7 +630,8 @@ class ContextHash:
         cached = self._pairs.get(index)
         if cached is not None and cached[0] is turn:
             return cached[1]
-        data = b",".join(_encoded(m["role"], message_text(m)) for m in turn.messages())
+        data = b",".join(_encoded(m["role"], message_text(m), message_images(m))
+                         for m in turn.messages())
         self._pairs[index] = (turn, data)
         return data
 
@@ -602,7 +639,8 @@ class ContextHash:
         self._hasher.update((b"[" if self._empty else b",") + data)
         self._empty = False
 
-    def of(self, thread: Thread, text: str, *, start: int, upto: int, system: str) -> str:
+    def of(self, thread: Thread, text: str, *, start: int, upto: int, system: str,
+           images: Sequence[Image] = ()) -> str:
         """The hash of [system?, turns[start:upto], user ``text``], as ``Thread.request``."""
         turns = thread.turns
         in_step = (
@@ -622,5 +660,5 @@ class ContextHash:
             self._update(self._pair(index, self._last))
         self._upto = upto
         final = self._hasher.copy()
-        final.update((b"[" if self._empty else b",") + _encoded("user", text) + b"]")
+        final.update((b"[" if self._empty else b",") + _encoded("user", text, images) + b"]")
         return final.hexdigest()

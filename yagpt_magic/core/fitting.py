@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .conversation import MESSAGE_ALLOWANCE, REQUEST_ALLOWANCE, Counter, Thread, message_bound
+from .images import Image, images_tokens
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ ERROR = 0.2
 
 
 def _candidate(
-    thread: Thread, text: str, budget: int, upto: int, anchor: tuple[int, int] | None
+    thread: Thread, text: str, budget: int, upto: int, anchor: tuple[int, int] | None,
+    images: tuple[Image, ...] = (),
 ) -> int:
     """The start whose request the one tokenizer call should count.
 
@@ -107,7 +109,7 @@ def _candidate(
     may be ``ERROR`` of itself off.
     """
     turns = thread.turns
-    user = _user_estimate(thread, upto, text)
+    user = _user_estimate(thread, upto, text) + images_tokens(images)
     if anchor is not None:
         # The previous reply's generated tokens, and the new message with one framing.
         start = anchor[0]
@@ -161,7 +163,7 @@ def _candidate(
 
 def fit_to_window(
     thread: Thread, text: str, *, budget: int, count: Counter | None, upto: int | None = None,
-    model: str | None = None,
+    model: str | None = None, images: tuple[Image, ...] = (),
 ) -> Fit:
     """Choose the oldest turn to send so the request fits ``budget`` tokens, exactly.
 
@@ -215,7 +217,7 @@ def fit_to_window(
     turns = thread.turns
     thread.count_for(model)
     thread.derive_costs(upto)
-    new = message_bound(text)
+    new = message_bound(text) + images_tokens(images)  # 256 an image (SPEC 15)
 
     anchor = _anchor(thread, upto)
     if anchor is not None:
@@ -238,11 +240,13 @@ def fit_to_window(
             return Fit(0, upto, high, 0)
 
     if count is None:
-        return fit_by_bounds(thread, text, budget=budget, upto=upto, anchor=anchor)
-    probe = _candidate(thread, text, budget, upto, anchor)
-    measured_at = _measure(thread, text, upto, anchor, probe, count)
+        return fit_by_bounds(thread, text, budget=budget, upto=upto, anchor=anchor,
+                             images=images)
+    probe = _candidate(thread, text, budget, upto, anchor, images)
+    measured_at = _measure(thread, text, upto, anchor, probe, count, images)
     if measured_at is None:  # the backend's API has no tokenizer after all
-        return fit_by_bounds(thread, text, budget=budget, upto=upto, anchor=anchor)
+        return fit_by_bounds(thread, text, budget=budget, upto=upto, anchor=anchor,
+                             images=images)
     probe, measured, exact_probe, calls_made, tail = measured_at
     calls, start, size, exact = calls_made, probe, measured, exact_probe
     while size > budget and start < upto:
@@ -256,7 +260,7 @@ def fit_to_window(
         alone += message_bound(thread.system_prompt) if thread.system_prompt else 0
         if alone <= budget:
             return Fit(upto, upto, alone, calls)
-        size = count(thread.request(text, upto=upto, start=upto)) or size
+        size = count(thread.request(text, upto=upto, start=upto, images=images)) or size
         calls += 1
     if size > budget:
         raise WindowOverflow(size, budget)
@@ -268,7 +272,7 @@ def fit_to_window(
 
 def _measure(
     thread: Thread, text: str, upto: int, anchor: tuple[int, int] | None, probe: int,
-    count: Counter,
+    count: Counter, images: tuple[Image, ...] = (),
 ) -> tuple[int, int, bool, int, int | None] | None:
     """The one count: (start, its request's size, exact?, calls, tail count); None when
     ``count`` says the API cannot count.
@@ -279,13 +283,13 @@ def _measure(
     """
     if anchor is not None and _tail_will_do(thread, text, upto, anchor[0], probe):
         prev = thread.turns[upto - 1]
-        tail = thread.tail_count(upto - 1, text, count)
+        tail = thread.tail_count(upto - 1, text, count, images)
         if tail is None:
             return None
         framing = thread.framing(prev.model)
         return (anchor[0], anchor[1] + tail - (framing or 0), framing is not None,
                 thread.tail_calls, tail)
-    measured = count(thread.request(text, upto=upto, start=probe))
+    measured = count(thread.request(text, upto=upto, start=probe, images=images))
     if measured is None:
         return None
     return probe, measured, True, 1, None
@@ -319,7 +323,8 @@ def _tail_will_do(thread: Thread, text: str, upto: int, start: int, probe: int) 
 
 
 def fit_by_bounds(
-    thread: Thread, text: str, *, budget: int, upto: int, anchor: tuple[int, int] | None
+    thread: Thread, text: str, *, budget: int, upto: int, anchor: tuple[int, int] | None,
+    images: tuple[Image, ...] = (),
 ) -> Fit:
     """Fit without a tokenizer (the OpenAI-compatible API has none; SPEC 4's note).
 
@@ -332,7 +337,7 @@ def fit_by_bounds(
     new message's bytes beyond its tokens; a turn that plainly fits is kept
     (``fit_to_window`` returns before this when everything fits by bounds).
     """
-    new = message_bound(text)
+    new = message_bound(text) + images_tokens(images)  # 256 an image (SPEC 15)
     alone = REQUEST_ALLOWANCE + new
     alone += message_bound(thread.system_prompt) if thread.system_prompt else 0
     if anchor is not None:

@@ -102,7 +102,7 @@ class Image:
     def label(self) -> str:
         """One line a person reads: name, format, pixels and size."""
         name = f"{self.name}: " if self.name else ""
-        return (f"{name}{FORMATS[self.mime]} {self.width}x{self.height}, "
+        return (f"{name}{FORMATS.get(self.mime, self.mime)} {self.width}x{self.height}, "
                 f"{megabytes(self.size) if self.size >= 2**20 else kilobytes(self.size)}")
 
 
@@ -222,6 +222,14 @@ def read_image(path: str | os.PathLike[str], name: str = "") -> Image:
     return Image.from_bytes(data, shown)
 
 
+@dataclass(frozen=True)
+class Named:
+    """A value the user named (``--image fig``), made into an ``Image`` only when sent."""
+
+    name: str
+    value: Any
+
+
 def image_from(value: Any, name: str = "") -> Image:
     """An ``Image`` from a path, image bytes, a PIL image or a matplotlib figure (or axes).
 
@@ -230,6 +238,8 @@ def image_from(value: Any, name: str = "") -> Image:
     as PNG or JPEG in IPython (``_repr_png_``, e.g. ``IPython.display.Image``) is taken
     as it shows itself.
     """
+    if isinstance(value, Named):
+        return image_from(value.value, value.name)
     if isinstance(value, Image):
         return value if not name or value.name else _renamed(value, name)
     if isinstance(value, (bytes, bytearray, memoryview)):

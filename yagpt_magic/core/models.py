@@ -112,6 +112,11 @@ def reads_images(model: str) -> bool:
     return found is not None and found.images
 
 
+def image_models() -> list[str]:
+    """The names of the models that read images, for the refusal that names them."""
+    return [model.name for model in MODELS if model.images]
+
+
 def reasoning_value(model: str, mode: str | None) -> str | None:
     """The reasoning setting to send with ``model``, or None to send none.
 

@@ -23,6 +23,7 @@ from ..service.text_generation import TextGenerationBackend
 from . import models
 from .backend import Reply, RequestOptions
 from .conversation import Message, Thread, Turn, message_bound, message_text
+from .images import Image, image_from
 from .errors import (
     ChatError,
     ContentFiltered,
@@ -62,6 +63,10 @@ class ReplySource(Protocol):
     def answer(
         self, thread: str, index: int, messages: Sequence[Message], options: RequestOptions
     ) -> Reply: ...
+
+    def recorded_images(self, thread: str, index: int) -> Sequence[Image]:
+        """The images the recorded turn sent, so replay never reads their files again."""
+        ...
 
 
 class TurnSink(Protocol):
@@ -142,6 +147,9 @@ def turn_metadata(thread: str, index: int, turn: Turn) -> dict[str, Any]:
         # for a turn from a transcript written before there were two.
         "api": turn.api,
         **({"tool_rounds": tool_rounds_record(turn)} if turn.tool_rounds else {}),
+        # The images sent with the message (SPEC 15), by SHA-256: the bytes are kept once.
+        **({"images": [{"sha256": i.sha256, "name": i.name} for i in turn.images]}
+           if turn.images else {}),
     }
 
 
@@ -390,6 +398,40 @@ class ChatSession:
         found = [self.login.value] if self.login is not None else []
         return (*found, *(os.environ[name] for name, _ in CREDENTIAL_ENV if os.environ.get(name)))
 
+    def _turn_images(
+        self, thread: Thread, upto: int, specs: Sequence[Any], model: str
+    ) -> tuple[Image, ...]:
+        """The images a turn sends, each checked; refused at once for a model without sight."""
+        if not specs:
+            return ()
+        if not models.reads_images(model):
+            raise UsageProblem(
+                f"{model} does not read images; nothing was sent. Ask a model that does "
+                f"(-m {' or '.join(models.image_models())}), or leave out --image."
+            )
+        recorded = {}
+        if self.replay is not None:  # the recording's bytes: the file is not read again
+            recorded = {i.name: i for i in self.replay.recorded_images(thread.name, upto)}
+        found = []
+        for spec in specs:
+            key = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
+            found.append(recorded[key] if key in recorded else image_from(spec))
+        return tuple(found)
+
+    @staticmethod
+    def _refuse_images_in_context(thread: Thread, start: int, upto: int, model: str) -> None:
+        """An earlier turn's images go out again as context: only to a model that reads them."""
+        if models.reads_images(model):
+            return
+        held = next((k for k in range(start, upto) if thread.turns[k].images), None)
+        if held is not None:
+            raise UsageProblem(
+                f"Turn {held} of thread {thread.name!r} sent an image, which goes again with "
+                f"this request as context, and {model} does not read images; nothing was sent. "
+                f"Ask a model that does (-m {' or '.join(models.image_models())}), or go on "
+                "in a new thread (-t NAME)."
+            )
+
     def ask(
         self,
         thread_name: str,
@@ -406,6 +448,7 @@ class ChatSession:
         on_tool: Callable[[ToolEvent], None] | None = None,
         schema: Schema | None = None,
         at: int | None = None,
+        images: Sequence[Any] = (),
     ) -> Answer:
         """Send ``text`` with as much earlier context as fits; commit only a finished reply.
 
@@ -421,6 +464,11 @@ class ChatSession:
         ``at`` replaces turn ``at`` (the widget's regenerate and edit-and-resend), with the
         same rules as a cell re-run: the turns before it are the context, later ones
         become stale.
+
+        ``images`` go with the message (SPEC 15): each an ``Image``, or what
+        ``images.image_from`` takes (a path, bytes, a PIL image, a figure). Only a model
+        that reads images takes them; in replay a path the recorded turn named is taken
+        from the recording, never read again.
         """
         if not text.strip():
             raise UsageProblem("The message is empty: write it below the %%chat line.")
@@ -447,7 +495,7 @@ class ChatSession:
                     f"Thread {thread_name!r} has no turn {at}; it may have been reset or undone."
                 )
             return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel,
-                             run, on_tool, schema, at)
+                             run, on_tool, schema, at, images)
         finally:
             with self._lock:
                 self._busy.discard(thread_name)
@@ -466,9 +514,11 @@ class ChatSession:
         on_tool: Callable[[ToolEvent], None] | None = None,
         schema: Schema | None = None,
         at: int | None = None,
+        specs: Sequence[Any] = (),
     ) -> Answer:
         slot = thread.slot_for(cell_id) if at is None else at
         upto = len(thread.turns) if slot is None else slot
+        images = self._turn_images(thread, upto, specs, options.model)
         # 0 or None: the model's own window (models.MODELS); else the override.
         context_window = models.context_window(options.model, context_window or None)
         alone = thread.request(text, upto=upto, start=upto)
@@ -503,16 +553,18 @@ class ChatSession:
             if recorded is not None and recorded <= upto:
                 fit = Fit(recorded, upto, 0, 0)
             else:
-                fit = fit_to_window(thread, text, budget=budget, count=count, upto=upto)
+                fit = fit_to_window(thread, text, budget=budget, count=count, upto=upto,
+                                    images=images)
         except WindowOverflow as err:
             raise ContextTooLong(
                 f"The message is {err.tokens - err.budget} tokens over the room for it "
                 f"({err.budget} of the {context_window}-token window after reserving "
                 f"max_tokens={options.max_tokens}); shorten it or lower max_tokens."
             ) from None
+        self._refuse_images_in_context(thread, fit.start, upto, options.model)
         if on_fit is not None:
             on_fit(fit)
-        messages = thread.request(text, upto=upto, start=fit.start)
+        messages = thread.request(text, upto=upto, start=fit.start, images=images)
         size = request_bytes(messages)
         if size > MAX_REQUEST_BYTES:
             raise ContextTooLong(
@@ -572,7 +624,8 @@ class ChatSession:
             status=reply.status,
             started=started,
             finished=now_iso(),
-            sha256=thread.request_sha256(text, upto=upto, start=fit.start, system=system_prompt),
+            sha256=thread.request_sha256(text, upto=upto, start=fit.start, system=system_prompt,
+                                         images=images),
             system_prompt=system_prompt,
             context_start=fit.start,
             probe=fit.probe,
@@ -580,6 +633,7 @@ class ChatSession:
             tool_rounds=rounds,
             schema=schema.name if schema is not None else None,
             value=parsed.data if parsed is not None else None,
+            images=images,
         )
         with self._lock:
             index = thread.commit(turn, slot)

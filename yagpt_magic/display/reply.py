@@ -132,6 +132,11 @@ class ReplyView:
     value_markdown: str = ""
     #: Still streaming: an open code span at the end is held back (``settled``).
     streaming: bool = False
+    #: The images the turn sent (SPEC 15), shown as thumbnails above the finished reply
+    #: (not while it streams: each update would carry their bytes again).
+    images: tuple[Any, ...] = ()
+    #: SHA-256s of images an earlier output already shows (a transcript shows each once).
+    shown_above: tuple[str, ...] = ()
 
     def finish(self, answer: Answer) -> None:
         """Take the committed turn's final text, status and metadata."""
@@ -140,6 +145,7 @@ class ReplyView:
         self.left_out = answer.fit.left_out
         self.window = answer.window
         self.metadata = turn_metadata(answer.thread, answer.index, answer.turn)
+        self.images = answer.turn.images
         if answer.turn.schema is not None:
             from ..core.structured import json_markdown
 
@@ -170,11 +176,13 @@ class ReplyView:
     def _repr_mimebundle_(
         self, include: Any = None, exclude: Any = None
     ) -> tuple[dict[str, str], dict[str, Any]]:
-        from .render import reply_html
+        from .render import reply_html, thumbnails_html
 
         text = settled(self.text) if self.streaming else self.text
         body = reply_html(self.value_markdown or text, allow_html=self.allow_html,
                           image_hosts=self.image_hosts)
+        if self.images:  # text/plain stays the exact reply
+            body = thumbnails_html(self.images, shown_above=self.shown_above) + body
         plain = text
         if self.waiting and not text:
             body, plain = f"<p><em>{html.escape(self.waiting)}</em></p>", self.waiting
@@ -302,6 +310,7 @@ def ask_and_show(
     on_tool: Callable[[ToolEvent], None] | None = None,
     schema: Schema | None = None,
     at: int | None = None,
+    images: Sequence[Any] = (),
 ) -> Answer:
     """Ask the session for a turn and show it through ``display`` from start to end."""
     waiting = f"Waiting for {options.model}…" if options.stream and session.replay is None else ""
@@ -310,7 +319,7 @@ def ask_and_show(
             thread, text, options=options, cell_id=cell_id, cancel=cancel, schema=schema, at=at,
             on_text=display.update if options.stream else None,
             on_fit=lambda fit: display.start(fit, session.window(options), waiting=waiting),
-            tools=tools, approve=approve, on_tool=on_tool,
+            tools=tools, approve=approve, on_tool=on_tool, images=images,
         )
     except KeyboardInterrupt:
         display.interrupt()

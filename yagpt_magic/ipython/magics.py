@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -209,6 +210,7 @@ class ChatMagics(Magics):
     @argument("--deferred", action="store_true", help="With --map: run through the service's asynchronous mode (its own quotas); picked up again after an interrupt or a restart.")  # noqa: E501
     @argument("--estimate", action="store_true", help="With --map: send nothing that generates; count the input with the tokenizer and say the rows, tokens, time and (--batch) minimum billed size.")  # noqa: E501
     @argument("--fresh", action="store_true", help="With --map: send every row again, even those answered before (the cache is not read).")  # noqa: E501
+    @argument("--image", action="append", metavar="X", help="Send an image with the message, for a model that reads images (gemma-3-27b-it): the path of a PNG, JPEG or WebP file, or a variable holding image bytes, a PIL image or a matplotlib figure. Repeat for more.")  # noqa: E501
     @cell_magic
     def chat(self, line: str, cell: str) -> Any:
         """Send the cell to YandexGPT as the next message of a thread and show the reply.
@@ -229,6 +231,9 @@ class ChatMagics(Magics):
 
             %%chat --map reviews -o sentiment
             Answer positive or negative. Review: {text}
+
+            %%chat -m gemma-3-27b-it --image plot.png --image fig
+            What do these two charts show?
         """
         try:
             args = self._parse(line)
@@ -248,7 +253,8 @@ class ChatMagics(Magics):
                 max_tokens=args.max_tokens,
                 stream=False if args.no_stream else None,
             )
-            answer = self._ask(args.thread, text.strip("\n"), options, args.tools, schema)
+            answer = self._ask(args.thread, text.strip("\n"), options, args.tools, schema,
+                               self._images(args))
         except ChatError as err:
             self._fail(err)
             return
@@ -271,6 +277,9 @@ class ChatMagics(Magics):
         if args.tools:
             raise UsageProblem("--tools does not go with --map: each row is one request, "
                                "answered without function calls.")
+        if args.image:
+            raise UsageProblem("--image does not go with --map: each row is one request "
+                               "of text.")
         ns = self._shell.user_ns
         if args.map not in ns:
             raise UsageProblem(f"--map: {args.map!r} is not defined; nothing was sent.")
@@ -390,8 +399,21 @@ class ChatMagics(Magics):
         return "".join(piece if code else _VARS.sub(value, piece)
                        for code, piece in split_code(text))
 
+    def _images(self, args: argparse.Namespace) -> list[Any]:
+        """``--image X``: a variable of that name if there is one, else a file's path."""
+        from ..core.images import Named
+
+        ns = self._shell.user_ns
+        found: list[Any] = []
+        for spec in args.image or []:
+            name = _unquote(spec) or ""
+            if not name.strip():
+                raise UsageProblem("--image needs a file's path or a variable's name.")
+            found.append(Named(name, ns[name]) if name.isidentifier() and name in ns else name)
+        return found
+
     def _ask(self, thread: str, text: str, options: RequestOptions, tools: str | None = None,
-             schema: Schema | None = None) -> Answer:
+             schema: Schema | None = None, images: Sequence[Any] = ()) -> Answer:
         from ..display.reply import ask_and_show
         from ..display.tool_calls import CellApproval
         from .shell import cell_id, reply_display
@@ -400,7 +422,7 @@ class ChatMagics(Magics):
         cell = CellApproval(waiting=display.wait_for)
         return ask_and_show(self.session, display, thread, text, options=options,
                             cell_id=cell_id(self._shell), tools=tools, approve=cell.approve,
-                            on_tool=cell.show, schema=schema)
+                            on_tool=cell.show, schema=schema, images=images)
 
     def _fail(self, err: ChatError) -> None:
         """Fail the cell: one line, or the whole traceback when ``verbose_errors``."""

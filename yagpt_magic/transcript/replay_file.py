@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.backend import Reply, RequestOptions
-from ..core.conversation import Message, Thread, message_text, messages_sha256
+from ..core.conversation import Message, Thread, message_images, message_text, messages_sha256
 from ..core.errors import ReplayMiss
+from ..core.images import Image
 from .turn_records import sent_messages
 
 
@@ -42,7 +43,17 @@ def first_difference(recorded: Sequence[Message], now: Sequence[Message],
             at = next((i for i, (x, y) in enumerate(zip(x_text, y_text)) if x != y),
                       min(len(x_text), len(y_text)))
             return f"{label} differs: recorded {_short(x_text, at)}, now {_short(y_text, at)}"
+        x_images, y_images = message_images(a), message_images(b)
+        if [i.sha256 for i in x_images] != [i.sha256 for i in y_images]:
+            return (f"the images of {label} differ: recorded {_images(x_images)}, "
+                    f"now {_images(y_images)}")
     return "the messages differ"
+
+
+def _images(images: Sequence[Image]) -> str:
+    if not images:
+        return "none"
+    return ", ".join(f"{i.name or 'image'} ({i.sha256[:12]}…)" for i in images)
 
 
 def _labels(thread: Thread, index: int) -> list[str]:
@@ -74,6 +85,13 @@ class ReplayFile:
         if recorded is None or index >= len(recorded.turns):
             return None
         return recorded.turns[index].context_start
+
+    def recorded_images(self, thread: str, index: int) -> tuple[Image, ...]:
+        """The images turn ``index`` sent, from the transcript (SPEC 15)."""
+        recorded = self.threads.get(thread)
+        if recorded is None or index >= len(recorded.turns):
+            return ()
+        return recorded.turns[index].images
 
     def answer(self, thread: str, index: int, messages: Sequence[Message],
                options: RequestOptions) -> Reply:
