@@ -18,7 +18,13 @@ reply itself and only ever hands out HTML it has sanitized:
 3. nh3 (ammonia) cleans the HTML against an allowlist: the tags Markdown makes (and a
    presentational set with ``allow_html``), no event handlers, ``href``/``src`` only
    absolute and of the allowed schemes, classes only Pygments' own.
-4. MathJax in Jupyter loads every TeX package, so ``\\href``, ``\\class``,
+4. The images a turn sent (SPEC 15) are shown apart from the reply, as thumbnails
+   (``thumbnails_html``): an ``<img>`` whose address is the image's own ``data:`` URL,
+   and nothing more. Their own cleaner allows only that: ``div``/``img``/``span``, a
+   ``src`` that is a base64 PNG, JPEG or WebP data URL, a size of at most
+   ``THUMBNAIL`` pixels, and ``alt``/``title`` text. A reply can never add one: its
+   cleaner loads no ``data:`` image at all.
+5. MathJax in Jupyter loads every TeX package, so ``\\href``, ``\\class``,
    ``\\style``, ``\\unicode``, ``\\require``... could still make links, attributes or
    requests from text that *looks* harmless. MathJax only sees math inside one run of
    text, so each such control word outside code is wrapped in ``<code>`` (math that
@@ -39,7 +45,9 @@ if TYPE_CHECKING:  # the libraries are imported lazily so `%load_ext` stays fast
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
 
-__all__ = ["inline_html", "reply_bundle", "reply_html", "text_html"]
+    from .core.images import Image
+
+__all__ = ["inline_html", "reply_bundle", "reply_html", "text_html", "thumbnails_html"]
 
 IMAGE_MARK = "image: "  # an emoji would need a font the page may not have
 REL = "noopener noreferrer nofollow"
@@ -345,3 +353,72 @@ def _defuse_tex(fragment: str) -> str:
     tail = fragment[pos:]
     out.append(tail if in_code else _TEX_DANGER.sub(r"<code>\g<0></code>", tail))
     return "".join(out)
+
+
+# --- thumbnails of the images a turn sent (SPEC 15) ---------------------------------------
+
+#: The longest side of a thumbnail, in CSS pixels.
+THUMBNAIL = 160
+_DATA_URL = re.compile(r"data:image/(?:png|jpeg|webp);base64,[A-Za-z0-9+/]*={0,2}\Z")
+
+
+def thumbnails_html(images: Sequence[Image], *, shown_above: Sequence[str] = ()) -> str:
+    """The images sent with a turn, small, as sanitized HTML (their bytes, scaled down).
+
+    An image whose SHA-256 is in ``shown_above`` (a transcript shows each image once) is
+    named instead of shown again.
+    """
+    if not images:
+        return ""
+    return _thumbnails(tuple((i.sha256, i.name, i.label) for i in images), tuple(shown_above),
+                       {i.sha256: i for i in images})
+
+
+def _thumbnails(keys: tuple[tuple[str, str, str], ...], shown_above: tuple[str, ...],
+                images: dict[str, Image]) -> str:
+    cached = _THUMBNAILS.get((keys, shown_above))
+    if cached is not None:
+        return cached
+    parts = []
+    for sha, name, label in keys:
+        title = html.escape(label)
+        if sha in shown_above:
+            parts.append(f'<span title="{title}">{IMAGE_MARK}{html.escape(name or sha[:12])} '
+                         "(shown above)</span>")
+            continue
+        image = images[sha]
+        scale = min(1.0, THUMBNAIL / max(image.width, image.height))
+        width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+        parts.append(f'<img src="{image.data_url}" alt="{html.escape(name or "image")}" '
+                     f'title="{title}" width="{width}" height="{height}">')
+    body = _thumbnail_cleaner().clean('<div class="yagpt-images">' + " ".join(parts) + "</div>")
+    if len(_THUMBNAILS) >= 8:  # a streaming reply re-renders; its images stay the same
+        _THUMBNAILS.clear()
+    _THUMBNAILS[(keys, shown_above)] = body
+    return body
+
+
+_THUMBNAILS: dict[tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]], str] = {}
+
+
+@lru_cache(maxsize=1)
+def _thumbnail_cleaner() -> nh3.Cleaner:
+    import nh3
+
+    def check(tag: str, name: str, value: str) -> str | None:
+        if name == "src":
+            return value if tag == "img" and _DATA_URL.match(value) else None
+        if name in ("width", "height"):
+            return value if value.isdigit() and 0 < int(value) <= THUMBNAIL else None
+        return value
+
+    return nh3.Cleaner(
+        tags={"div", "img", "span"},
+        clean_content_tags={"script", "style"},
+        attributes={"img": {"src", "alt", "title", "width", "height"}, "span": {"title"}},
+        attribute_filter=check,
+        url_schemes={"data"},
+        url_relative="deny",
+        allowed_classes={"div": {"yagpt-images"}},
+        link_rel=None,
+    )
