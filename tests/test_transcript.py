@@ -344,7 +344,7 @@ def truncated(suffix: str) -> Any:
 
 
 def future(tmp_path: Path) -> Path:
-    return edit_json(saved(tmp_path, ".json"), lambda d: d.update(version=2))
+    return edit_json(saved(tmp_path, ".json"), lambda d: d.update(version=3))
 
 
 def foreign_json(tmp_path: Path) -> Path:
@@ -438,7 +438,7 @@ BAD = {
     "truncated md": (truncated(".md"), "truncated"),
     "truncated jsonl": (truncated(".jsonl"), "truncated"),
     "truncated ipynb": (truncated(".ipynb"), "truncated"),
-    "future version": (future, "version 2 is newer"),
+    "future version": (future, "version 3 is newer"),
     "foreign JSON": (foreign_json, "not a yagpt-magic transcript"),
     "binary garbage": (garbage, "not UTF-8"),
     "wrong extension": (wrong_extension, "unknown transcript type '.txt'"),

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # the libraries are imported lazily so `%load_ext` stays fast
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
 
-    from .core.images import Image
+    from ..core.images import Image
 
 __all__ = ["inline_html", "reply_bundle", "reply_html", "text_html", "thumbnails_html"]
 

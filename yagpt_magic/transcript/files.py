@@ -17,7 +17,11 @@ from typing import Any, NoReturn
 from ..core.errors import TranscriptError
 
 FORMAT = "yagpt-magic-transcript"
+#: The version written for threads without images, which every reader since 0.1 reads.
 VERSION = 1
+#: The version written once a thread holds images (SPEC 15): older readers refuse it
+#: with "upgrade yagpt-magic" rather than failing on a hash that includes the images.
+IMAGES_VERSION = 2
 #: Files larger than this are refused before they are read.
 MAX_BYTES = 50 * 1024 * 1024
 SUFFIXES = (".ipynb", ".md", ".json", ".jsonl")
@@ -103,11 +107,16 @@ def check_header(src: Source, data: Any, what: str) -> None:
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         src.fail(f"bad transcript version {shown(version)}")
-    if version > VERSION:
+    if version > IMAGES_VERSION:
         src.fail(
             f"transcript version {shown(version)} is newer than this yagpt-magic reads "
-            f"({VERSION}); upgrade yagpt-magic"
+            f"({IMAGES_VERSION}); upgrade yagpt-magic"
         )
+
+
+def version_for(threads: Any) -> int:
+    """The version a transcript of ``threads`` is written as: 2 once any turn has images."""
+    return IMAGES_VERSION if any(t.images for th in threads for t in th.turns) else VERSION
 
 
 def is_transcript(path: Path) -> bool:

@@ -1,7 +1,9 @@
 """``.json``: ``{"format", "version", "threads": [{"name", "system_prompt", "turns"}]}``.
 
 Each turn is the record of ``records.turn_record`` (reply metadata, ``stale`` and the
-exact ``user``/``reply`` texts). Readers refuse a newer version.
+exact ``user``/``reply`` texts). Images (SPEC 15) are kept once each, in a top-level
+``"images": {SHA-256: {"mime", "data"}}`` (base64), and a turn's ``"images"`` lists
+``{"sha256", "name"}``; such a file is version 2. Readers refuse a newer version.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import json
 from collections.abc import Sequence
 
 from ..core.conversation import Thread
-from .files import FORMAT, VERSION, Source, check_header, parse_json
+from .files import FORMAT, Source, check_header, parse_json, version_for
 from .turn_records import (
     add_thread,
     check_index,
+    decode_images,
     decode_turn,
     field,
+    images_table,
     record_texts,
     thread_header,
     turn_record,
@@ -23,10 +27,12 @@ from .turn_records import (
 
 
 def dump(threads: Sequence[Thread]) -> str:
+    images = images_table(threads)
     return json.dumps(
         {
             "format": FORMAT,
-            "version": VERSION,
+            "version": version_for(threads),
+            **({"images": images} if images else {}),
             "threads": [
                 {
                     "name": t.name,
@@ -47,6 +53,7 @@ def parse(src: Source, text: str) -> dict[str, Thread]:
     items = data.get("threads")
     if not isinstance(items, list):
         src.fail('"threads" is missing or not a list')
+    images = decode_images(src, '"images"', data.get("images", {}))
     threads: dict[str, Thread] = {}
     for n, item in enumerate(items):
         header = thread_header(src, f"thread {n}", item)
@@ -56,6 +63,6 @@ def parse(src: Source, text: str) -> dict[str, Thread]:
             where = f"turn {i} of {header.name!r}"
             user, reply = record_texts(src, where, record)
             check_index(src, where, record, i)
-            turns.append(decode_turn(src, where, record, user, reply))
+            turns.append(decode_turn(src, where, record, user, reply, images))
         add_thread(src, threads, Thread(header.name, header.system_prompt, turns))
     return threads

@@ -3,6 +3,8 @@
 A header ``{"format", "version", "kind": "record"}``, then events
 ``{"thread", "system_prompt", "length", "turn"?: TURN}``: set turn ``TURN.turn`` (if
 present), then cut the thread to ``length`` turns (undo and reset are recorded too).
+An image (SPEC 15) is one line ``{"image": {"sha256", "mime", "data"}}`` (base64),
+written once, before the first event whose turn sent it; the header is then version 2.
 """
 
 from __future__ import annotations
@@ -12,12 +14,41 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core.conversation import Thread, Turn
-from .files import FORMAT, VERSION, Source, check_header, parse_json, shown
-from .turn_records import decode_turn, field, record_texts, turn_record
+from ..core.images import Image
+from .files import (
+    FORMAT,
+    IMAGES_VERSION,
+    VERSION,
+    Source,
+    check_header,
+    parse_json,
+    shown,
+    version_for,
+)
+from .turn_records import decode_image, decode_turn, field, images_table, record_texts, turn_record
 
 
-def header(**extra: Any) -> str:
-    return json.dumps({"format": FORMAT, "version": VERSION, "kind": "record", **extra}) + "\n"
+def header(version: int = VERSION, **extra: Any) -> str:
+    return json.dumps({"format": FORMAT, "version": version, "kind": "record", **extra}) + "\n"
+
+
+def image_lines(thread: Thread, index: int, written: set[str]) -> list[str]:
+    """A line for each image of turn ``index`` not ``written`` yet (and now it is)."""
+    lines = []
+    for sha, entry in images_table([Thread(thread.name, "", [thread.turns[index]])]).items():
+        if sha not in written:
+            written.add(sha)
+            lines.append(json.dumps({"image": {"sha256": sha, **entry}}) + "\n")
+    return lines
+
+
+def with_images_version(text: str) -> str:
+    """``text`` whose header says version 2, as a recording that holds images must."""
+    first, newline, rest = text.partition("\n")
+    data = json.loads(first)
+    if data.get("version", VERSION) >= IMAGES_VERSION:
+        return text
+    return json.dumps({**data, "version": IMAGES_VERSION}) + newline + rest
 
 
 def event(thread: Thread, index: int | None = None, *, snapshot: bool = False) -> str:
@@ -30,16 +61,28 @@ def event(thread: Thread, index: int | None = None, *, snapshot: bool = False) -
     return json.dumps(data, ensure_ascii=False) + "\n"
 
 
-def snapshot(thread: Thread) -> list[str]:
-    """Lines that rebuild ``thread`` as it is now."""
-    return [event(thread, i, snapshot=True) for i in range(len(thread.turns))] + [event(thread)]
+def snapshot(thread: Thread, written: set[str] | None = None) -> list[str]:
+    """Lines that rebuild ``thread`` as it is now (with the images not ``written`` yet)."""
+    written = set() if written is None else written
+    lines = []
+    for index in range(len(thread.turns)):
+        lines += image_lines(thread, index, written)
+        lines.append(event(thread, index, snapshot=True))
+    return [*lines, event(thread)]
 
 
 def dump(threads: Sequence[Thread]) -> str:
-    return "".join([header()] + [line for t in threads for line in snapshot(t)])
+    written: set[str] = set()
+    return "".join([header(version_for(threads))]
+                   + [line for t in threads for line in snapshot(t, written)])
 
 
 def parse(src: Source, text: str) -> dict[str, Thread]:
+    return parse_recording(src, text)[0]
+
+
+def parse_recording(src: Source, text: str) -> tuple[dict[str, Thread], dict[str, Image]]:
+    """The threads a recording ends with, and every image it holds (by SHA-256)."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -50,11 +93,17 @@ def parse(src: Source, text: str) -> dict[str, Thread]:
     check_header(src, parse_json(src, lines[0], " on line 1"), "line 1")
     prompts: dict[str, str] = {}
     turns: dict[str, list[Turn]] = {}
+    images: dict[str, Image] = {}
     for number, line in enumerate(lines[1:], start=2):
         data = parse_json(src, line, f" on line {number}")
         where = f"line {number}"
         if not isinstance(data, dict):
             src.fail(f"{where} is not an object")
+        if "image" in data:
+            entry = data["image"]
+            sha = entry.get("sha256") if isinstance(entry, dict) else None
+            images[str(sha)] = decode_image(src, where, sha, entry)
+            continue
         name = field(src, where, data, "thread", (str,))
         held = turns.setdefault(name, [])
         prompts[name] = field(src, where, data, "system_prompt", (str,))
@@ -65,7 +114,8 @@ def parse(src: Source, text: str) -> dict[str, Thread]:
             index = field(src, where, record, "turn", (int,))
             if not 0 <= index <= len(held):
                 src.fail(f"{where}: turn {shown(index)} of {name!r} leaves a gap")
-            turn = decode_turn(src, f"{where} (turn {index} of {name!r})", record, user, reply)
+            turn = decode_turn(src, f"{where} (turn {index} of {name!r})", record, user, reply,
+                               images)
             if index == len(held):
                 held.append(turn)
             else:
@@ -73,4 +123,4 @@ def parse(src: Source, text: str) -> dict[str, Thread]:
         if not 0 <= length <= len(held):
             src.fail(f"{where}: length {shown(length)} of {name!r} is beyond its turns")
         del held[length:]
-    return {name: Thread(name, prompts[name], held) for name, held in turns.items()}
+    return {name: Thread(name, prompts[name], held) for name, held in turns.items()}, images

@@ -3,6 +3,12 @@
 One heading per turn, the user message and reply in fenced blocks longer than any
 backtick run inside them, and the metadata as JSON in an HTML comment
 (``<!-- yagpt-magic-turn {...} -->``) before each turn.
+
+Images (SPEC 15) are embedded, so the file stays one file that moves whole: a section
+at the end holds each image once, as ``<!-- yagpt-magic-image {"sha256", "mime"} -->``
+followed by a Markdown image whose address is its data URL (a viewer that shows data
+URLs shows it); a turn's metadata names its images by SHA-256, and a line under the
+message lists them for the reader. Such a file is version 2.
 """
 
 from __future__ import annotations
@@ -13,11 +19,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core.conversation import Thread, Turn
+from ..core.images import Image
 from ..display.reply import inert_markdown
-from .files import FORMAT, VERSION, Source, check_header, parse_json
-from .turn_records import add_thread, check_index, decode_turn, thread_header, turn_record
+from .files import FORMAT, Source, check_header, parse_json, version_for
+from .turn_records import (
+    add_thread,
+    check_index,
+    decode_image,
+    decode_turn,
+    field,
+    images_table,
+    thread_header,
+    turn_record,
+)
 
-_COMMENT = re.compile(r"^<!-- (yagpt-magic-(?:transcript|thread|turn)) (\{.*\}) -->$")
+_COMMENT = re.compile(r"^<!-- (yagpt-magic-(?:transcript|thread|turn|image)) (\{.*\}) -->$")
+_IMAGE = re.compile(r"^!\[[^\]\n]*\]\(data:([a-z/]+);base64,([A-Za-z0-9+/=]*)\)$")
 
 def one_line(text: str) -> str:
     """``text`` with every line break IPython splits on made a space (a magic line is one line)."""
@@ -44,7 +61,7 @@ def heading(text: str) -> str:
 def dump(threads: Sequence[Thread]) -> str:
     from .. import __version__
 
-    parts = [comment("yagpt-magic-transcript", {"format": FORMAT, "version": VERSION}),
+    parts = [comment("yagpt-magic-transcript", {"format": FORMAT, "version": version_for(threads)}),
              f"# Chat transcript\n\nSaved by yagpt-magic {__version__}. "
              "`%chat load` this file to rebuild the threads; the HTML comments hold the "
              "metadata and each fenced block is the exact text."]
@@ -59,8 +76,42 @@ def dump(threads: Sequence[Thread]) -> str:
             parts.append(f"### {name}, turn {index}: message\n\n"
                          + comment("yagpt-magic-turn", record) + "\n\n"
                          + fence(turn.user, "text"))
+            if turn.images:
+                parts.append("Images sent with it: " + "; ".join(
+                    inert_markdown(f"{image.label} (sha256 {image.sha256[:12]})")
+                    for image in turn.images))
             parts.append(f"### {name}, turn {index}: reply\n\n" + fence(turn.reply, "markdown"))
+    images = images_table(threads)
+    if images:
+        parts.append("## Images\n\nEach image the turns above sent, once.")
+        for sha, entry in images.items():
+            parts.append(comment("yagpt-magic-image", {"sha256": sha, "mime": entry["mime"]})
+                         + f"\n![image {sha[:12]}](data:{entry['mime']};base64,{entry['data']})")
     return "\n\n".join(parts) + "\n"
+
+
+def _images(src: Source, lines: list[str]) -> dict[str, Image]:
+    """Every image of the Images section: its comment, then its data URL on the next line."""
+    images: dict[str, Image] = {}
+    for number, line in enumerate(lines):
+        match = _COMMENT.match(line)
+        if match is None or match.group(1) != "yagpt-magic-image":
+            continue
+        where = f"the image on line {number + 1}"
+        data = parse_json(src, match.group(2), f" in the comment on line {number + 1}")
+        if not isinstance(data, dict):
+            src.fail(f"{where}: its comment is not an object")
+        sha = field(src, where, data, "sha256", (str,))
+        url = _IMAGE.match(lines[number + 1]) if number + 1 < len(lines) else None
+        if url is None:
+            src.fail(f"{where}: the line after its comment is not its data URL (the file "
+                     "looks truncated or edited)")
+        images[sha] = decode_image(src, where, sha, {"mime": field(src, where, data, "mime",
+                                                                   (str,)),
+                                                     "data": url.group(2)})
+        if url.group(1) != images[sha].mime:
+            src.fail(f"{where}: its data URL says {url.group(1)}, its comment {images[sha].mime}")
+    return images
 
 
 def parse(src: Source, text: str) -> dict[str, Thread]:
@@ -72,6 +123,7 @@ def parse(src: Source, text: str) -> dict[str, Thread]:
     found: dict[str, tuple[Thread, list[Turn]]] = {}
     current: tuple[Thread, list[Turn]] | None = None
     pos = 1
+    images = _images(src, lines)
 
     def fenced(after: int, where: str) -> tuple[str, int]:
         """The exact text of the next fenced block after line ``after``, and where it ends."""
@@ -113,7 +165,9 @@ def parse(src: Source, text: str) -> dict[str, Thread]:
             check_index(src, where, data, len(turns))
             user, pos = fenced(pos, where)
             reply, pos = fenced(pos, where)
-            turns.append(decode_turn(src, where, data, user, reply))
+            turns.append(decode_turn(src, where, data, user, reply, images))
+        elif kind == "yagpt-magic-image":
+            continue  # read above, before the turns that name it
         else:
             src.fail(f"line {pos}: a second transcript header")
     threads: dict[str, Thread] = {}

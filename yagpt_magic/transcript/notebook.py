@@ -8,10 +8,19 @@ metadata (``text/plain`` exactly the reply, ``text/html`` rendered and sanitized
 is read back strictly; readers take ``text/plain`` only, so older files whose outputs
 carry ``text/markdown`` still load. Any other notebook (a live one, for ``%chat
 restore``) is read leniently: as the kernel left it.
+
+Images (SPEC 15) are kept where the notebook shows them: the reply output of the turn
+that sent an image shows it as a thumbnail whose address is the image's data URL, and
+that is its stored copy (a transcript shows each image once; a later turn that sent it
+again names it). The output's metadata lists each image by SHA-256, so reading takes
+every ``data:`` image of the outputs, checks it against those hashes, and never trusts
+the HTML for anything else. The cell's line names each image (``--image NAME``), so
+running the cell again sends it again (``%chat replay`` takes it from the recording).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Sequence
@@ -19,8 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.conversation import Thread, Turn
+from ..core.images import Image
+from ..core.errors import UsageProblem
 from ..display.reply import ReplyView, plain_notices
-from .files import FORMAT, KEY, VERSION, Source, check_header, shown
+from .files import FORMAT, KEY, VERSION, Source, check_header, shown, version_for
 from .markdown import fence, heading, one_line
 from .turn_records import check_hashes, decode_turn, field, thread_header, turn_record
 
@@ -29,6 +40,8 @@ _SETUP = re.compile(r"^\s*%(load_ext|reload_ext)\s+yagpt_magic\s*$|^\s*%chat(\s.
 # The notices of version 0.1.0 outputs, which kept them only as text.
 _OLD_LEFT_OUT = re.compile(r"\n\[\d+ earlier turns? left out to fit the \d+-token window\.\]\Z")
 _OLD_TRUNCATED = "\n[The reply was cut at max_tokens; raise --max-tokens to get all of it.]"
+#: A thumbnail's address, as ``render.thumbnails_html`` writes it.
+_DATA_IMAGE = re.compile(r'<img src="data:(image/(?:png|jpeg|webp));base64,([A-Za-z0-9+/=]+)"')
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -61,12 +74,14 @@ def _cell_id(wanted: str | None, fallback: str, used: set[str]) -> str:
     return cid
 
 
-def _reply_output(thread: str, index: int, turn: Turn) -> Any:
+def _reply_output(thread: str, index: int, turn: Turn, shown_images: set[str]) -> Any:
     from nbformat.v4 import new_output
 
     record = turn_record(thread, index, turn, texts=False)
     record["transcript"] = VERSION  # text/plain is exactly the reply, the cell body the message
-    view = ReplyView(thread=thread, text=turn.reply)
+    view = ReplyView(thread=thread, text=turn.reply, images=turn.images,
+                     shown_above=tuple(i.sha256 for i in turn.images if i.sha256 in shown_images))
+    shown_images.update(i.sha256 for i in turn.images)
     if turn.schema is not None:  # shown as the live output showed it: highlighted JSON
         from ..core.structured import json_markdown
 
@@ -83,6 +98,7 @@ def build(threads: Sequence[Thread]) -> Any:
     from .. import __version__
 
     used: set[str] = set()
+    shown_images: set[str] = set()
     cells = [
         new_markdown_cell(
             f"# Chat transcript\n\nSaved by yagpt-magic {__version__}. Run it to ask again, "
@@ -103,15 +119,18 @@ def build(threads: Sequence[Thread]) -> Any:
         if thread.system_prompt:
             cells.append(new_code_cell(system_line(one_line(thread.name), thread.system_prompt),
                                        id=_cell_id(None, f"{tag}-system", used)))
-        line = f"%%chat -t {quote_arg(one_line(thread.name))}\n"
+        line = f"%%chat -t {quote_arg(one_line(thread.name))}"
         for index, turn in enumerate(thread.turns):
+            named = "".join(f" --image {quote_arg(one_line(i.name))}" for i in turn.images
+                            if i.name)
             cells.append(new_code_cell(
-                line + turn.user, id=_cell_id(turn.cell_id, f"{tag}-turn-{index}", used),
-                outputs=[_reply_output(thread.name, index, turn)]))
+                line + named + "\n" + turn.user,
+                id=_cell_id(turn.cell_id, f"{tag}-turn-{index}", used),
+                outputs=[_reply_output(thread.name, index, turn, shown_images)]))
     notebook = new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
-        KEY: {"format": FORMAT, "version": VERSION},
+        KEY: {"format": FORMAT, "version": version_for(threads)},
     })
     notebook.nbformat_minor = 5
     return notebook
@@ -251,7 +270,31 @@ def _scan(src: Source, data: dict[str, Any], *, strict: bool
     return replies, prompts, result
 
 
-def _turn(src: Source, reply: _Reply) -> tuple[str, int, Turn]:
+def _images(replies: Sequence[_Reply]) -> dict[str, Image]:
+    """Every image the reply outputs show, by SHA-256 (what their metadata names them by).
+
+    Only images whose bytes hash to a SHA-256 some output's metadata names are kept; an
+    image named but not found is reported by the turn that names it.
+    """
+    named = {ref.get("sha256") for reply in replies
+             for ref in reply.meta.get("images") or [] if isinstance(ref, dict)}
+    found: dict[str, Image] = {}
+    for reply in replies:
+        page = reply.data.get("text/html")
+        page = "".join(page) if isinstance(page, list) else page
+        if not named or not isinstance(page, str) or "data:image/" not in page:
+            continue
+        for match in _DATA_IMAGE.finditer(page):
+            try:
+                image = Image.from_bytes(base64.b64decode(match.group(2), validate=True))
+            except (UsageProblem, ValueError):
+                continue  # not one of ours: the turn that names its hash reports it missing
+            if image.sha256 in named:
+                found[image.sha256] = image
+    return found
+
+
+def _turn(src: Source, reply: _Reply, images: dict[str, Image]) -> tuple[str, int, Turn]:
     where = f"cell {reply.position + 1}"
     meta = reply.meta
     name = field(src, where, meta, "thread", (str,))
@@ -264,7 +307,7 @@ def _turn(src: Source, reply: _Reply) -> tuple[str, int, Turn]:
     else:
         user = reply.body if meta.get("transcript") else reply.body.strip("\n")
     turn = decode_turn(src, f"{where} (turn {index} of {name!r})", meta, user,
-                       _reply_text(src, where, reply.data, meta))
+                       _reply_text(src, where, reply.data, meta), images)
     return name, index, turn
 
 
@@ -273,8 +316,9 @@ def read_transcript(src: Source, data: dict[str, Any]) -> NotebookRead:
     check_header(src, (data.get("metadata") or {}).get(KEY), "the notebook metadata")
     replies, prompts, result = _scan(src, data, strict=True)
     turns: dict[str, list[Turn]] = {name: [] for name in prompts}
+    images = _images(replies)
     for reply in replies:
-        name, index, turn = _turn(src, reply)
+        name, index, turn = _turn(src, reply, images)
         held = turns.setdefault(name, [])
         if index != len(held):
             src.fail(f"cell {reply.position + 1}: turn index {shown(index)} where {len(held)} "
@@ -295,6 +339,7 @@ def read_live(src: Source, data: dict[str, Any], *, use_cell_ids: bool) -> Noteb
     """
     replies, _, result = _scan(src, data, strict=False)
     found: dict[str, dict[int, Turn]] = {}
+    images = _images(replies)
     for reply in replies:
         sent = reply.meta.get("user")
         if ("--vars" in reply.line.split() and not reply.meta.get("transcript")
@@ -302,7 +347,7 @@ def read_live(src: Source, data: dict[str, Any], *, use_cell_ids: bool) -> Noteb
             # Older outputs: the message sent was the interpolated text, not kept anywhere.
             result.interpolated += 1
             continue
-        name, index, turn = _turn(src, reply)
+        name, index, turn = _turn(src, reply, images)
         if use_cell_ids and reply.cell_id is not None:
             turn.cell_id = reply.cell_id
         # Kernel order, not cell order; of two outputs claiming a slot the later one won.

@@ -45,30 +45,39 @@ class Recorder:
                 "name, so that recording never overwrites your own file."
             )
         self._lines: list[str] = []
+        #: SHA-256 of each image the .jsonl file holds: each is written once (SPEC 15).
+        self._images: set[str] = set()
         if self._suffix == ".jsonl":
             if append and exists:
                 # Refuse to append to anything that isn't a whole recording.
                 text = read_text(self.path)
-                jsonl.parse(Source(self.path), text)
+                self._images = set(jsonl.parse_recording(Source(self.path), text)[1])
                 self._lines = [text]
             else:
                 self._lines = [jsonl.header(started=now_iso())]
             # What the threads hold already, so the file documents every later turn's context.
             for thread in session.threads.values():
-                self._lines += [jsonl.event(thread, i, snapshot=True)
-                                for i in range(len(thread.turns))]
+                for i in range(len(thread.turns)):
+                    self._lines += jsonl.image_lines(thread, i, self._images)
+                    self._lines.append(jsonl.event(thread, i, snapshot=True))
                 if thread.system_prompt and not thread.turns:
                     self._lines.append(jsonl.event(thread))
         self._write()
         self._unsubscribe = session.subscribe(self._heard)
 
-    def _write(self, *lines: str) -> None:
-        """Replace the file with what it should now hold, atomically."""
+    def _write(self, *lines: str, images: set[str] | None = None) -> None:
+        """Replace the file with what it should now hold, atomically.
+
+        ``images``: the SHA-256s the .jsonl file holds once these lines are written,
+        kept only if the write succeeds (else the next write writes the image again).
+        """
         from . import dumps
 
         with self._lock:
             if self._suffix == ".jsonl":
                 text = "".join([*self._lines, *lines])
+                if images or self._images:
+                    text = jsonl.with_images_version(text)
             else:
                 session = self._session
                 threads = session.copies([t for t in session.threads.values()
@@ -83,10 +92,14 @@ class Recorder:
                 ) from None
             if lines:
                 self._lines = [text]
+            if images is not None:
+                self._images = images
 
     def append(self, thread: Thread, index: int) -> None:
         """A turn was committed: write it now (errors reach the cell that made it)."""
-        self._write(jsonl.event(thread, index))
+        written = set(self._images)
+        images = jsonl.image_lines(thread, index, written) if self._suffix == ".jsonl" else []
+        self._write(*images, jsonl.event(thread, index), images=written)
 
     def _heard(self, event: ThreadEvent) -> None:
         if event.kind is EventKind.COMMIT:
@@ -95,7 +108,8 @@ class Recorder:
         if thread is None:
             return
         if event.kind is EventKind.LOAD:
-            self._write(*jsonl.snapshot(thread))
+            written = set(self._images)
+            self._write(*jsonl.snapshot(thread, written), images=written)
         else:
             self._write(jsonl.event(thread))
 

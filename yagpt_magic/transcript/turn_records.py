@@ -6,10 +6,24 @@ comments, ``.ipynb`` in output metadata), so reading checks every field here, on
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..core.conversation import ContextHash, Message, Thread, ToolCall, ToolRound, Turn, Usage
+from ..core.conversation import (
+    ContextHash,
+    Message,
+    Thread,
+    ToolCall,
+    ToolRound,
+    Turn,
+    Usage,
+    user_message,
+)
+from ..core.images import FORMATS, Image
+from ..core.errors import UsageProblem
 from ..core.session import turn_metadata
 from .files import Source, shown
 
@@ -42,8 +56,9 @@ def field(src: Source, where: str, record: dict[str, Any], name: str, kinds: Any
     return value
 
 
-def decode_turn(src: Source, where: str, record: Any, user: str, reply: str) -> Turn:
-    """A ``Turn`` from a record, checking every field's type."""
+def decode_turn(src: Source, where: str, record: Any, user: str, reply: str,
+                images: Mapping[str, Image] | None = None) -> Turn:
+    """A ``Turn`` from a record, checking every field's type; ``images`` by SHA-256."""
     if not isinstance(record, dict):
         src.fail(f"{where}: turn metadata is not an object")
     usage = field(src, where, record, "usage", (dict,))
@@ -84,7 +99,74 @@ def decode_turn(src: Source, where: str, record: Any, user: str, reply: str) -> 
         schema=field(src, where, record, "schema", (str, type(None)), None),
         value=record.get("value"),
         api=field(src, where, record, "api", (str,), ""),
+        images=decode_image_refs(src, where, field(src, where, record, "images", (list,), []),
+                                 images or {}),
     )
+
+
+# -- images (SPEC 15): each kept once per SHA-256, turns refer to them ---------------------
+
+
+def images_table(threads: Iterable[Thread]) -> dict[str, dict[str, str]]:
+    """Every image the threads sent, once each: SHA-256 -> ``{"mime", "data"}`` (base64)."""
+    table: dict[str, dict[str, str]] = {}
+    for thread in threads:
+        for turn in thread.turns:
+            for image in turn.images:
+                if image.sha256 not in table:
+                    table[image.sha256] = {
+                        "mime": image.mime, "data": base64.b64encode(image.data).decode("ascii")}
+    return table
+
+
+def decode_image(src: Source, where: str, sha: Any, entry: Any) -> Image:
+    """One stored image, checked whole: its bytes must be the image its SHA-256 names."""
+    if not isinstance(sha, str) or not _SHA.match(sha):
+        src.fail(f"{where}: {shown(sha)} is not a SHA-256 hex digest")
+    if not isinstance(entry, dict):
+        src.fail(f"{where}: image {sha[:12]}… is not an object")
+    mime = field(src, where, entry, "mime", (str,))
+    text = field(src, where, entry, "data", (str,))
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        src.fail(f"{where}: image {sha[:12]}… is not valid base64 (corrupted)")
+    try:
+        image = Image.from_bytes(data)
+    except UsageProblem as err:
+        src.fail(f"{where}: image {sha[:12]}… is not a readable image "
+                 f"({str(err).split(';')[0]})")
+    if image.sha256 != sha:
+        src.fail(f"{where}: image {sha[:12]}… does not match its SHA-256 (edited or corrupted)")
+    if image.mime != mime:
+        src.fail(f"{where}: image {sha[:12]}… is {FORMATS[image.mime]}, not {shown(mime)}")
+    return image
+
+
+def decode_images(src: Source, where: str, table: Any) -> dict[str, Image]:
+    """A stored image table (SHA-256 -> ``{"mime", "data"}``), every image checked."""
+    if not isinstance(table, dict):
+        src.fail(f"{where}: the images are not an object")
+    return {sha: decode_image(src, where, sha, entry) for sha, entry in table.items()}
+
+
+def decode_image_refs(src: Source, where: str, refs: list[Any],
+                      images: Mapping[str, Image]) -> tuple[Image, ...]:
+    """A turn's images, as its record names them (``{"sha256", "name"}``), from the table."""
+    found = []
+    for n, ref in enumerate(refs):
+        at = f"{where} image {n}"
+        if not isinstance(ref, dict):
+            src.fail(f"{at}: not an object")
+        sha = field(src, at, ref, "sha256", (str,))
+        name = field(src, at, ref, "name", (str,), "")
+        image = images.get(sha)
+        if image is None:
+            src.fail(f"{at} ({shown(name) if name else 'unnamed'}, sha256 {sha[:12]}…) is "
+                     "missing from the file")
+        found.append(Image(image.data, image.mime, image.sha256, image.width, image.height,
+                           name))
+    return tuple(found)
 
 
 def decode_tool_rounds(src: Source, where: str, rounds: list[Any]) -> tuple[ToolRound, ...]:
@@ -130,7 +212,7 @@ def sent_messages(thread: Thread, index: int) -> list[Message]:
         messages.append({"role": "system", "text": turn.system_prompt})
     for earlier in thread.turns[start:index]:
         messages.extend(earlier.messages())
-    messages.append({"role": "user", "text": turn.user})
+    messages.append(user_message(turn.user, turn.images))
     return messages
 
 
@@ -147,7 +229,7 @@ def check_hashes(src: Source, thread: Thread, *, lenient: bool) -> None:
         if turn.context_start is not None and turn.context_start > index:
             src.fail(f"turn {index} of {thread.name!r}: context_start is after the turn")
         digest = hashes.of(thread, turn.user, start=turn.context_start or 0, upto=index,
-                           system=turn.system_prompt)
+                           system=turn.system_prompt, images=turn.images)
         if digest != turn.sha256:
             if lenient:
                 thread.mark_stale(index)
