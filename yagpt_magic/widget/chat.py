@@ -33,6 +33,10 @@ Why it is built the way it is:
   child, adds them to these standard controls.
 - Regenerate and Edit redo the last turn as a new version of it, committed in place
   when the reply completes (``session.ask(at=...)``: the rules of a cell re-run).
+- Images (SPEC 15): an attach button (ipywidgets' ``FileUpload``), shown only while
+  the model in the selector reads images; each file is checked as ``%%chat --image``
+  checks it (PNG/JPEG/WebP by its bytes, at most 3 MiB) as soon as it arrives, listed
+  under the box, and goes with the next message; it is cleared once that turn commits.
 - Displayed, the widget is followed by a static ``text/html`` transcript output (kept
   current, hidden while the live widget is drawn) for a saved notebook reopened
   without its kernel; a terminal gets one line instead.
@@ -49,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..core.errors import ChatError, UsageProblem
-from ..core.models import checked_model
+from ..core.models import checked_model, reads_images
 from ..core.session import EventKind, ThreadEvent
 from ..display.reply import ReplyDisplay, ReplyView, ask_and_show
 from .approval import ToolPanel
@@ -59,6 +63,7 @@ from .turn_view import Outputs, TurnView, bundle_of, descendants, plain
 if TYPE_CHECKING:
     from ..core.backend import RequestOptions
     from ..core.conversation import Turn
+    from ..core.images import Image
     from ..core.session import ChatSession
     from ..core.structured import Schema
 
@@ -105,7 +110,10 @@ class ChatWidget(widgets.VBox):
         self._unsubscribe: Callable[[], None] | None = None
         self._editing: int | None = None
         self.transcript = StaticTranscript(
-            session, thread, lambda turn: self._reply_outputs(turn.reply, turn.status)[0]["data"])
+            session, thread,
+            lambda turn: self._reply_outputs(turn.reply, turn.status, turn.images)[0]["data"])
+        #: Images attached for the next message (SPEC 15), already checked.
+        self.attached: list[Image] = []
 
         # One Layout model each, shared by every turn: a new turn opens no Layout comms.
         self._layouts = {
@@ -154,7 +162,12 @@ class ChatWidget(widgets.VBox):
             description="temperature", readout_format=".2f",
             style={"description_width": "initial"},
         )
+        self.attach_button = widgets.FileUpload(
+            accept="image/png,image/jpeg,image/webp", multiple=True,
+            description="Attach image", tooltip="Images go with the next message "
+                                                "(for a model that reads images)")
         # Text lines, not Labels: a Label's text is typeset by MathJax (front.TextLine).
+        self.attached_line = TextLine()
         self.usage_line = TextLine()
         self.status_line = TextLine("idle")
         self.tool_panel = ToolPanel()  # SPEC 12: calls as they happen, Run / Don't run
@@ -166,6 +179,8 @@ class ChatWidget(widgets.VBox):
             (self.regenerate_button, "yagpt-regenerate"),
             (self.edit_button, "yagpt-edit"),
             (self.model_box, "yagpt-model"),
+            (self.attach_button, "yagpt-attach"),
+            (self.attached_line, "yagpt-attached"),
             (self.temperature_slider, "yagpt-temperature"),
             (self.usage_line, "yagpt-usage"),
             (self.status_line, "yagpt-status"),
@@ -176,14 +191,17 @@ class ChatWidget(widgets.VBox):
         self.clear_button.on_click(self._on_clear)
         self.regenerate_button.on_click(self._on_regenerate)
         self.edit_button.on_click(self._on_edit)
+        self.attach_button.observe(self._on_attach, names="value")
+        self.model_box.observe(self._on_model, names="value")
+        self._on_model()
         controls = widgets.HBox(
             [self.send_button, self.stop_button, self.regenerate_button, self.edit_button,
-             self.clear_button, self.model_box, self.temperature_slider],
+             self.clear_button, self.model_box, self.temperature_slider, self.attach_button],
             layout=widgets.Layout(flex_flow="row wrap"),
         )
         super().__init__(
-            [self.history, self.tool_panel, self.message_box, controls, self.usage_line,
-             self.status_line, self.behavior],
+            [self.history, self.tool_panel, self.message_box, controls, self.attached_line,
+             self.usage_line, self.status_line, self.behavior],
             **kwargs,
         )
         self.add_class("yagpt-chat")
@@ -238,10 +256,12 @@ class ChatWidget(widgets.VBox):
         self._links.append(link)
         return link
 
-    def _reply_outputs(self, text: str, status: str = "") -> Outputs:
+    def _reply_outputs(self, text: str, status: str = "", images: tuple[Image, ...] = ()
+                       ) -> Outputs:
         settings = self.session.settings
         view = ReplyView(thread=self.thread_name, text=text, status=status,
-                         allow_html=settings.allow_html, image_hosts=settings.image_hosts)
+                         allow_html=settings.allow_html, image_hosts=settings.image_hosts,
+                         images=images)
         return bundle_of(view._repr_mimebundle_()[0])
 
     def _turn_view(self, user: str, reply: Outputs, *, live: bool = False) -> TurnView:
@@ -256,7 +276,8 @@ class ChatWidget(widgets.VBox):
         return TurnView(box, user_out, reply_out, meta)
 
     def _view_of(self, turn: Turn, index: int) -> TurnView:
-        view = self._turn_view(turn.user, self._reply_outputs(turn.reply, turn.status))
+        view = self._turn_view(turn.user,
+                               self._reply_outputs(turn.reply, turn.status, turn.images))
         view.meta.value = turn_meta(turn, index)
         if turn.stale:
             self._mark_stale(view, True)
@@ -384,7 +405,7 @@ class ChatWidget(widgets.VBox):
             # A cell re-run replaced this turn: update it alone.
             view = self._turns[index]
             view.user.outputs = plain(turn.user)
-            view.reply.outputs = self._reply_outputs(turn.reply, turn.status)
+            view.reply.outputs = self._reply_outputs(turn.reply, turn.status, turn.images)
         else:
             self._rebuild()
             return
@@ -402,6 +423,35 @@ class ChatWidget(widgets.VBox):
             self._mark_stale(shown, later.stale)
             shown.meta.value = turn_meta(later, at)
         self._update_usage()
+
+    # -- images (SPEC 15) ------------------------------------------------------------------
+    def _on_model(self, _change: Any = None) -> None:
+        """The attach button is there only while the chosen model reads images."""
+        sees = reads_images(self.model_box.value.strip() or self.session.settings.model)
+        self.attach_button.layout.display = None if sees else "none"
+        self.attached_line.layout.display = None if sees else "none"
+
+    def _on_attach(self, change: dict[str, Any]) -> None:
+        """Files arrived: check each now (a bad one is named in the status line, not kept)."""
+        from ..core.images import Image
+
+        refused = []
+        for upload in change["new"] or ():
+            try:
+                self.attached.append(Image.from_bytes(bytes(upload["content"]),
+                                                      str(upload["name"])))
+            except UsageProblem as err:
+                refused.append(str(err))
+        if change["new"]:
+            self.attach_button.value = ()  # the same file may be attached again later
+        self._show_attached()
+        if refused:
+            self.status_line.value = "error: " + " ".join(refused)
+
+    def _show_attached(self) -> None:
+        self.attached_line.value = ("attached for the next message: "
+                                    + "; ".join(i.label for i in self.attached)
+                                    if self.attached else "")
 
     # -- buttons (the kernel's main thread: never block here) --------------------------
     def _on_send(self, _button: Any = None) -> None:
@@ -479,8 +529,10 @@ class ChatWidget(widgets.VBox):
                 pending.user.outputs = plain(text)
                 pending.reply.outputs = ()
                 pending.reply.add_class("yagpt-live")
+            # A new turn takes what is attached; a new version of a turn, that turn's images.
+            images = tuple(self.attached) if at is None else turns[at].images
             worker = threading.Thread(
-                target=self._run, args=(text, options, cancel, pending, cell_id),
+                target=self._run, args=(text, options, cancel, pending, cell_id, images),
                 name=f"yagpt-widget-{self.thread_name}", daemon=True,
             )
             pending.worker = worker
@@ -516,7 +568,7 @@ class ChatWidget(widgets.VBox):
         elif pending.at < len(thread.turns):
             turn = thread.turns[pending.at]
             pending.user.outputs = plain(turn.user)
-            pending.reply.outputs = self._reply_outputs(turn.reply, turn.status)
+            pending.reply.outputs = self._reply_outputs(turn.reply, turn.status, turn.images)
             pending.reply.remove_class("yagpt-live")
 
     # -- display -----------------------------------------------------------------------
@@ -545,7 +597,7 @@ class ChatWidget(widgets.VBox):
     # -- the worker thread -------------------------------------------------------------
     def _run(
         self, text: str, options: RequestOptions, cancel: threading.Event, pending: TurnView,
-        cell_id: str | None,
+        cell_id: str | None, images: tuple[Image, ...] = (),
     ) -> None:
         streaming = False
 
@@ -567,9 +619,13 @@ class ChatWidget(widgets.VBox):
                                   options=options, cancel=cancel, at=pending.at,
                                   cell_id=cell_id, schema=self.schema,
                                   approve=self.tool_panel.approve,
-                                  on_tool=self.tool_panel.show)
+                                  on_tool=self.tool_panel.show, images=images)
             if self.schema is not None:
                 self.value = answer.value
+            if images:  # sent and kept in the thread: no longer waiting for a message
+                with self._lock:
+                    self.attached = [i for i in self.attached if i not in images]
+                    self._show_attached()
         except ChatError as err:
             status = (
                 "stopped: the partial reply was not added to the thread."
