@@ -32,7 +32,7 @@ GEMMA = "gpt://b1gtest/gemma-3-27b-it/latest"
 def commit(thread: Thread, user: str, reply: str, images: tuple[Image, ...] = (),
            start: int = 0) -> Turn:
     index = len(thread.turns)
-    turn = Turn(user=user, reply=reply, model=GEMMA, usage=Usage(0, 5, 0, 5),
+    turn = Turn(user=user, reply=reply, model=GEMMA, usage=Usage(276, 20, 0, 296),
                 sha256=thread.request_sha256(user, upto=index, start=start, images=images),
                 context_start=start, images=images, started="2026-01-01T00:00:00Z",
                 finished="2026-01-01T00:00:01Z",
