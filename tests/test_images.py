@@ -169,3 +169,43 @@ def test_tokens_are_256_an_image() -> None:
 def test_image_type_reads_only_magic_bytes() -> None:
     assert image_type(b"GIF89a......") is None
     assert image_type(b"RIFF\0\0\0\0WAVE") is None
+
+
+def test_a_thread_with_an_image_goes_through_the_sdk_to_the_http_api() -> None:
+    """The message parts as the OpenAI-compatible backend sends them, through the
+    unmodified SDK's ``chat`` domain to the emulator's HTTP API: the image is read,
+    counted at 256 tokens, and sent again with the next turn as context."""
+    from yandex_ai_studio_sdk import AIStudio
+    from yandex_ai_studio_sdk.retry import RetryPolicy
+
+    from yagpt_magic.conversation import Thread, Turn, message_images, message_text
+    from yagpt_magic.emulator import Emulator
+    from yagpt_magic.emulator.openai_http import ChatHTTPServer
+
+    from .conftest import TEST_API_KEY
+
+    def api(messages: list[dict]) -> list[dict]:  # what the backend does with each message
+        return [{"role": m["role"], "content": message_content(message_text(m),
+                                                               message_images(m))}
+                for m in messages]
+
+    red = Image.from_bytes(png(8, 8, (255, 0, 0)), "red.png")
+    emu = Emulator(api_key=TEST_API_KEY).start()
+    http = ChatHTTPServer(emu.state).start()
+    try:
+        sdk = AIStudio(folder_id="b1gtest", auth=TEST_API_KEY, endpoint=emu.address,
+                       verify=False, service_map={"http_completions": http.url},
+                       retry_policy=RetryPolicy(max_attempts=1))
+        model = sdk.chat.completions("gemma-3-27b-it")
+        thread = Thread("t")
+        first = model.run(api(thread.request("What is this?", images=(red,))))
+        alone = model.run(api(thread.request("What is this?")))
+        assert first.usage.prompt_tokens - alone.usage.prompt_tokens == IMAGE_TOKENS
+        assert red.sha256[:8] in first.alternatives[0].text  # the emulator names what it read
+        thread.commit(Turn("What is this?", first.alternatives[0].text, images=(red,)))
+        again = model.run(api(thread.request("And its colour?")))
+        assert again.usage.prompt_tokens > first.usage.prompt_tokens + 1  # sent as context
+        assert red.sha256[:8] in again.alternatives[0].text
+    finally:
+        http.stop()
+        emu.stop()
