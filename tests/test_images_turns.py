@@ -30,9 +30,9 @@ GEMMA = "gpt://b1gtest/gemma-3-27b-it/latest"
 
 
 def commit(thread: Thread, user: str, reply: str, images: tuple[Image, ...] = (),
-           start: int = 0) -> Turn:
+           start: int = 0, usage: Usage = Usage(276, 20, 0, 296)) -> Turn:
     index = len(thread.turns)
-    turn = Turn(user=user, reply=reply, model=GEMMA, usage=Usage(276, 20, 0, 296),
+    turn = Turn(user=user, reply=reply, model=GEMMA, usage=usage,
                 sha256=thread.request_sha256(user, upto=index, start=start, images=images),
                 context_start=start, images=images, started="2026-01-01T00:00:00Z",
                 finished="2026-01-01T00:00:01Z",
@@ -69,9 +69,9 @@ def test_the_hash_covers_the_images_and_stays_as_it_was_without_them() -> None:
 
 
 def test_fitting_counts_256_tokens_an_image() -> None:
-    thread = Thread("t")
-    commit(thread, "first", "one", (RED, BLUE))
-    commit(thread, "second", "two")
+    thread = Thread("t")  # no usage seen yet: only the counts below tell the sizes
+    commit(thread, "first", "one", (RED, BLUE), usage=Usage())
+    commit(thread, "second", "two", usage=Usage())
     assert thread.turns[0].bound == 2 * IMAGE_TOKENS + thread.turns[1].bound - len(
         "second") + len("first")
 
