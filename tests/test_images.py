@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.imagefiles import png
+from yagpt_magic.core.errors import UsageProblem
 from yagpt_magic.core.images import (
     IMAGE_TOKENS,
     MAX_IMAGE_BYTES,
@@ -24,7 +25,6 @@ from yagpt_magic.core.images import (
     message_content,
     read_image,
 )
-from yagpt_magic.core.errors import UsageProblem
 
 RECORDING = Path(__file__).parent / "real_traffic/chat/test_multimodal.yaml"
 
@@ -178,7 +178,7 @@ def test_a_thread_with_an_image_goes_through_the_sdk_to_the_http_api() -> None:
     from yandex_ai_studio_sdk import AIStudio
     from yandex_ai_studio_sdk.retry import RetryPolicy
 
-    from yagpt_magic.conversation import Thread, Turn, message_images, message_text
+    from yagpt_magic.core.conversation import Thread, Turn, message_images, message_text
     from yagpt_magic.emulator import Emulator
     from yagpt_magic.emulator.openai_http import ChatHTTPServer
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from tests.imagefiles import png
 from yagpt_magic.core.conversation import Thread
 from yagpt_magic.core.images import Image
-from yagpt_magic.display.render import THUMBNAIL, reply_html, thumbnails_html
 from yagpt_magic.core.session import ChatSession
-from yagpt_magic.transcript import save_threads
+from yagpt_magic.display.render import THUMBNAIL, reply_html, thumbnails_html
 from yagpt_magic.display.reply import ReplyView
+from yagpt_magic.transcript import save_threads
 
 from .test_images_turns import commit
 

@@ -16,8 +16,8 @@ import pytest
 
 from tests.imagefiles import png
 from yagpt_magic.core.conversation import Thread, Turn, Usage
-from yagpt_magic.core.images import Image
 from yagpt_magic.core.errors import TranscriptError
+from yagpt_magic.core.images import Image
 from yagpt_magic.core.session import ChatSession
 from yagpt_magic.transcript import Recorder, load_threads, read_notebook, save_threads
 

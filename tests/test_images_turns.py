@@ -17,9 +17,9 @@ from yagpt_magic.core.conversation import (
     message_cost_bound,
     messages_sha256,
 )
+from yagpt_magic.core.fitting import fit_to_window
 from yagpt_magic.core.images import IMAGE_TOKENS, Image
 from yagpt_magic.emulator import Emulator
-from yagpt_magic.core.fitting import fit_to_window
 from yagpt_magic.transcript import save_threads
 
 from .conftest import fails, magics_of
@@ -27,10 +27,12 @@ from .conftest import fails, magics_of
 RED = Image.from_bytes(png(6, 4, (255, 0, 0)), "red.png")
 BLUE = Image.from_bytes(png(3, 9, (0, 0, 255)), "blue.png")
 GEMMA = "gpt://b1gtest/gemma-3-27b-it/latest"
+#: What a recorded Gemma turn with one image reported (the recording's 276 prompt tokens).
+RECORDED = Usage(276, 20, 0, 296)
 
 
 def commit(thread: Thread, user: str, reply: str, images: tuple[Image, ...] = (),
-           start: int = 0, usage: Usage = Usage(276, 20, 0, 296)) -> Turn:
+           start: int = 0, usage: Usage = RECORDED) -> Turn:
     index = len(thread.turns)
     turn = Turn(user=user, reply=reply, model=GEMMA, usage=usage,
                 sha256=thread.request_sha256(user, upto=index, start=start, images=images),

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.imagefiles import png
-from yagpt_magic.conversation import Thread
+from yagpt_magic.core.conversation import Thread
 from yagpt_magic.core.images import Image
 from yagpt_magic.emulator import Emulator
 from yagpt_magic.transcript import save_threads

@@ -23,7 +23,6 @@ from ..service.text_generation import TextGenerationBackend
 from . import models
 from .backend import Reply, RequestOptions
 from .conversation import Message, Thread, Turn, message_bound, message_text
-from .images import Image, image_from
 from .errors import (
     ChatError,
     ContentFiltered,
@@ -35,6 +34,7 @@ from .errors import (
     sendable,
 )
 from .fitting import Fit, WindowOverflow, fit_to_window
+from .images import Image, image_from
 from .settings import Settings
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.conversation import Thread, Turn
-from ..core.images import Image
 from ..core.errors import UsageProblem
+from ..core.images import Image
 from ..display.reply import ReplyView, plain_notices
 from .files import FORMAT, KEY, VERSION, Source, check_header, shown, version_for
 from .markdown import fence, heading, one_line

@@ -22,8 +22,8 @@ from ..core.conversation import (
     Usage,
     user_message,
 )
-from ..core.images import FORMATS, Image
 from ..core.errors import UsageProblem
+from ..core.images import FORMATS, Image
 from ..core.session import turn_metadata
 from .files import Source, shown
 
