@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from .conversation import Message, Usage
+from .settings import default
 
 #: How a reply ended; a filtered one is never committed; ``tool_calls`` asks for calls.
 ReplyStatus = Literal["final", "truncated", "filtered", "tool_calls"]
@@ -32,10 +33,10 @@ class ToolDefinition:
 class RequestOptions:
     """The per-turn model settings, after config and per-cell flags are merged."""
 
-    model: str = "yandexgpt"
-    model_version: str = "latest"
-    temperature: float | None = 0.6
-    max_tokens: int | None = 2000
+    model: str = default("model")
+    model_version: str = default("model_version")
+    temperature: float | None = default("temperature")
+    max_tokens: int | None = default("max_tokens")
     reasoning_mode: str | None = None
     stream: bool = True
     #: Function tools offered with the request (SPEC 12).

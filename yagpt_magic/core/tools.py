@@ -27,10 +27,11 @@ from typing import Any, Literal
 from .backend import Reply, RequestOptions, ToolDefinition
 from .conversation import Message, ToolCall, ToolRound
 from .errors import Interrupted, ServiceError, UsageProblem, scrub
+from .settings import ToolPolicy, default
 
 #: The ``tool_calls`` setting: ask before each call, run them all, or refuse them all.
-Policy = Literal["ask", "auto", "never"]
-POLICIES: tuple[str, ...] = ("ask", "auto", "never")
+Policy = ToolPolicy
+POLICIES: tuple[str, ...] = typing.get_args(ToolPolicy)
 
 #: Decides one call: (function name, arguments) -> run it?
 Approver = Callable[[str, Mapping[str, Any]], bool]
@@ -313,11 +314,11 @@ class ToolRun:
     """How one turn treats tool calls: what is offered, the policy, and who is asked."""
 
     tools: Mapping[str, Tool]
-    policy: Policy = "ask"
+    policy: Policy = default("tool_calls")
     approve: Approver | None = None
     on_event: Callable[[ToolEvent], None] | None = None
-    result_limit: int = 4000
-    max_rounds: int = 5
+    result_limit: int = default("tool_result_limit")
+    max_rounds: int = default("max_tool_rounds")
     cancel: threading.Event | None = None
     #: Credentials this kernel knows: a result is scrubbed of them (as an error text is)
     #: before it is shown, kept in the turn or sent to the model.

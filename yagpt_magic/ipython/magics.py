@@ -17,6 +17,7 @@ from traitlets import (
     Int,
     List,
     TraitError,
+    TraitType,
     Unicode,
     observe,
     validate,
@@ -32,7 +33,7 @@ from ..core.errors import (
     sentence,
 )
 from ..core.models import checked_model
-from ..core.settings import NAMES, Settings
+from ..core.settings import CHECKED, NAMES, SPECS, Settings, problem
 from ..core.template import split_code
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
@@ -63,36 +64,59 @@ def _purge_credentials(config: Any) -> None:
         del section[name]
 
 
+def configurable(name: str) -> TraitType[Any, Any]:
+    """The ``%config`` traitlet of setting ``name``: default, help and choices from its field.
+
+    The trait's type follows the default's (a tuple is a list of strings); a setting
+    with choices is a case-insensitive enum. Nothing about a setting is written here.
+    """
+    spec = SPECS[name]
+    trait: TraitType[Any, Any]
+    if spec.choices:
+        trait = CaselessStrEnum(list(spec.choices), default_value=spec.default, help=spec.help)
+    elif isinstance(spec.default, bool):
+        trait = Bool(spec.default, help=spec.help)
+    elif isinstance(spec.default, int):
+        trait = Int(spec.default, help=spec.help)
+    elif isinstance(spec.default, float):
+        trait = Float(spec.default, help=spec.help)
+    elif isinstance(spec.default, tuple):
+        trait = List(Unicode(), default_value=list(spec.default), help=spec.help)
+    else:
+        trait = Unicode(spec.default, help=spec.help)
+    return trait.tag(config=True)
+
+
 @magics_class
 class ChatMagics(Magics):
     """Chat with YandexGPT: ``%%chat`` for a turn, ``%chat`` for commands."""
 
-    model = Unicode("yandexgpt", help="Model: yandexgpt, yandexgpt-lite, NAME/VERSION or a gpt:// URI.").tag(config=True)  # noqa: E501
-    model_version = Unicode("latest", help="Model version: latest, rc or deprecated.").tag(config=True)  # noqa: E501
-    temperature = Float(0.6, help="Sampling temperature, 0..1.").tag(config=True)
-    max_tokens = Int(2000, help="Most tokens a reply may have; also reserved in the context window.").tag(config=True)  # noqa: E501
-    system_prompt = Unicode("", help="System prompt for new threads.").tag(config=True)
-    stream = Bool(True, help="Stream replies as they are written.").tag(config=True)
-    context_window = Int(0, help="Context window in tokens for every model; 0: each model's own (%chat models).").tag(config=True)  # noqa: E501
-    timeout = Float(30.0, help="Seconds to wait for the service to start answering (for --no-stream: for the whole answer).").tag(config=True)  # noqa: E501
-    folder_id = Unicode("", help="Yandex Cloud folder id (else env YC_FOLDER_ID / FOLDER_ID).").tag(config=True)  # noqa: E501
-    endpoint = Unicode("", help="gRPC endpoint host:port (else env YC_API_ENDPOINT, else the SDK default).").tag(config=True)  # noqa: E501
-    chat_endpoint = Unicode("", help="Base URL of the OpenAI-compatible API (Qwen3, gpt-oss, Gemma), e.g. http://127.0.0.1:8080/v1/ (else env YAGPT_CHAT_ENDPOINT, else the SDK's).").tag(config=True)  # noqa: E501
-    insecure = Bool(False, help="Plaintext gRPC and HTTP, for a local endpoint (or env YAGPT_INSECURE=1).").tag(config=True)  # noqa: E501
-    yc_profile = Unicode("", help="A yc CLI profile to take the credential from.").tag(config=True)
-    data_logging = Bool(False, help="Let the service log prompts (sent as enable_server_data_logging).").tag(config=True)  # noqa: E501
-    reasoning_mode = CaselessStrEnum(["", "disabled", "enabled_hidden", "low", "medium", "high"], default_value="", help="Reasoning: '' (unset); disabled or enabled_hidden (Text Generation API); low, medium or high effort (OpenAI-compatible API). Each model gets the nearest it takes.").tag(config=True)  # noqa: E501
-    verbose_errors = Bool(False, help="Show the full traceback of a failed request.").tag(config=True)  # noqa: E501
-    allow_html = Bool(False, help="Render raw HTML in replies (unsafe: replies are text you did not write).").tag(config=True)  # noqa: E501
-    image_hosts = List(Unicode(), help="Hosts whose images a reply may load.").tag(config=True)
-    tools = List(Unicode(), help="Functions of the notebook offered to the model on every turn (like --tools).").tag(config=True)  # noqa: E501
-    tool_calls = CaselessStrEnum(["ask", "auto", "never"], default_value="ask", help="Tool calls the model asks for: ask before each, auto (run), never (refuse).").tag(config=True)  # noqa: E501
-    max_tool_rounds = Int(5, help="Most rounds of tool calls in one turn before the model must answer.").tag(config=True)  # noqa: E501
-    tool_result_limit = Int(4000, help="Characters of a tool's result sent to the model; longer ones are cut with a note.").tag(config=True)  # noqa: E501
-    max_concurrency = Int(32, help="%%chat --map: most requests in flight at once; the rate adapts to the quota below it.").tag(config=True)  # noqa: E501
-    cache_dir = Unicode("", help="%%chat --map: directory of the finished-row cache ('' = ~/.cache/yagpt-magic/rows or $XDG_CACHE_HOME).").tag(config=True)  # noqa: E501
-    widget_send_key = CaselessStrEnum(["enter", "shift-enter"], default_value="enter", help="Chat widget: the key that sends; the other one makes a new line.").tag(config=True)  # noqa: E501
-    widget_height = Unicode("28em", help="Chat widget: the height its history scrolls within (a CSS length).").tag(config=True)  # noqa: E501
+    model = configurable("model")
+    model_version = configurable("model_version")
+    temperature = configurable("temperature")
+    max_tokens = configurable("max_tokens")
+    system_prompt = configurable("system_prompt")
+    stream = configurable("stream")
+    context_window = configurable("context_window")
+    timeout = configurable("timeout")
+    folder_id = configurable("folder_id")
+    endpoint = configurable("endpoint")
+    chat_endpoint = configurable("chat_endpoint")
+    insecure = configurable("insecure")
+    yc_profile = configurable("yc_profile")
+    data_logging = configurable("data_logging")
+    reasoning_mode = configurable("reasoning_mode")
+    verbose_errors = configurable("verbose_errors")
+    allow_html = configurable("allow_html")
+    image_hosts = configurable("image_hosts")
+    tools = configurable("tools")
+    tool_calls = configurable("tool_calls")
+    max_tool_rounds = configurable("max_tool_rounds")
+    tool_result_limit = configurable("tool_result_limit")
+    max_concurrency = configurable("max_concurrency")
+    cache_dir = configurable("cache_dir")
+    widget_send_key = configurable("widget_send_key")
+    widget_height = configurable("widget_height")
 
     def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
         _purge_credentials(getattr(shell, "config", None))
@@ -123,35 +147,12 @@ class ChatMagics(Magics):
         return self._session
 
     # -- validation -------------------------------------------------------------------
-    @validate("temperature")
-    def _check_temperature(self, proposal: dict[str, Any]) -> float:
-        if not 0.0 <= proposal["value"] <= 1.0:
-            raise TraitError(f"temperature must be between 0 and 1, not {proposal['value']}")
-        return proposal["value"]
-
-    @validate("max_tokens", "context_window")
-    def _check_positive(self, proposal: dict[str, Any]) -> int:
-        unset = proposal["trait"].name == "context_window" and proposal["value"] == 0
-        if proposal["value"] <= 0 and not unset:
-            raise TraitError(f"{proposal['trait'].name} must be a positive number of tokens")
-        return proposal["value"]
-
-    @validate("max_tool_rounds", "tool_result_limit")
-    def _check_tool_limits(self, proposal: dict[str, Any]) -> int:
-        if proposal["value"] <= 0:
-            raise TraitError(f"{proposal['trait'].name} must be a positive number")
-        return proposal["value"]
-
-    @validate("max_concurrency")
-    def _check_concurrency(self, proposal: dict[str, Any]) -> int:
-        if proposal["value"] <= 0:
-            raise TraitError("max_concurrency must be a positive number of requests")
-        return proposal["value"]
-
-    @validate("timeout")
-    def _check_timeout(self, proposal: dict[str, Any]) -> float:
-        if proposal["value"] <= 0:
-            raise TraitError("timeout must be a positive number of seconds")
+    @validate(*CHECKED)
+    def _check_range(self, proposal: dict[str, Any]) -> Any:
+        """Refuse a value out of its setting's range (``core/settings.py`` says which)."""
+        found = problem(proposal["trait"].name, proposal["value"])
+        if found is not None:
+            raise TraitError(found)
         return proposal["value"]
 
     @validate("folder_id", "endpoint", "chat_endpoint", "yc_profile", "model", "model_version",
@@ -349,10 +350,10 @@ class ChatMagics(Magics):
         return argparse.Namespace(**vars(parsed))
 
     def _check_flags(self, args: Any) -> None:
-        if args.temperature is not None and not 0.0 <= args.temperature <= 1.0:
-            raise UsageProblem(f"--temperature must be between 0 and 1, not {args.temperature}.")
-        if args.max_tokens is not None and args.max_tokens <= 0:
-            raise UsageProblem(f"--max-tokens must be a positive number, not {args.max_tokens}.")
+        for flag, name in (("--temperature", "temperature"), ("--max-tokens", "max_tokens")):
+            found = problem(name, getattr(args, name), label=flag)
+            if found is not None:
+                raise UsageProblem(f"{found}.")
         if args.model is not None:
             checked_model(args.model, "-m")
         if args.output is not None and not args.output.isidentifier():
