@@ -8,8 +8,12 @@ from yagpt_magic.core import models
 from yagpt_magic.core.models import (
     OPENAI_COMPATIBLE,
     TEXT_GENERATION,
+    ModelRef,
     api_for,
     context_window,
+    model_name,
+    name_and_version,
+    parse_model,
     reads_images,
     reasoning_value,
     served_elsewhere,
@@ -34,6 +38,43 @@ def test_yandexgpt_alice_fine_tunes_and_unknown_models_go_to_the_text_generation
 ])
 def test_qwen_gpt_oss_and_gemma_go_to_the_openai_compatible_api(model: str) -> None:
     assert api_for(model) == OPENAI_COMPATIBLE
+
+
+@pytest.mark.parametrize(("model", "ref"), [
+    ("yandexgpt", ModelRef("yandexgpt")),
+    ("yandexgpt-lite/rc", ModelRef("yandexgpt-lite", "rc")),
+    ("yandexgpt-lite/latest@tamr1234", ModelRef("yandexgpt-lite", "latest@tamr1234")),
+    ("gpt://b1g/yandexgpt/rc", ModelRef("yandexgpt", "rc", "b1g", uri=True)),
+    ("gpt://b1g/yandexgpt-lite/latest@tamr1", ModelRef("yandexgpt-lite", "latest@tamr1", "b1g",
+                                                       uri=True)),
+    # How the OpenAI-compatible API names the model that answered (recorded traffic).
+    ("gpt://qwen3-235b-a22b-fp8/latest", ModelRef("qwen3-235b-a22b-fp8", "latest", uri=True)),
+    ("gpt://b1g/yandexgpt", ModelRef("yandexgpt", "", "b1g", uri=True)),
+])
+def test_every_way_of_writing_a_model_reads_as_its_name_version_and_folder(
+    model: str, ref: ModelRef,
+) -> None:
+    assert parse_model(model) == ref
+    assert model_name(model) == ref.name
+
+
+def test_the_model_that_answered_over_http_is_known_by_its_name() -> None:
+    assert api_for("gpt://qwen3-235b-a22b-fp8/latest") == OPENAI_COMPATIBLE
+    assert context_window("gpt://gemma-3-27b-it/latest") == 131_072
+    assert parse_model("gpt://gemma-3-27b-it/latest").short == "gemma-3-27b-it/latest"
+    assert parse_model("gpt://b1g/yandexgpt/rc").short == "yandexgpt/rc"
+
+
+@pytest.mark.parametrize(("model", "asked"), [
+    ("yandexgpt", ("yandexgpt", "latest")),
+    ("yandexgpt-lite/rc", ("yandexgpt-lite", "rc")),
+    ("yandexgpt-lite/latest@tamr1", ("yandexgpt-lite", "latest@tamr1")),
+    ("gpt://b1g/yandexgpt/rc", ("gpt://b1g/yandexgpt/rc", "latest")),  # the SDK takes a URI whole
+])
+def test_the_sdk_is_asked_for_the_written_version_else_the_configured_one(
+    model: str, asked: tuple[str, str],
+) -> None:
+    assert name_and_version(model, "latest") == asked
 
 
 def test_windows_are_the_documented_ones_and_the_override_holds_for_every_model() -> None:

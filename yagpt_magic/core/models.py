@@ -70,12 +70,62 @@ MODELS: tuple[Model, ...] = (
 _BY_NAME = {model.name: model for model in MODELS}
 
 
-def model_name(model: str) -> str:
-    """``yandexgpt``, ``yandexgpt-lite/rc``, ``NAME/latest@suffix`` or a ``gpt://`` URI -> NAME."""
+#: The versions a model is served at; how a two-part URI tells ``NAME/VERSION`` from
+#: ``FOLDER/NAME``.
+VERSIONS = ("latest", "rc", "deprecated")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as a user writes it or the service names it, in its parts.
+
+    The forms: ``yandexgpt``, ``yandexgpt-lite/rc``, ``NAME/latest@tune`` (a fine-tune),
+    ``gpt://FOLDER/NAME/VERSION`` (the SDK's and the Text Generation API's URI) and
+    ``gpt://NAME/VERSION`` (how the OpenAI-compatible API names the model it ran).
+    """
+
+    #: The model's name in ``MODELS`` (a fine-tune's: its base's).
+    name: str
+    #: ``rc``, ``latest@tune``; "" when none is written.
+    version: str = ""
+    #: A URI's folder; "" when none is written.
+    folder: str = ""
+    #: Whether it was written as a URI (``gpt://…``), which the SDK takes whole.
+    uri: bool = False
+
+    @property
+    def short(self) -> str:
+        """``NAME/VERSION`` (or ``NAME``): what a view shows for the model that answered."""
+        return f"{self.name}/{self.version}" if self.version else self.name
+
+
+def parse_model(model: str) -> ModelRef:
+    """The one reader of a model's name, version and folder, in any of ``ModelRef``'s forms."""
     if "://" in model:
         parts = model.split("://", 1)[1].split("/")
-        return parts[1] if len(parts) > 1 else parts[0]
-    return model.split("/", 1)[0].split("@", 1)[0]
+        if len(parts) >= 3:
+            return ModelRef(parts[1], "/".join(parts[2:]), parts[0], uri=True)
+        if len(parts) == 2 and parts[1].split("@", 1)[0] in VERSIONS:
+            return ModelRef(parts[0], parts[1], uri=True)
+        if len(parts) == 2:
+            return ModelRef(parts[1], folder=parts[0], uri=True)
+        return ModelRef(parts[0], uri=True)
+    name, _, version = model.partition("/")
+    return ModelRef(name.split("@", 1)[0], version)
+
+
+def model_name(model: str) -> str:
+    """``yandexgpt``, ``yandexgpt-lite/rc``, ``NAME/latest@suffix`` or a ``gpt://`` URI -> NAME."""
+    return parse_model(model).name
+
+
+def name_and_version(model: str, version: str) -> tuple[str, str]:
+    """What to ask the SDK for: ``NAME/VERSION`` split (``version`` if none is written);
+    a bare name and a ``gpt://`` URI pass whole, as the SDK takes them."""
+    ref = parse_model(model)
+    if ref.uri or "/" not in model:
+        return model, version
+    return ref.name, ref.version or version
 
 
 def lookup(model: str) -> Model | None:

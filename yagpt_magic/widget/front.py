@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
+from ..core.models import parse_model
+
 if TYPE_CHECKING:
     from ..core.conversation import Turn
     from ..core.session import ChatSession
@@ -73,7 +75,7 @@ class ChatBehavior(anywidget.AnyWidget):  # type: ignore[misc]  # anywidget ship
 
 def turn_meta(turn: Turn, index: int) -> str:
     """The line above a turn: its number, model, tokens and whether it is stale."""
-    model = turn.model.removeprefix("gpt://").split("/", 1)[-1] if turn.model else "?"
+    model = parse_model(turn.model).short if turn.model else "?"
     usage = turn.usage
     parts = [f"#{index + 1}", model,
              f"{usage.total_tokens} tokens ({usage.input_tokens} in, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ...core.models import model_name
 from ...core.session import ChatSession
 from ...display.reply import Table
 from ...service.connection import (
@@ -31,8 +32,8 @@ def flagged(session: ChatSession, thread: str) -> list[tuple[str, str, str]]:
     index, turn = len(found.turns) - 1, found.turns[-1]
     source = f"per-cell flag (turn {index} of {thread!r})"
     rows = []
-    model = turn.model.split("/")[-2] if turn.model.count("/") >= 3 else turn.model
-    if model and model != settings.model.split("/")[0]:
+    model = model_name(turn.model)
+    if model and model != model_name(settings.model):
         rows.append(("model", model, source))
     for name in ("temperature", "max_tokens"):
         value = turn.settings.get(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...core.conversation import Turn
+from ...core.models import model_name
 from ...display.reply import Table
 from . import Context, Parser, thread_parser
 
@@ -39,7 +40,7 @@ def run(ctx: Context, args: argparse.Namespace) -> Table:
             first_line(turn.reply),
             tool_calls(turn),
             turn.spent.total_tokens,
-            turn.model.rsplit("/", 2)[-2] if turn.model.count("/") >= 2 else turn.model,
+            model_name(turn.model),
             "stale" if turn.stale else "",
         )
         for index, turn in enumerate(thread.turns)
