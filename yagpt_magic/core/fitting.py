@@ -214,31 +214,14 @@ def fit_to_window(
     the message alone is the question (``_tail_will_do``).
     """
     upto = len(thread.turns) if upto is None else upto
-    turns = thread.turns
     thread.count_for(model)
     thread.derive_costs(upto)
     new = message_bound(text) + images_tokens(images)  # 256 an image (SPEC 15)
 
     anchor = _anchor(thread, upto)
-    if anchor is not None:
-        start, sent = anchor
-        prev = turns[upto - 1]
-        high = sent + message_bound(prev.reply) + new
-        # The older turn cannot fit: it would add at least its floor to at least this.
-        shut = start == 0 or sent + prev.reply_tokens + 1 + thread.floor(start - 1) > budget
-        if high <= budget and shut:
-            return Fit(start, upto, high, 0)
-    else:
-        # No exact size to start from (a first turn, a new system prompt): bytes bound it.
-        high = REQUEST_ALLOWANCE + new
-        high += message_bound(thread.system_prompt) if thread.system_prompt else 0
-        for turn in turns[:upto]:
-            high += turn.bound
-            if high > budget:
-                break
-        if high <= budget:
-            return Fit(0, upto, high, 0)
-
+    plainly = _plainly_inside(thread, upto, anchor, new, budget)
+    if plainly is not None:
+        return plainly
     if count is None:
         return fit_by_bounds(thread, text, budget=budget, upto=upto, anchor=anchor,
                              images=images)
@@ -247,6 +230,38 @@ def fit_to_window(
     if measured_at is None:  # the backend's API has no tokenizer after all
         return fit_by_bounds(thread, text, budget=budget, upto=upto, anchor=anchor,
                              images=images)
+    return _walk_from_count(thread, text, budget, upto, count, images, new, measured_at)
+
+
+def _plainly_inside(
+    thread: Thread, upto: int, anchor: tuple[int, int] | None, new: int, budget: int,
+) -> Fit | None:
+    """Case 1 of ``fit_to_window``: the request fits by exact sizes and upper bounds, and
+    no older turn could join it, so no tokenizer call is needed; else None."""
+    turns = thread.turns
+    if anchor is not None:
+        start, sent = anchor
+        prev = turns[upto - 1]
+        high = sent + message_bound(prev.reply) + new
+        # The older turn cannot fit: it would add at least its floor to at least this.
+        shut = start == 0 or sent + prev.reply_tokens + 1 + thread.floor(start - 1) > budget
+        return Fit(start, upto, high, 0) if high <= budget and shut else None
+    # No exact size to start from (a first turn, a new system prompt): bytes bound it.
+    high = REQUEST_ALLOWANCE + new
+    high += message_bound(thread.system_prompt) if thread.system_prompt else 0
+    for turn in turns[:upto]:
+        high += turn.bound
+        if high > budget:
+            break
+    return Fit(0, upto, high, 0) if high <= budget else None
+
+
+def _walk_from_count(
+    thread: Thread, text: str, budget: int, upto: int, count: Counter,
+    images: tuple[Image, ...], new: int, measured_at: tuple[int, int, bool, int, int | None],
+) -> Fit:
+    """Case 2 of ``fit_to_window``: from the one exact count, drop the oldest turn at its
+    floor while over, then add older ones back at their ceilings while they fit."""
     probe, measured, exact_probe, calls_made, tail = measured_at
     calls, start, size, exact = calls_made, probe, measured, exact_probe
     while size > budget and start < upto:
