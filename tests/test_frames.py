@@ -124,7 +124,7 @@ def test_a_series_gives_its_name_dtype_nulls_and_first_values() -> None:
     series = pd.Series([1.5, None, 3.25] * 100, name="price")
     text = describe(series, 2000)
     assert text is not None
-    assert text.startswith("pandas Series 'price': 300 values, dtype float64, 100 nulls.")
+    assert text.startswith("pandas Series (named 'price'): 300 values, dtype float64, 100 nulls.")
     assert "| 0 | 1.5 |" in text and "| 1 | nan |" in text
     assert "Left out: 290 values." in text
 
@@ -139,6 +139,13 @@ def test_an_array_gives_its_shape_dtype_nans_and_first_rows() -> None:
     assert re.search(r"^Left out: 1,99\d rows", text, re.M)
     vector = describe(np.array(["a", "b"]), 2000)
     assert vector is not None and "All 2 values:" in vector and "| 1 | b |" in vector
+
+
+def test_the_variable_name_opens_the_description() -> None:
+    text = describe(pd.DataFrame({"a": [1]}), 2000, name="sales")
+    assert text is not None and text.startswith("pandas DataFrame `sales`: 1 row × 1 column.")
+    series = describe(pd.Series([1.0], name="price"), 2000, name="prices")
+    assert series is not None and series.startswith("pandas Series `prices` (named 'price'): ")
 
 
 def test_other_values_are_left_to_str() -> None:

@@ -136,6 +136,42 @@ def test_vars_replaces_only_its_forms(shell: Any, emulator: Emulator) -> None:
     assert "{Out[99]}" in fails(shell, "%%chat --vars\nhello {Out[99]}")
 
 
+def test_vars_describes_a_dataframe_series_and_array_within_the_budget(
+    shell: Any, emulator: Emulator
+) -> None:
+    """SPEC 16: {df} is a description the model can read, not pandas' truncated print."""
+    pytest.importorskip("pandas")
+    from yagpt_magic.core.frames import text_tokens
+
+    from .test_frames import COLUMNS, orders
+
+    shell.user_ns["df"] = orders()
+    shell.run_cell("prices = df['customer']\nmatrix = df.select_dtypes('number').to_numpy()\n"
+                   "label = 'plain'").raise_error()
+    shell.run_cell("%%chat --vars\nWhich columns of {df} have nulls?").raise_error()
+    text = emulator.completions[-1].messages[-1][1]
+    head, description = text.split("\n\n", 1)
+    assert head.rstrip() == "Which columns of"
+    assert description.startswith("pandas DataFrame `df`: 2,000 rows × 30 columns.")
+    assert all(f"\n| {name} | " in description for name in COLUMNS)
+    assert description.endswith("\n\n have nulls?")
+    assert text_tokens(description) <= 2000 + len("\n\n have nulls?")
+    shell.run_cell("%config ChatMagics.vars_budget = 400").raise_error()
+    shell.run_cell("%%chat --vars\n{prices}\n{matrix}\n{label}").raise_error()
+    text = emulator.completions[-1].messages[-1][1]
+    series, rest = text.split("\nnumpy array `matrix`", 1)
+    array, plain = ("numpy array `matrix`" + rest).rsplit("\n", 1)
+    assert series.startswith("pandas Series `prices` (named 'customer'): 2,000 values")
+    assert array.startswith("numpy array `matrix`: shape (2000, ")
+    assert text_tokens(series) <= 400 and text_tokens(array) <= 400
+    assert plain == "plain"
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="vars_budget must be at least 100"):
+        magics_of(shell).vars_budget = 10
+    assert magics_of(shell).settings.vars_budget == 400
+
+
 def test_output_variable_and_config_sources(shell: Any, emulator: Emulator) -> None:
     shell.run_cell("%config ChatMagics.max_tokens = 321").raise_error()
     shell.run_cell("%%chat -o reply\nhello").raise_error()

@@ -216,4 +216,5 @@ def test_a_refused_config_value_does_not_linger(
     shell.run_cell("%reload_ext yagpt_magic").raise_error()
     assert "chat" in shell.magics_manager.magics["cell"]
     assert magics_of(shell).settings.system_prompt == ""
-    assert shell.events.callbacks["post_run_cell"] == []
+    # The one-shot purge is gone; the one hook left is the cell log --cells reads (SPEC 16).
+    assert shell.events.callbacks["post_run_cell"] == [magics_of(shell).cells.post_run_cell]

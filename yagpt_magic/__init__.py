@@ -29,6 +29,7 @@ def load_ipython_extension(shell: Any) -> None:
     if kept:
         magics.session.threads.update(kept)
     shell.register_magics(magics)
+    magics.cells.register()  # the code cells run from now on, for --cells
     shell._yagpt_magic = magics
 
 
@@ -37,6 +38,7 @@ def unload_ipython_extension(shell: Any) -> None:
     magics = getattr(shell, "_yagpt_magic", None)
     if magics is None:
         return
+    magics.cells.unregister()
     if magics._session is not None:
         setattr(shell, _KEPT, magics._session.threads)
         magics._session.close()

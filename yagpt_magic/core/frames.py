@@ -51,25 +51,26 @@ def kind(value: Any) -> str | None:
     return None
 
 
-def describe(value: Any, budget: int) -> str | None:
+def describe(value: Any, budget: int, name: str = "") -> str | None:
     """``value`` as Markdown within ``budget`` tokens, or None if it is no frame or array.
 
-    The first line (the shape) is always there; the rest comes in order of use to a
-    reader (the columns, then sample rows) while it fits, and a last line says what was
-    left out.
+    The first line (what it is, ``name`` if given, its shape) is always there; the rest
+    comes in order of use to a reader (the columns, then sample rows) while it fits,
+    and a last line says what was left out.
     """
+    called = f" `{name}`" if name else ""
     found = kind(value)
     if found == "frame":
-        return _frame(value, budget)
+        return _frame(value, budget, called)
     if found == "series":
-        return _series(value, budget)
+        return _series(value, budget, called)
     if found == "array":
-        return _array(value, budget)
+        return _array(value, budget, called)
     return None
 
 
 # -- the three kinds --------------------------------------------------------------------
-def _frame(df: Any, budget: int) -> str:
+def _frame(df: Any, budget: int, called: str) -> str:
     rows, cols = (int(n) for n in df.shape)
     names = [_name(c) for c in df.columns]
     dtypes = [str(t) for t in df.dtypes.tolist()]
@@ -84,11 +85,11 @@ def _frame(df: Any, budget: int) -> str:
         rows=rows, columns=cols, noun="row",
     )
     schema = [[n, t, f"{k:,}"] for n, t, k in zip(names, dtypes, nulls)]
-    title = f"pandas DataFrame: {_count(rows, 'row')} × {_count(cols, 'column')}."
+    title = f"pandas DataFrame{called}: {_count(rows, 'row')} × {_count(cols, 'column')}."
     return _Description(title, budget, sample, schema, names).best()
 
 
-def _series(series: Any, budget: int) -> str:
+def _series(series: Any, budget: int, called: str) -> str:
     size = int(series.shape[0])
     name = getattr(series, "name", None)
     most = min(VALUES, size)
@@ -99,21 +100,22 @@ def _series(series: Any, budget: int) -> str:
         cells=[[_cell(v)] for v in series.iloc[:most].tolist()],
         rows=size, columns=1, noun="value",
     )
-    called = f" {_name(name)!r}" if name is not None else ""
+    if name is not None:
+        called += f" (named {_name(name)!r})"
     nulls = int(series.isna().sum())
     title = (f"pandas Series{called}: {_count(size, 'value')}, dtype {series.dtype}, "
              f"{_count(nulls, 'null')}.")
     return _Description(title, budget, sample).best()
 
 
-def _array(array: Any, budget: int) -> str:
+def _array(array: Any, budget: int, called: str) -> str:
     shape = tuple(int(n) for n in array.shape)
     size = 1
     for n in shape:
         size *= n
     nulls = _array_nulls(array)
     counted = f", {_count(nulls, 'null')} (NaN, NaT or None)" if nulls else ""
-    title = f"numpy array: shape {shape}, dtype {array.dtype}{counted}."
+    title = f"numpy array{called}: shape {shape}, dtype {array.dtype}{counted}."
     if len(shape) == 2:
         rows, cols = shape
         most, width = min(ROWS, rows), min(cols, budget // 4 + 1)

@@ -39,6 +39,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
+    from .context import CellHistory
     from .structured import Schema
     from .tools import Approver, ToolEvent, ToolRun
 
@@ -186,6 +187,9 @@ class ChatSession:
         self._lock = threading.RLock()
         #: The kernel's user namespace: where ``--tools`` names are looked up (SPEC 12).
         self.namespace: Mapping[str, Any] = {}
+        #: The code cells the kernel ran, for ``--cells`` and the widget's toggle (SPEC 16);
+        #: the IPython layer hands one in (``ipython/cells.py``), a bare session has none.
+        self.cells: CellHistory | None = None
         self._tool_cache: dict[str, Any] = {}  # name -> tools.Tool, see tools.offer
         self.thread("default")
 

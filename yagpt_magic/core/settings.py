@@ -31,6 +31,8 @@ POSITIVE_TOKENS: Rule = (lambda value: value > 0, "must be a positive number of 
 TOKENS_OR_0: Rule = (lambda value: value >= 0, "must be a positive number of tokens")
 POSITIVE_REQUESTS: Rule = (lambda value: value > 0, "must be a positive number of requests")
 POSITIVE_SECONDS: Rule = (lambda value: value > 0, "must be a positive number of seconds")
+#: Fewer tokens could not even name a frame's shape and columns (``core/frames.py``).
+DESCRIPTION_TOKENS: Rule = (lambda value: value >= 100, "must be at least 100 tokens")
 
 
 def setting(default: Any, help: str, *, rule: Rule | None = None,
@@ -75,6 +77,8 @@ class Settings:
     #: the reverse) and the height its history scrolls within (any CSS length).
     widget_send_key: SendKey = setting("enter", "Chat widget: the key that sends; the other one makes a new line.", choices=get_args(SendKey))  # noqa: E501
     widget_height: str = setting("28em", "Chat widget: the height its history scrolls within (a CSS length).")  # noqa: E501
+    #: ``--vars``: the most tokens a DataFrame, Series or array becomes (``core/frames.py``).
+    vars_budget: int = setting(2000, "--vars: the most tokens a DataFrame, Series or numpy array becomes (a description: shape, columns with dtypes and nulls, first rows).", rule=DESCRIPTION_TOKENS)  # noqa: E501
     #: Names the user set (``%config`` or a config file), for ``%chat config``'s sources.
     configured: set[str] = field(default_factory=set, compare=False, repr=False)
 

@@ -93,7 +93,7 @@ def settled(text: str) -> str:
     return text
 
 
-NoticeKind = Literal["left_out", "truncated", "filtered", "interrupted", "failed"]
+NoticeKind = Literal["context", "left_out", "truncated", "filtered", "interrupted", "failed"]
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,8 @@ class ReplyView:
     images: tuple[Any, ...] = ()
     #: SHA-256s of images an earlier output already shows (a transcript shows each once).
     shown_above: tuple[str, ...] = ()
+    #: What went with the message as context (``--cells``: how many cells went in).
+    context: str = ""
 
     def finish(self, answer: Answer) -> None:
         """Take the committed turn's final text, status and metadata."""
@@ -152,7 +154,7 @@ class ReplyView:
             self.value_markdown = json_markdown(answer.turn.value)
 
     def notices(self) -> list[Notice]:
-        notes = []
+        notes = [Notice("context", self.context)] if self.context else []
         if self.left_out:
             turns = "turn" if self.left_out == 1 else "turns"
             notes.append(Notice("left_out", f"{self.left_out} earlier {turns} left out to fit "

@@ -35,6 +35,7 @@ from ..core.errors import (
 from ..core.models import checked_model
 from ..core.settings import CHECKED, NAMES, SPECS, Settings, problem
 from ..core.template import split_code
+from .cells import CellLog
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
     from ..core.backend import RequestOptions
@@ -117,6 +118,7 @@ class ChatMagics(Magics):
     cache_dir = configurable("cache_dir")
     widget_send_key = configurable("widget_send_key")
     widget_height = configurable("widget_height")
+    vars_budget = configurable("vars_budget")
 
     def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
         _purge_credentials(getattr(shell, "config", None))
@@ -128,6 +130,11 @@ class ChatMagics(Magics):
         self.settings.configured.update(set(self.config.get("ChatMagics", {})) & set(NAMES))
         self._session = session
         self._parsed: dict[str, argparse.Namespace] = {}
+        #: The code cells this shell runs, for ``--cells``; ``load_ipython_extension``
+        #: registers it on the shell's events and unloading removes it.
+        self.cells = CellLog(shell)
+        if session is not None:
+            session.cells = self.cells
 
     @observe(*NAMES)
     def _feed_settings(self, change: dict[str, Any]) -> None:
@@ -144,6 +151,7 @@ class ChatMagics(Magics):
 
             self._session = ChatSession(self.settings)
             self._session.namespace = self._shell.user_ns  # where --tools names are found
+            self._session.cells = self.cells
         return self._session
 
     # -- validation -------------------------------------------------------------------
@@ -202,6 +210,7 @@ class ChatMagics(Magics):
     @argument("--no-stream", action="store_true", help="Wait for the whole reply instead of streaming it.")  # noqa: E501
     @argument("-o", "--output", metavar="NAME", help="Also store the reply in this variable: its text, or with --schema/--json the parsed object (with --map: the list's variable, or the DataFrame's new column).")  # noqa: E501
     @argument("--vars", action="store_true", help="Replace {name}, {In[N]} and {Out[N]} in the message.")  # noqa: E501
+    @argument("--cells", type=int, metavar="N", help="Send the last N code cells this kernel ran (source, and result or error) before the message; the oldest are left out first if the window has no room.")  # noqa: E501
     @argument("--schema", metavar="NAME", help="Ask for JSON that fits NAME (a pydantic model, dataclass or JSON Schema dict) and check the reply against it.")  # noqa: E501
     @argument("--json", action="store_true", help="Ask for any JSON object; the reply is parsed into a dict.")  # noqa: E501
     @argument("--tools", metavar="F,G", help="Offer these functions of the notebook to the model; each call runs only as ChatMagics.tool_calls allows (default: ask).")  # noqa: E501
@@ -235,6 +244,12 @@ class ChatMagics(Magics):
 
             %%chat -m gemma-3-27b-it --image plot.png --image fig
             What do these two charts show?
+
+            %%chat --vars
+            Which columns of {df} have missing values?
+
+            %%chat --cells 2
+            Why is the mean in my last cell so low?
         """
         try:
             args = self._parse(line)
@@ -254,8 +269,17 @@ class ChatMagics(Magics):
                 max_tokens=args.max_tokens,
                 stream=False if args.no_stream else None,
             )
-            answer = self._ask(args.thread, text.strip("\n"), options, args.tools, schema,
-                               self._images(args))
+            text, note = text.strip("\n"), ""
+            if args.cells is not None:
+                from ..core.images import IMAGE_TOKENS
+                from .cells import cells_context
+
+                images = IMAGE_TOKENS * len(args.image or [])  # they go with the message
+                context = cells_context(self.session, args.thread, text, args.cells, options,
+                                        reserve=images)
+                text, note = context.text, context.note(self.session.window(options))
+            answer = self._ask(args.thread, text, options, args.tools, schema,
+                               self._images(args), note)
         except ChatError as err:
             self._fail(err)
             return
@@ -275,6 +299,8 @@ class ChatMagics(Magics):
                                "Nothing was sent.")
         if args.vars:
             raise UsageProblem("--vars does not go with --map: there {name} is a column.")
+        if args.cells is not None:
+            raise UsageProblem("--cells does not go with --map: each row is sent on its own.")
         if args.tools:
             raise UsageProblem("--tools does not go with --map: each row is one request, "
                                "answered without function calls.")
@@ -387,18 +413,32 @@ class ChatMagics(Magics):
             if name is not None:
                 if name not in ns:
                     raise UsageProblem(f"--vars: {{{name}}} is not defined; nothing was sent.")
-                return sendable(str(ns[name]), f"--vars: {{{name}}}")
-            store = ns.get(history, {} if history == "Out" else [])
-            try:
-                found = str(store[int(number)])
-            except (IndexError, KeyError, TypeError):
-                raise UsageProblem(
-                    f"--vars: {{{history}[{number}]}} does not exist; nothing was sent."
-                ) from None
-            return sendable(found, f"--vars: {{{history}[{number}]}}")
+                found, label = ns[name], name
+            else:
+                store = ns.get(history, {} if history == "Out" else [])
+                label = f"{history}[{number}]"
+                try:
+                    found = store[int(number)]
+                except (IndexError, KeyError, TypeError):
+                    raise UsageProblem(
+                        f"--vars: {{{label}}} does not exist; nothing was sent.") from None
+            return sendable(self._text_of(found, label, match), f"--vars: {{{label}}}")
 
         return "".join(piece if code else _VARS.sub(value, piece)
                        for code, piece in split_code(text))
+
+    def _text_of(self, value: Any, label: str, where: re.Match[str]) -> str:
+        """A value as ``--vars`` sends it: a frame or array described (a block of its own
+        lines, so its tables read as tables), anything else ``str()``."""
+        from ..core.frames import describe
+
+        described = describe(value, self.settings.vars_budget, label)
+        if described is None:
+            return str(value)
+        text, start, end = where.string, where.start(), where.end()
+        before = "" if start == 0 or text[start - 1] == "\n" else "\n\n"
+        after = "" if end == len(text) or text[end] == "\n" else "\n\n"
+        return before + described + after
 
     def _images(self, args: argparse.Namespace) -> list[Any]:
         """``--image X``: a variable of that name if there is one, else a file's path."""
@@ -414,12 +454,14 @@ class ChatMagics(Magics):
         return found
 
     def _ask(self, thread: str, text: str, options: RequestOptions, tools: str | None = None,
-             schema: Schema | None = None, images: Sequence[Any] = ()) -> Answer:
+             schema: Schema | None = None, images: Sequence[Any] = (),
+             note: str = "") -> Answer:
         from ..display.reply import ask_and_show
         from ..display.tool_calls import CellApproval
         from .shell import cell_id, reply_display
 
         display = reply_display(self._shell, thread, self.session.settings)
+        display.view.context = note
         cell = CellApproval(waiting=display.wait_for)
         return ask_and_show(self.session, display, thread, text, options=options,
                             cell_id=cell_id(self._shell), tools=tools, approve=cell.approve,
