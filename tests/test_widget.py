@@ -142,6 +142,42 @@ def test_model_and_temperature_controls_apply_to_the_request(
     assert request.options["temperature"] == pytest.approx(0.2)
 
 
+def test_with_the_last_cells_sends_them_before_new_messages_only(
+    shell: Any, magics: Any, widget: ChatWidget, emulator: Emulator
+) -> None:
+    """SPEC 16: the toggle does what %%chat --cells N does, once per new message."""
+    assert not widget.cells_toggle.value  # off unless asked for
+    shell.run_cell("zero = 0", store_history=True)
+    send_and_wait(widget, "Q")
+    assert emulator.completions[-1].messages[-1] == ("user", "Q")
+    widget.cells_toggle.value = True
+    widget.cells_count.value = 2
+    for code in ("a = 'cell one'", "b = 'cell two'\nb", "c = 'cell three'"):
+        shell.run_cell(code, store_history=True)
+    send_and_wait(widget, "What did I just do?")
+    text = emulator.completions[-1].messages[-1][1]
+    assert "cell two" in text and "cell three" in text and "cell one" not in text
+    assert text.endswith("My message:\n\nWhat did I just do?")
+    assert magics.session.thread().turns[-1].user == text
+    last = shown_turns(widget)[-1]
+    assert last["user"] == text
+    assert "[The last 2 code cells went in before the message.]" in last["reply"]
+    # Regenerate resends the turn as it was: the cells are not put before it twice.
+    widget.regenerate_button.click()
+    assert widget.wait(30)
+    assert emulator.completions[-1].messages[-1][1] == text
+
+
+def test_with_the_last_cells_and_none_run_is_an_error_and_sends_nothing(
+    widget: ChatWidget, emulator: Emulator
+) -> None:
+    widget.cells_toggle.value = True
+    send(widget, "What did I just do?")
+    assert "nothing to send" in widget.status_line.value
+    assert widget.message_box.value == "What did I just do?" and not widget.busy
+    assert emulator.completions == []
+
+
 def test_empty_message_is_refused(widget: ChatWidget, emulator: Emulator) -> None:
     send(widget, "   ")
     assert widget.status_line.value.startswith("error: the message is empty")

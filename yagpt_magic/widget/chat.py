@@ -56,6 +56,7 @@ from ..core.errors import ChatError, UsageProblem
 from ..core.models import checked_model, reads_images
 from ..core.session import EventKind, ThreadEvent
 from ..display.reply import ReplyDisplay, ReplyView, ask_and_show
+from ..ipython.cells import KEEP as CELLS_KEPT
 from .approval import ToolPanel
 from .front import ChatBehavior, StaticTranscript, TextLine, turn_meta
 from .turn_view import Outputs, TurnView, bundle_of, descendants, plain
@@ -166,6 +167,17 @@ class ChatWidget(widgets.VBox):
             accept="image/png,image/jpeg,image/webp", multiple=True,
             description="Attach image", tooltip="Images go with the next message "
                                                 "(for a model that reads images)")
+        # SPEC 16: what %%chat --cells N does, for the next messages sent from here.
+        self.cells_toggle = widgets.Checkbox(
+            value=False, description="with the last cells", indent=False,
+            tooltip="Send the last code cells this kernel ran (source, result or error) "
+                    "before each new message, as %%chat --cells N does",
+            layout=widgets.Layout(width="auto"),
+        )
+        self.cells_count = widgets.BoundedIntText(
+            value=3, min=1, max=CELLS_KEPT, tooltip="How many of the last code cells",
+            layout=widgets.Layout(width="4.5em"),
+        )
         # Text lines, not Labels: a Label's text is typeset by MathJax (front.TextLine).
         self.attached_line = TextLine()
         self.usage_line = TextLine()
@@ -182,6 +194,8 @@ class ChatWidget(widgets.VBox):
             (self.attach_button, "yagpt-attach"),
             (self.attached_line, "yagpt-attached"),
             (self.temperature_slider, "yagpt-temperature"),
+            (self.cells_toggle, "yagpt-cells"),
+            (self.cells_count, "yagpt-cells-count"),
             (self.usage_line, "yagpt-usage"),
             (self.status_line, "yagpt-status"),
         ):
@@ -196,7 +210,8 @@ class ChatWidget(widgets.VBox):
         self._on_model()
         controls = widgets.HBox(
             [self.send_button, self.stop_button, self.regenerate_button, self.edit_button,
-             self.clear_button, self.model_box, self.temperature_slider, self.attach_button],
+             self.clear_button, self.model_box, self.temperature_slider, self.attach_button,
+             self.cells_toggle, self.cells_count],
             layout=widgets.Layout(flex_flow="row wrap"),
         )
         super().__init__(
@@ -515,13 +530,18 @@ class ChatWidget(widgets.VBox):
                 return False
             options = self.session.options(model=model,
                                            temperature=self.temperature_slider.value)
+            try:
+                sent, note = self._with_cells(text, at, options)
+            except ChatError as err:
+                self.status_line.value = f"error: {err}"
+                return False
             cancel = threading.Event()
             # A new version of a cell's turn stays that cell's turn: re-running the cell
             # later replaces it again instead of adding one.
             turns = self.session.thread(self.thread_name).turns
             cell_id = None if at is None else turns[at].cell_id
             if at is None:
-                pending = self._turn_view(text, (), live=True)
+                pending = self._turn_view(sent, (), live=True)
                 self._attach(pending)
             else:  # a new version of turn `at`: it streams where the old one was
                 pending = self._turns[at]
@@ -532,7 +552,8 @@ class ChatWidget(widgets.VBox):
             # A new turn takes what is attached; a new version of a turn, that turn's images.
             images = tuple(self.attached) if at is None else turns[at].images
             worker = threading.Thread(
-                target=self._run, args=(text, options, cancel, pending, cell_id, images),
+                target=self._run,
+                args=(sent, options, cancel, pending, cell_id, images, note, text),
                 name=f"yagpt-widget-{self.thread_name}", daemon=True,
             )
             pending.worker = worker
@@ -543,6 +564,22 @@ class ChatWidget(widgets.VBox):
             self.status_line.value = "sending…" if at is None else f"replacing turn #{at + 1}…"
         worker.start()
         return True
+
+    def _with_cells(self, text: str, at: int | None,
+                    options: RequestOptions) -> tuple[str, str]:
+        """A new message after the last cells when the toggle is on, and the note on them.
+
+        A regenerated or edited turn already holds the cells it was sent with, so only
+        new messages get them (never twice).
+        """
+        if at is not None or not self.cells_toggle.value:
+            return text, ""
+        from ..core.images import IMAGE_TOKENS
+        from ..ipython.cells import cells_context
+
+        context = cells_context(self.session, self.thread_name, text, self.cells_count.value,
+                                options, reserve=IMAGE_TOKENS * len(self.attached))
+        return context.text, context.note(self.session.window(options))
 
     def _on_stop(self, _button: Any = None) -> None:
         cancel = self._cancel
@@ -597,8 +634,11 @@ class ChatWidget(widgets.VBox):
     # -- the worker thread -------------------------------------------------------------
     def _run(
         self, text: str, options: RequestOptions, cancel: threading.Event, pending: TurnView,
-        cell_id: str | None, images: tuple[Image, ...] = (),
+        cell_id: str | None, images: tuple[Image, ...] = (), note: str = "",
+        typed: str | None = None,
     ) -> None:
+        """Ask on this worker thread; ``typed`` is what the user wrote, given back to the
+        message box if nothing is committed (``text`` may hold the cells before it)."""
         streaming = False
 
         def show(data: dict[str, str], metadata: dict[str, Any]) -> None:
@@ -612,6 +652,7 @@ class ChatWidget(widgets.VBox):
                     self.status_line.value = "streaming…"
 
         display = ReplyDisplay(show, thread=self.thread_name, settings=self.session.settings)
+        display.view.context = note
         status = "idle"
         self.tool_panel.start(cancel)
         try:
@@ -641,7 +682,7 @@ class ChatWidget(widgets.VBox):
                     regenerated = pending.at is not None and text == self.behavior.recall
                     self._withdraw(pending)
                     if not self.message_box.value and not regenerated:
-                        self.message_box.value = text
+                        self.message_box.value = text if typed is None else typed
                 pending.at = None
                 if self._worker is threading.current_thread():
                     self._worker = None
