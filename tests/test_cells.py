@@ -6,8 +6,10 @@ What the emulator received is the evidence: the request went through the real SD
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import pytest
 from IPython.utils.capture import capture_output
 
 from yagpt_magic.emulator import Emulator
@@ -164,3 +166,40 @@ def test_record_then_replay_reproduces_a_cells_turn_offline(shell: Any, emulator
     assert len(emulator.completions) == before
     assert (replayed.user, replayed.reply) == (recorded.user, recorded.reply)
     assert "sum(rows)" in replayed.user and "Its result:\n```\n6\n```" in replayed.user
+
+
+def test_the_notebook_context_example_runs_offline(tmp_path: Any, clean_env: Any) -> None:
+    """``notebooks/notebook_context.ipynb`` under Run All, with no credentials at all."""
+    pytest.importorskip("pandas")
+    from .test_quickstart import ROOT, run_notebook
+
+    nb = run_notebook(ROOT / "notebooks" / "notebook_context.ipynb", {}, tmp_path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    outputs = [o for c in code for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    printed = [o.text for c in code if c.source.startswith(("print(", "from yagpt_magic"))
+               for o in c.outputs if o.output_type == "stream"]
+    described, with_cells = printed
+    assert "pandas DataFrame `sales`: 1,000 rows × 4 columns." in described
+    assert re.search(r"^\| region \| (object|str) \| 0 \|$", described, re.M)  # pandas 2 or 3
+    assert "| units | int64 | 0 |" in described and "| returned | bool | 0 |" in described
+    assert re.search(r"^\| price \| float64 \| [1-9]\d* \|$", described, re.M)
+    assert "Left out: 995 rows." in described
+    assert with_cells.startswith("Context: the last 2 code cells")
+    assert 'by_region = sales.groupby("region")["price"]' in with_cells
+    assert "by_region.mean().round(2)" in with_cells and "Name: price, dtype: float64" in with_cells
+    assert "%%chat" not in with_cells and "print(" not in with_cells
+    ask = next(c for c in code if c.source.startswith("%%chat --cells 2"))
+    (reply,) = [o for o in ask.outputs if "yagpt_magic" in o.get("metadata", {})]
+    assert reply.metadata["yagpt_magic"]["notices"] == [
+        {"kind": "context", "text": "The last 2 code cells went in before the message."}]
+    assert reply.metadata["yagpt_magic"]["user"] == with_cells.rstrip("\n")
+
+
+def test_a_long_result_is_cut_saying_how_long_it_was(shell: Any, emulator: Emulator) -> None:
+    run(shell, "'x' * 50_000")
+    with capture_output():
+        shell.run_cell("%%chat --cells 1\nQ", store_history=True).raise_error()
+    text = sent(emulator)
+    assert "x" * 1900 in text and "x" * 2100 not in text
+    assert "[… 48,002 more characters left out]" in text  # the repr: 50,000 and its quotes

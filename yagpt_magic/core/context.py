@@ -35,6 +35,8 @@ class RanCell:
     source: str
     result: str = ""
     error: str = ""
+    #: Characters of the result not kept at all (the log keeps at most ``RESULT_CHARS``).
+    result_cut: int = 0
 
 
 class CellHistory(Protocol):
@@ -110,7 +112,8 @@ def _block(cell: RanCell, secrets: Sequence[str]) -> str:
     if cell.error:
         parts.append(f"Its error:\n{fence(_tail(_clean(cell.error, secrets), ERROR_CHARS), '')}")
     elif cell.result:
-        parts.append(f"Its result:\n{fence(_head(_clean(cell.result, secrets), RESULT_CHARS), '')}")
+        result = _head(_clean(cell.result, secrets), RESULT_CHARS, cell.result_cut)
+        parts.append(f"Its result:\n{fence(result, '')}")
     return "\n".join(parts)
 
 
@@ -118,10 +121,12 @@ def _clean(text: str, secrets: Sequence[str]) -> str:
     return mask_credentials(scrub(text, secrets))
 
 
-def _head(text: str, limit: int) -> str:
-    if len(text) <= limit:
+def _head(text: str, limit: int, cut: int = 0) -> str:
+    """The start of ``text``, saying how much was left out (``cut``: already, before it)."""
+    left = max(len(text) - limit, 0) + cut
+    if not left:
         return text
-    return f"{text[:limit].rstrip()}\n[… {len(text) - limit:,} more characters left out]"
+    return f"{text[:limit].rstrip()}\n[… {left:,} more characters left out]"
 
 
 def _tail(text: str, limit: int) -> str:

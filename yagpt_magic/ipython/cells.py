@@ -25,16 +25,15 @@ from collections import deque
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
-from ..core.context import CellContext, RanCell, message_room, with_cells
+from ..core.context import RESULT_CHARS, CellContext, RanCell, message_room, with_cells
 from ..core.errors import UsageProblem
 
 if TYPE_CHECKING:
     from ..core.backend import RequestOptions
     from ..core.session import ChatSession
 
-#: Cells kept (the most ``--cells`` may ask for); a result's text is cut to ``RESULT_CHARS``.
+#: Cells kept (the most ``--cells`` may ask for).
 KEEP = 100
-RESULT_CHARS = 4000
 _CHAT = re.compile(r"\s*%%?chat(?:\s|$)")
 
 
@@ -73,9 +72,11 @@ class CellLog:
         if not source.strip() or is_chat_cell(source):
             return
         error = result.error_in_exec or result.error_before_exec
+        text = self._text(result.result) if error is None else ""
         cell = RanCell(
             source=source.strip("\n"),
-            result=self._text(result.result) if error is None else "",
+            result=text[:RESULT_CHARS],
+            result_cut=max(len(text) - RESULT_CHARS, 0),
             error="".join(traceback.format_exception_only(type(error), error)).strip()
             if error is not None else "",
         )
@@ -91,8 +92,7 @@ class CellLog:
         if value is None:
             return ""
         formatter = self._shell.display_formatter.formatters["text/plain"]
-        text = str(formatter(value))
-        return text if len(text) <= RESULT_CHARS else text[:RESULT_CHARS] + "…"
+        return str(formatter(value))
 
 
 def cells_context(session: ChatSession, thread: str, text: str, count: int,
