@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from ..core.conversation import Turn
     from ..core.images import Image
     from ..core.session import ChatSession
+    from ..core.settings import Settings
     from ..core.structured import Schema
 
 __all__ = ["ChatWidget"]
@@ -130,6 +131,21 @@ class ChatWidget(widgets.VBox):
             width="100%", max_height=settings.widget_height, overflow="auto",
             flex="0 0 auto"))
         self._tail = self._new_link()
+        controls = self._controls(settings)
+        super().__init__(
+            [self.history, self.tool_panel, self.message_box, controls, self.attached_line,
+             self.usage_line, self.status_line, self.behavior],
+            **kwargs,
+        )
+        self.add_class("yagpt-chat")
+        with self._lock:
+            self._rebuild()
+        self._unsubscribe = session.subscribe(self._on_event)
+        self._ready = True
+
+    def _controls(self, settings: Settings) -> widgets.HBox:
+        """The message box, buttons, model box, slider and lines, wired to their handlers;
+        returns the row of controls that goes under the message box."""
         send_key, newline = (("Enter", "Shift+Enter") if settings.widget_send_key == "enter"
                              else ("Shift+Enter", "Enter"))
         self.message_box = widgets.Textarea(
@@ -183,6 +199,16 @@ class ChatWidget(widgets.VBox):
         self.usage_line = TextLine()
         self.status_line = TextLine("idle")
         self.tool_panel = ToolPanel()  # SPEC 12: calls as they happen, Run / Don't run
+        self._wire_controls()
+        return widgets.HBox(
+            [self.send_button, self.stop_button, self.regenerate_button, self.edit_button,
+             self.clear_button, self.model_box, self.temperature_slider, self.attach_button,
+             self.cells_toggle, self.cells_count],
+            layout=widgets.Layout(flex_flow="row wrap"),
+        )
+
+    def _wire_controls(self) -> None:
+        """Name each control for the style sheet and the browser tests; connect handlers."""
         for widget, name in (
             (self.message_box, "yagpt-input"),
             (self.send_button, "yagpt-send"),
@@ -208,22 +234,6 @@ class ChatWidget(widgets.VBox):
         self.attach_button.observe(self._on_attach, names="value")
         self.model_box.observe(self._on_model, names="value")
         self._on_model()
-        controls = widgets.HBox(
-            [self.send_button, self.stop_button, self.regenerate_button, self.edit_button,
-             self.clear_button, self.model_box, self.temperature_slider, self.attach_button,
-             self.cells_toggle, self.cells_count],
-            layout=widgets.Layout(flex_flow="row wrap"),
-        )
-        super().__init__(
-            [self.history, self.tool_panel, self.message_box, controls, self.attached_line,
-             self.usage_line, self.status_line, self.behavior],
-            **kwargs,
-        )
-        self.add_class("yagpt-chat")
-        with self._lock:
-            self._rebuild()
-        self._unsubscribe = session.subscribe(self._on_event)
-        self._ready = True
 
     # -- public ----------------------------------------------------------------------
     @property
