@@ -315,8 +315,10 @@ def test_many_requests_are_served_at_once(
     limits = httpx.Limits(max_connections=20)
     with httpx.Client(base_url=http.url, headers=headers, limits=limits, timeout=30) as shared:
 
-        def one(i: int) -> int:
-            body = _body(text=f"question {i}", stream=bool(i % 2))
+        models = (QWEN, GEMMA, YANDEXGPT, f"gpt://{FOLDER}/gpt-oss-20b/latest")
+
+        def one(i: int) -> int:  # five on each model: within its 10 concurrent generations
+            body = _body(models[i % 4], f"question {i}", stream=bool(i % 3))
             return shared.post("chat/completions", json=body).status_code
 
         started = time.monotonic()
@@ -402,3 +404,76 @@ def test_the_command_line_prints_both_addresses() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+# -- the service's limits and service time apply to this API too ---------------------------
+
+
+def test_the_eleventh_generation_on_a_model_is_refused_across_both_apis(
+    served: tuple[Emulator, ChatHTTPServer],
+) -> None:
+    emu, http = served
+    grpc_model = _sdk(emu, http).models.completions("yandexgpt", model_version="latest")
+    grpc_model.run("warm up")  # discovery and the channel, out of the burst
+    emu.delay = 1.5
+    headers = {"Authorization": f"Api-Key {TEST_API_KEY}"}
+    limits = httpx.Limits(max_connections=20)
+    barrier = threading.Barrier(11)
+    with httpx.Client(base_url=http.url, headers=headers, limits=limits, timeout=30) as shared:
+
+        def over_http(i: int) -> str:
+            barrier.wait()
+            response = shared.post("chat/completions", json=_body(YANDEXGPT, f"q{i}"))
+            return "ok" if response.status_code == 200 else response.json()["error"]["message"]
+
+        def over_grpc() -> str:
+            barrier.wait()
+            try:
+                grpc_model.run("one more")
+            except grpc.aio.AioRpcError as err:
+                assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                return err.details() or ""
+            return "ok"
+
+        with ThreadPoolExecutor(11) as pool:
+            http_outcomes = [pool.submit(over_http, i) for i in range(10)]
+            grpc_outcome = pool.submit(over_grpc)
+            outcomes = [f.result() for f in http_outcomes] + [grpc_outcome.result()]
+    refused = [o for o in outcomes if o != "ok"]
+    assert refused == [
+        "ai.textGenerationCompletionConcurrentGenerations.count quota limit exceed: "
+        "allowed 10 concurrent generations"
+    ], "eleven generations on one model over the two APIs: one is refused"
+    emu.delay = 0.0
+    emu.limits.concurrent_generations = 1
+    emu.chunk_delay = 1.0
+    with httpx.Client(base_url=http.url, headers=headers, timeout=30) as one, one.stream(
+        "POST", "chat/completions", json=_body(stream=True)
+    ) as holding:
+        next(holding.iter_lines())  # the stream holds the only slot
+        refused = httpx.post(f"{http.url}chat/completions", json=_body(), headers=headers)
+    assert refused.status_code == 429
+    assert "allowed 1 concurrent generations" in refused.json()["error"]["message"]
+
+
+def test_replies_take_the_drawn_service_time(
+    served: tuple[Emulator, ChatHTTPServer], client: httpx.Client
+) -> None:
+    from yagpt_magic.emulator.service_time import ServiceTime
+
+    emu = served[0]
+    client.post("chat/completions", json=_body())  # the connection, out of the timing
+    emu.service_time = ServiceTime(first_token=0.3, per_token=0.01, sigma=0.0)
+    text = " ".join(["word"] * 30)
+    emu.reply_with(text, times=2)
+    started = time.monotonic()
+    client.post("chat/completions", json=_body(YANDEXGPT))
+    assert time.monotonic() - started == pytest.approx(0.3 + 30 * 0.01, abs=0.15)
+    started = time.monotonic()
+    arrivals = []
+    with client.stream("POST", "chat/completions", json=_body(stream=True)) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                arrivals.append(time.monotonic() - started)
+    assert arrivals[0] >= 0.3, "the first chunk comes after the first token's time"
+    assert arrivals[-1] == pytest.approx(0.3 + 30 * 0.01, abs=0.15)

@@ -62,6 +62,7 @@ __all__ = [
     "ChatRequest",
     "answer",
     "argument_fragments",
+    "chunk_tokens",
     "chunks",
     "completion_body",
     "models_body",
@@ -649,6 +650,18 @@ def _yandex_chunks(reply: ChatReply) -> list[dict[str, Any]]:
             choice["finish_reason"] = finish
         out.append(_chunk(reply, [choice]))
     return out
+
+
+def chunk_tokens(chunk: Mapping[str, Any]) -> int:
+    """Completion tokens a chunk carries (its text or argument fragments): what the
+    service-time model paces it by."""
+    tokens = 0
+    for choice in chunk.get("choices", ()):
+        delta = choice.get("delta", {})
+        tokens += len(tokenize_text(delta.get("content") or ""))
+        for call in delta.get("tool_calls", ()):
+            tokens += len(tokenize_text(call["function"].get("arguments", "")))
+    return tokens
 
 
 def models_body(folder: str) -> dict[str, Any]:

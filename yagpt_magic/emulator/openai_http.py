@@ -9,9 +9,11 @@ Routes (under ``/v1/``, as ``https://llm.api.cloud.yandex.net/v1/`` has them):
 A completion passes the same steps as a gRPC one, in the same order (see
 :class:`~.gateway.Gateway`): it is recorded (method ``ChatCompletion``), the
 ``Authorization: Api-Key …`` / ``Bearer …`` header is checked against the emulator's
-credentials, the folder's quota is spent, the service time waited out, a queued fault
-(``Emulator.fail(..., method="ChatCompletion")``) taken, the request validated; then
-:mod:`.openai_chat` answers it. Refusals are JSON ``{"error": {...}}`` with the HTTP
+credentials, the folder's quota is spent, one of the model's concurrent-generation slots
+taken (``limits.concurrent_generations``, the same slots as gRPC's), ``delay`` waited
+out, a queued fault (``Emulator.fail(..., method="ChatCompletion")``) taken, the request
+validated; then :mod:`.openai_chat` answers it, paced by ``chunk_delay`` and the
+service-time model as a gRPC reply is. Refusals are JSON ``{"error": {...}}`` with the HTTP
 status the service documents for the gRPC code (400, 401, 403, 404, 429, 5xx); a fault
 after N chunks ends the stream with an ``error`` event, which the SDK raises as
 ``HttpSseError``.
@@ -49,6 +51,7 @@ from .openai_chat import (
     ChatReply,
     ChatRequest,
     answer,
+    chunk_tokens,
     chunks,
     completion_body,
     models_body,
@@ -56,6 +59,7 @@ from .openai_chat import (
     prepare,
 )
 from .rpc import Abort, check_auth
+from .service_time import Pace
 from .state import DEFAULT_CONTEXT_WINDOW, Fault, RecordedRequest, ServiceState
 
 __all__ = ["CHAT_METHOD", "MODELS_METHOD", "ChatHTTPServer", "http_status"]
@@ -163,11 +167,23 @@ class ChatHTTPServer:
     def hold_generation(self, model_uri: str, held: contextlib.ExitStack) -> None:
         """Take one of the model's synchronous generation slots until ``held`` closes.
 
-        The service allows 10 concurrent synchronous generations per model; the gRPC
-        side's limiter is where that count lives, and both APIs should spend the same
-        slots (scope ``FOLDER/NAME``). Until the state offers it, every HTTP generation
-        is admitted: this is the one place it plugs in.
+        The service allows ``limits.concurrent_generations`` (10) in flight per model;
+        the slots are the gRPC API's (scope ``FOLDER/NAME``), so YandexGPT generations on
+        both APIs count together. A model this API does not serve is refused later, by
+        validation, as on gRPC.
         """
+        limit = self.state.limits.concurrent_generations
+        parts = catalogue.parse_chat_uri(model_uri)
+        if limit is None or parts is None or catalogue.lookup_chat(model_uri) is None:
+            return
+        scope = f"{parts[0]}/{parts[1]}"
+        limiter = self.state.limiter
+        if not limiter.enter("concurrent_generations", scope, limit):
+            raise ChatError(
+                429, catalogue.limit_exceeded("concurrent_generations", limit),
+                kind="rate_limit_error", code="resource_exhausted",
+            )
+        held.callback(limiter.leave, scope)
 
     # -- what a request does -----------------------------------------------------------
 
@@ -323,9 +339,12 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.ExitStack() as held:
                 chat, fault = api.begin_chat(body, headers, self._wait, held)
                 reply = answer(chat, api.state.take_script())
+                pace = api.state.draw_pace()
                 if chat.stream:
-                    self._stream(reply, fault, headers)
+                    self._stream(reply, fault, headers, pace)
                     return
+                if pace is not None and not self._wait(pace.total(reply.completion_tokens)):
+                    raise _Stopping
                 if fault is not None:  # a mid-stream fault on an unary call: the error
                     raise api.fault_error(fault, headers, chat.uri)
                 self._send_json(200, completion_body(reply))
@@ -344,8 +363,15 @@ class _Handler(BaseHTTPRequestHandler):
             stopping.wait(seconds)
         return not stopping.is_set()
 
-    def _stream(self, reply: ChatReply, fault: Fault | None, headers: dict[str, str]) -> None:
-        """Server-sent events, one flushed HTTP chunk each, then ``[DONE]``."""
+    def _stream(
+        self, reply: ChatReply, fault: Fault | None, headers: dict[str, str], pace: Pace | None
+    ) -> None:
+        """Server-sent events, one flushed HTTP chunk each, then ``[DONE]``.
+
+        Paced as the gRPC stream is: ``chunk_delay`` between chunks and, with a
+        service-time model, the first token's time before the first chunk and each
+        chunk's tokens before it.
+        """
         api = self.server.api
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -357,7 +383,10 @@ class _Handler(BaseHTTPRequestHandler):
                 error = api.fault_error(fault, headers, reply.chat.uri)
                 self._event({"error": {"error": error.message, "code": error.status}})
                 break
-            if i and not self._wait(api.state.chunk_delay):
+            wait = api.state.chunk_delay if i else 0.0
+            if pace is not None:
+                wait += (0.0 if i else pace.first_token) + chunk_tokens(chunk) * pace.per_token
+            if wait and not self._wait(wait):
                 self.close_connection = True
                 return
             self._event(chunk)
