@@ -573,3 +573,97 @@ def test_a_failed_recording_write_says_the_turn_was_kept(
     assert [e.index for e in heard] == [1]  # listeners (the widget) heard the commit
     assert "second" in capsys.readouterr().out  # the reply was shown as kept
     assert (moved / "rec.ipynb").read_bytes() == before  # the old file is whole
+
+
+# -- issue 25: a cut file is an error; old files still load; CRLF ----------------------
+V1 = Path(__file__).parent / "transcripts_v1"
+
+
+def test_a_md_cut_anywhere_is_an_error(tmp_path: Path) -> None:
+    from yagpt_magic.core.errors import TranscriptError
+
+    text = saved(tmp_path, ".md").read_text()
+    cut = tmp_path / "cut.md"
+    points = sorted({*range(0, len(text), max(1, len(text) // 400)), *(
+        i for i, c in enumerate(text) if c == "\n")})
+    quiet = []
+    for point in points:
+        if not text[point:].strip():
+            continue  # only trailing blank lines left out: nothing is missing
+        cut.write_text(text[:point])
+        try:
+            load_threads(cut)
+        except TranscriptError:
+            continue
+        quiet.append(point)
+    assert quiet == [], f"{len(quiet)} of {len(points)} cuts load silently"
+
+
+def test_a_jsonl_cut_on_a_line_boundary_is_an_error(tmp_path: Path) -> None:
+    from yagpt_magic.core.errors import TranscriptError
+
+    lines = saved(tmp_path, ".jsonl").read_text().splitlines(keepends=True)
+    cut = tmp_path / "cut.jsonl"
+    for keep in range(1, len(lines)):
+        cut.write_text("".join(lines[:keep]))
+        with pytest.raises(TranscriptError, match="truncated"):
+            load_threads(cut)
+
+
+@pytest.mark.parametrize("suffix", [".md", ".jsonl"])
+def test_files_written_before_the_end_marker_still_load(suffix: str) -> None:
+    threads = three_threads()
+    assert load_threads(V1 / f"two-threads{suffix}") == {"default": threads[0],
+                                                          "empty": threads[2]}
+
+
+def test_a_recording_continued_with_append_keeps_its_end(shell: Any, tmp_path: Path) -> None:
+    from yagpt_magic.core.errors import TranscriptError
+
+    path = tmp_path / "rec.jsonl"
+    shell.run_line_magic("chat", f"record {path}")
+    chat(shell, "first")
+    shell.run_line_magic("chat", "live")
+    shell.run_line_magic("chat", f"record --append {path}")
+    chat(shell, "second")
+    shell.run_line_magic("chat", "live")
+    assert [t.user for t in load_threads(path)["default"].turns] == ["first", "second"]
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-2]))
+    with pytest.raises(TranscriptError, match="truncated"):
+        load_threads(path)
+
+
+def test_a_md_with_windows_line_endings_loads(tmp_path: Path) -> None:
+    threads = [make_thread("default", "Be brief.\nVery.", [("Hi\nthere", "Hello!\n\n- a\n- b")])]
+    path = tmp_path / "crlf.md"
+    save_threads(threads, path)
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert load_threads(path) == {"default": threads[0]}
+
+
+def tool_turn_thread() -> Thread:
+    thread = make_thread("default", "", [("Use f", "It said ok.")])
+    from yagpt_magic.core.conversation import ToolCall, ToolRound
+
+    turn = thread.turns[0]
+    thread.turns[0] = Turn(**{**vars(turn), "tool_rounds": (
+        ToolRound((ToolCall("f", {"a": "PLACEHOLDER"}, "ok"),)),)})
+    return thread
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("[" * 900 + "1" + "]" * 900, "nested more than 100 levels deep"),
+    ("NaN", "holds NaN"),
+    ('"\\ud800"', "unpaired surrogate"),
+])
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".md"])
+def test_a_transcript_with_arguments_no_turn_can_hold_is_refused_on_load(
+    shell: Any, tmp_path: Path, value: str, problem: str, suffix: str
+) -> None:
+    path = tmp_path / f"t{suffix}"
+    save_threads([tool_turn_thread()], path)
+    path.write_text(path.read_text().replace('"PLACEHOLDER"', value))
+    message = fails(shell, f"%chat load {path}")
+    assert problem in message and "arguments of its call of 'f'" in message, message
+    assert magics_of(shell).session.thread("default").turns == []

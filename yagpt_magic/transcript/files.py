@@ -114,6 +114,22 @@ def check_header(src: Source, data: Any, what: str) -> None:
         )
 
 
+def check_count(src: Source, header: dict[str, Any], key: str, found: int, what: str) -> None:
+    """A header's count of what follows it, if it has one, against what the file holds.
+
+    ``.md`` and ``.jsonl`` are read line by line, so a file cut between two turns reads
+    as a shorter thread; since issue 25 their header counts what follows (``turns``,
+    ``lines``), and a file whose count does not match is refused. Files written before
+    have no count and load as before: adding a key keeps every reader, old and new.
+    """
+    if key not in header:
+        return
+    count = header[key]
+    if count != found or not isinstance(count, int) or isinstance(count, bool):
+        src.fail(f"its header counts {shown(count)} {what} but the file holds {found} (the "
+                 "file looks truncated or edited)")
+
+
 def version_for(threads: Any) -> int:
     """The version a transcript of ``threads`` is written as: 2 once any turn has images."""
     return IMAGES_VERSION if any(t.images for th in threads for t in th.turns) else VERSION

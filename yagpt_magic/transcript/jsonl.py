@@ -5,6 +5,10 @@ A header ``{"format", "version", "kind": "record"}``, then events
 present), then cut the thread to ``length`` turns (undo and reset are recorded too).
 An image (SPEC 15) is one line ``{"image": {"sha256", "mime", "data"}}`` (base64),
 written once, before the first event whose turn sent it; the header is then version 2.
+The header also counts the lines after it (``"lines": N``; since issue 25): a recording
+cut on a line boundary is otherwise a valid, shorter one. The recorder rewrites the file
+whole on every change, so the count is always current; a header without it (an older
+file) is read as before.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from .files import (
     IMAGES_VERSION,
     VERSION,
     Source,
+    check_count,
     check_header,
     parse_json,
     shown,
@@ -40,6 +45,13 @@ def image_lines(thread: Thread, index: int, written: set[str]) -> list[str]:
             written.add(sha)
             lines.append(json.dumps({"image": {"sha256": sha, **entry}}) + "\n")
     return lines
+
+
+def counted(text: str) -> str:
+    """A recording (a header, then lines each ending in a newline) whose header counts
+    the lines after it."""
+    first, _, rest = text.partition("\n")
+    return json.dumps({**json.loads(first), "lines": rest.count("\n")}) + "\n" + rest
 
 
 def with_images_version(text: str) -> str:
@@ -73,8 +85,8 @@ def snapshot(thread: Thread, written: set[str] | None = None) -> list[str]:
 
 def dump(threads: Sequence[Thread]) -> str:
     written: set[str] = set()
-    return "".join([header(version_for(threads))]
-                   + [line for t in threads for line in snapshot(t, written)])
+    return counted("".join([header(version_for(threads))]
+                           + [line for t in threads for line in snapshot(t, written)]))
 
 
 def parse(src: Source, text: str) -> dict[str, Thread]:
@@ -90,7 +102,8 @@ def parse_recording(src: Source, text: str) -> tuple[dict[str, Thread], dict[str
         src.fail(f"line {len(lines)} is not finished (the file looks truncated)")
     if not lines:
         src.fail("the file is empty")
-    check_header(src, parse_json(src, lines[0], " on line 1"), "line 1")
+    head = parse_json(src, lines[0], " on line 1")
+    check_header(src, head, "line 1")
     prompts: dict[str, str] = {}
     turns: dict[str, list[Turn]] = {}
     images: dict[str, Image] = {}
@@ -123,4 +136,6 @@ def parse_recording(src: Source, text: str) -> tuple[dict[str, Thread], dict[str
         if not 0 <= length <= len(held):
             src.fail(f"{where}: length {shown(length)} of {name!r} is beyond its turns")
         del held[length:]
+    # Last: a line that is there but wrong says more than the count of lines missing.
+    check_count(src, head, "lines", len(lines) - 1, "lines after it")
     return {name: Thread(name, prompts[name], held) for name, held in turns.items()}, images

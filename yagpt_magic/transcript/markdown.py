@@ -21,7 +21,7 @@ from typing import Any
 from ..core.conversation import Thread, Turn
 from ..core.images import Image
 from ..display.reply import inert_markdown
-from .files import FORMAT, Source, check_header, parse_json, version_for
+from .files import FORMAT, Source, check_count, check_header, parse_json, version_for
 from .turn_records import (
     add_thread,
     check_index,
@@ -61,7 +61,10 @@ def heading(text: str) -> str:
 def dump(threads: Sequence[Thread]) -> str:
     from .. import __version__
 
-    parts = [comment("yagpt-magic-transcript", {"format": FORMAT, "version": version_for(threads)}),
+    # The header counts the threads and turns: a file cut between two turns is seen.
+    head = {"format": FORMAT, "version": version_for(threads), "threads": len(threads),
+            "turns": sum(len(t.turns) for t in threads)}
+    parts = [comment("yagpt-magic-transcript", head),
              f"# Chat transcript\n\nSaved by yagpt-magic {__version__}. "
              "`%chat load` this file to rebuild the threads; the HTML comments hold the "
              "metadata and each fenced block is the exact text."]
@@ -114,12 +117,21 @@ def _images(src: Source, lines: list[str]) -> dict[str, Image]:
     return images
 
 
+def _lines(text: str) -> list[str]:
+    """The file's lines; a file whose every line ends in CRLF (a Windows editor, git's
+    autocrlf) is read as the LF file it was written as."""
+    if "\r\n" in text and text.count("\r\n") == text.count("\n"):
+        text = text.replace("\r\n", "\n")
+    return text.split("\n")
+
+
 def parse(src: Source, text: str) -> dict[str, Thread]:
-    lines = text.split("\n")
+    lines = _lines(text)
     first = _COMMENT.match(lines[0]) if lines else None
     if first is None or first.group(1) != "yagpt-magic-transcript":
         src.fail("not a yagpt-magic transcript (the first line is not its header comment)")
-    check_header(src, parse_json(src, first.group(2), " in the header comment"), "the header")
+    head = parse_json(src, first.group(2), " in the header comment")
+    check_header(src, head, "the header")
     found: dict[str, tuple[Thread, list[Turn]]] = {}
     current: tuple[Thread, list[Turn]] | None = None
     pos = 1
@@ -173,4 +185,6 @@ def parse(src: Source, text: str) -> dict[str, Thread]:
     threads: dict[str, Thread] = {}
     for header, turns in found.values():
         add_thread(src, threads, Thread(header.name, header.system_prompt, turns))
+    check_count(src, head, "threads", len(threads), "threads")
+    check_count(src, head, "turns", sum(len(t.turns) for t in threads.values()), "turns")
     return threads

@@ -78,6 +78,7 @@ class Recorder:
                 text = "".join([*self._lines, *lines])
                 if images or self._images:
                     text = jsonl.with_images_version(text)
+                text = jsonl.counted(text)  # the header counts the lines: a cut is seen
             else:
                 session = self._session
                 threads = session.copies([t for t in session.threads.values()
