@@ -329,3 +329,68 @@ def test_without_pydantic_a_dataclass_says_what_to_do(monkeypatch: pytest.Monkey
         schema_of(Row)
     dict_schema = schema_of({"type": "object", "properties": {"name": {"type": "string"}}}, "S")
     assert dict_schema.parse('{"name": "x"}').value == {"name": "x"}  # dicts need no pydantic
+
+
+# -- issue 25: values the files cannot hold are refused in one line --------------------
+def nested(depth: int, leaf: str = "1") -> str:
+    return "[" * depth + leaf + "]" * depth
+
+
+DEEP_ANY = '''
+from typing import Any
+class Deep(pydantic.BaseModel):
+    v: Any
+'''
+
+
+@pytest.mark.parametrize(("line", "reply", "problem"), [
+    ("--json", '{"x": NaN}', "NaN"),
+    ("--json", '{"x": -Infinity}', "Infinity"),
+    ("--json", '{"x": "a\\ud800b"}', "unpaired surrogate"),
+    ("--json", '{"x": ' + nested(101) + "}", "nested"),
+    ("--json", '{"x": ' + nested(900) + "}", "nested"),
+    ("--json", nested(100_000), "nested"),
+    ("--json", '{"n": ' + "7" * 5000 + "}", "digits"),
+    ("--schema Deep", '{"v": ' + nested(5000) + "}", "nested"),
+    ("--schema Deep", '{"v": ' + nested(150) + "}", "nested"),
+])
+def test_a_value_no_file_can_hold_is_one_line_and_nothing_is_kept(
+    user: Any, emulator: Emulator, tmp_path: Path, line: str, reply: str, problem: str
+) -> None:
+    user.run_cell(DEEP_ANY).raise_error()
+    chat(user, "--json -o data", "Count 3 and 4")  # one good turn first
+    emulator.reply_with(reply)
+    message = fails(user, f"%%chat {line}\nanswer")
+    assert problem in message and "nothing was added" in message, message
+    assert len(turns(user)) == 1
+    for suffix in (".ipynb", ".md", ".json", ".jsonl"):  # and the thread still saves
+        user.run_line_magic("chat", f"save {tmp_path / ('t' + suffix)}")
+    nbformat_json = json.loads((tmp_path / "t.ipynb").read_text())  # strict JSON
+    assert nbformat_json["cells"]
+
+
+def test_a_value_nested_100_deep_round_trips_in_every_format(
+    user: Any, emulator: Emulator, tmp_path: Path
+) -> None:
+    from yagpt_magic.transcript import load_threads
+
+    value = {"x": json.loads(nested(99))}  # the object itself is one level
+    emulator.reply_with(json.dumps(value))
+    chat(user, "--json -o data", "deep")
+    assert user.user_ns["data"] == value
+    for suffix in (".ipynb", ".md", ".json", ".jsonl"):
+        path = tmp_path / f"t{suffix}"
+        user.run_line_magic("chat", f"save {path}")
+        assert load_threads(path)["default"].turns[0].value == value
+
+
+def test_a_dict_schema_error_shows_the_models_key_escaped(user: Any, emulator: Emulator
+                                                           ) -> None:
+    user.run_cell('CLOSED = {"type": "object", "additionalProperties": {"type": "integer"}}'
+                  ).raise_error()
+    key = "evil\\nkey $\\\\href{http://x.example}{y}$ \\u202e"
+    emulator.reply_with('{"a": 1, "' + key + '": "soon"}')
+    message = fails(user, "%%chat --schema CLOSED\nanswer")
+    assert "\n" not in message and "\u202e" not in message and "\\u202e" in message
+    assert "evil\\nkey" in message  # shown as its escape, not as a line break
+    assert turns(user) == []

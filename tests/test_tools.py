@@ -468,3 +468,33 @@ def test_call_text_escapes_a_name_the_model_made_up() -> None:
 
     text = call_text("f\x1b[1A\rRun f? [y/N] y\u202e", {})
     assert all(c.isprintable() for c in text) and "\\x1b" in text and "\\u202e" in text
+
+
+def test_a_result_with_an_unpaired_surrogate_is_sent_and_kept_as_its_escape(
+    session: ChatSession, emulator: Emulator, tmp_path: Path
+) -> None:
+    from yagpt_magic.transcript import load_threads, save_thread
+
+    session.namespace = {"read": lambda: b"caf\xe9".decode("utf-8", "surrogateescape")}
+    answer = session.ask("default", "call read", tools="read")
+    assert answer.turn.tool_rounds[0].calls[0].result == "caf\\udce9"
+    for suffix in (".ipynb", ".md", ".json", ".jsonl"):
+        save_thread(session.thread("default"), tmp_path / f"t{suffix}")
+        assert load_threads(tmp_path / f"t{suffix}")["default"] == session.thread("default")
+
+
+def test_arguments_no_file_can_hold_are_refused_before_anything_runs(table: Table) -> None:
+    from yagpt_magic.core.backend import Reply, RequestOptions
+    from yagpt_magic.core.conversation import Usage
+    from yagpt_magic.core.errors import InvalidReply
+    from yagpt_magic.core.tools import ToolRun
+
+    deep: Any = "x"
+    for _ in range(900):
+        deep = [deep]
+    reply = Reply("", "tool_calls", Usage(), "gpt://f/m", "1",
+                  tool_calls=(("lookup", {"column": "a"}), ("lookup", {"column": deep})))
+    run = ToolRun(offer({"lookup": table.lookup}, ["lookup"]), "auto")
+    with pytest.raises(InvalidReply, match="nested more than 100 levels deep") as caught:
+        run.run_rounds(reply, [], RequestOptions(model="m"), lambda *_: reply)
+    assert "\n" not in str(caught.value) and table.calls == []

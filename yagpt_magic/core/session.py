@@ -36,6 +36,7 @@ from .errors import (
 from .fitting import Fit, WindowOverflow, fit_to_window
 from .images import Image, image_from
 from .settings import Settings
+from .storable import turn_problem
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
@@ -639,6 +640,10 @@ class ChatSession:
             value=parsed.data if parsed is not None else None,
             images=images,
         )
+        unkept = turn_problem(turn)  # a turn is kept only if every transcript can hold it
+        if unkept:
+            raise InvalidReply(f"The reply cannot be kept: {unkept}; nothing was added to "
+                               f"thread {thread.name!r}.")
         with self._lock:
             index = thread.commit(turn, slot)
         self.notify(ThreadEvent(thread.name, EventKind.COMMIT, index))

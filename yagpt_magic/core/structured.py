@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from .errors import InvalidReply, UsageProblem
+from .storable import problem
 
 SchemaKind = Literal["model", "dataclass", "dict", "json"]
 
@@ -64,12 +65,19 @@ class Schema:
         """The reply as a validated object; ``InvalidReply`` names the first problem."""
         body = _unfenced(text)
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=_no_constant)
         except json.JSONDecodeError as err:
             cut = " (the reply was cut at max_tokens; raise --max-tokens)" if truncated else ""
             raise self._invalid(
                 f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}{cut}"
             ) from None
+        except ValueError as err:  # NaN/Infinity (below), a number of over 4,300 digits
+            raise self._invalid(_short(str(err).split(";")[0])) from None
+        except RecursionError:
+            raise self._invalid("it is nested too deeply to read") from None
+        unkept = problem(data)  # checked before any schema: a transcript must hold it
+        if unkept:
+            raise self._invalid(unkept)
         if self.kind == "json":
             if not isinstance(data, dict):
                 raise self._invalid(f"it is a JSON {_json_type(data)}")
@@ -88,7 +96,7 @@ class Schema:
 
         error = best_match(_validator(self.response_format).iter_errors(data))
         if error is not None:
-            where = ".".join(str(p) for p in error.absolute_path) or "the reply"
+            where = _path(error.absolute_path) or "the reply"
             raise self._invalid(f"{where}: {_short(error.message)}")
         return data
 
@@ -104,7 +112,7 @@ class Schema:
             return Parsed(value, adapter.dump_python(value, mode="json"))
         except pydantic.ValidationError as err:
             first = err.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "the reply"
+            where = _path(first.get("loc", ())) or "the reply"
             raise self._invalid(f"{where}: {_short(str(first.get('msg', '')))}") from None
 
 
@@ -193,6 +201,16 @@ def _validator(text: str) -> Any:
 
     schema = json.loads(text)
     return validators.validator_for(schema)(schema)
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN``, ``Infinity``: Python's JSON reader takes them, JSON (and a notebook) does not."""
+    raise ValueError(f"it holds {name}, which JSON (and so a notebook) cannot store")
+
+
+def _path(parts: Any) -> str:
+    """Where in the reply a problem is: its keys as typed, or escaped if they are not names."""
+    return ".".join(str(p) if str(p).isidentifier() else repr(p) for p in parts)
 
 
 def _unfenced(text: str) -> str:

@@ -26,8 +26,9 @@ from typing import Any, Literal
 
 from .backend import Reply, RequestOptions, ToolDefinition
 from .conversation import Message, ToolCall, ToolRound
-from .errors import Interrupted, ServiceError, UsageProblem, scrub
+from .errors import Interrupted, InvalidReply, ServiceError, UsageProblem, scrub
 from .settings import ToolPolicy, default
+from .storable import problem
 
 #: The ``tool_calls`` setting: ask before each call, run them all, or refuse them all.
 Policy = ToolPolicy
@@ -387,7 +388,9 @@ class ToolRun:
         margin keeps a key that straddles the cut from leaving a run of it behind.
         """
         margin = self.result_limit + 1024
-        head = scrub(text[:margin], self.secrets)
+        # A result is our text: an unpaired surrogate (a file read with surrogateescape)
+        # is shown as its escape, so the result can be sent and kept.
+        head = scrub(text[:margin].encode("utf-8", "backslashreplace").decode(), self.secrets)
         return truncate(head, self.result_limit, total=len(text) if len(text) > margin else None)
 
     def run_rounds(
@@ -411,6 +414,7 @@ class ToolRun:
                     "was added to the thread. Raise ChatMagics.max_tool_rounds or rephrase.",
                     code="TOOL_ROUNDS",
                 )
+            _check_calls(reply.tool_calls)
             ids = tuple(reply.call_ids) + ("",) * (len(reply.tool_calls) - len(reply.call_ids))
             calls = tuple(self.run_call(name, arguments, call_id)
                           for (name, arguments), call_id in zip(reply.tool_calls, ids))
@@ -421,6 +425,15 @@ class ToolRun:
             reply = send(sent, replace(options, tool_choice="none") if last else options)
         return reply, tuple(rounds)
 
+
+
+def _check_calls(calls: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Refuse, before anything runs, a call whose arguments no transcript could keep."""
+    for name, arguments in calls:
+        unkept = problem(arguments)
+        if unkept:
+            raise InvalidReply(f"The model called {shown_name(name)[:60]} with arguments that "
+                               f"cannot be kept: {unkept}; nothing was run or added.")
 
 
 def replayed(rounds: Sequence[ToolRound], on_event: Callable[[ToolEvent], None]) -> None:

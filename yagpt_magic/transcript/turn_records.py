@@ -25,6 +25,7 @@ from ..core.conversation import (
 from ..core.errors import UsageProblem
 from ..core.images import FORMATS, Image
 from ..core.session import turn_metadata
+from ..core.storable import turn_problem
 from .files import Source, shown
 
 _USAGE_FIELDS = ("input_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
@@ -75,7 +76,7 @@ def decode_turn(src: Source, where: str, record: Any, user: str, reply: str,
     if context_start is not None and context_start < 0:
         src.fail(f"{where}: context_start {shown(context_start)} is negative")
     cell_id = field(src, where, record, "cell_id", (str, type(None)))
-    return Turn(
+    turn = Turn(
         user=user,
         reply=reply,
         cell_id=cell_id,
@@ -102,6 +103,10 @@ def decode_turn(src: Source, where: str, record: Any, user: str, reply: str,
         images=decode_image_refs(src, where, field(src, where, record, "images", (list,), []),
                                  images or {}),
     )
+    unkept = turn_problem(turn)  # what a turn could not hold when made, it cannot here
+    if unkept:
+        src.fail(f"{where}: {unkept}")
+    return turn
 
 
 # -- images (SPEC 15): each kept once per SHA-256, turns refer to them ---------------------
