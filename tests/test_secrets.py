@@ -13,10 +13,7 @@ import grpc
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, output_from_msg
-from traitlets import TraitError
 
-from yagpt_magic.core.credentials import looks_like_credential, refuse_secret
-from yagpt_magic.core.errors import UsageProblem
 from yagpt_magic.emulator import Emulator
 
 from .conftest import emulator_env, fails, magics_of
@@ -139,40 +136,6 @@ def test_the_echo_forms_carry_the_key() -> None:
     """The canary above proves something only if each form really holds the key."""
     for name, form in echoes(ENCODED_CANARY).items():
         assert ENCODED_CANARY not in form and leaked(ENCODED_CANARY, form), name
-
-
-# -- values shaped like a credential ---------------------------------------------------
-
-@pytest.mark.parametrize("value", [
-    "AQVNzzzsecret", "AQVN1234abcd-_xyzAQVNabc", "t1.9euelZqJjp2Qm5aZkJeZyc", "y0_AgAAAAB3",
-    "y3_AbCdEf0123", " AQVNsecret1 ", "'AQVNsecret1'", "Api-Key AQVNsecret1",
-    "Bearer t1.abcdefgh", "bearer y1_abcdefgh", ["images.example.com", "AQVNsecret1"],
-    "You are a bot. Use AQVN4f3k2j1h0g9f8e7d6c5b4a to call the API.",
-    "system prompt with t1.9euelZqJjp2Qm5aZkJeZycmLy in it",
-    "Authorization: Bearer 3f9a8b7c6d5e4f3a2b1c",
-    "header Api-Key abcdef0123456789abcdef",
-])
-def test_credential_shapes_are_refused(value: object) -> None:
-    assert looks_like_credential(value)
-    with pytest.raises(UsageProblem) as refused:
-        refuse_secret(value, "-s")
-    message = str(refused.value)
-    assert message.startswith("-s looks like a credential") and "\n" not in message
-    assert "YC_API_KEY" in message and "%chat login" in message
-    assert str(value).strip() not in message
-    assert isinstance(refused.value, TraitError)  # %config rolls the value back
-
-
-@pytest.mark.parametrize("value", [
-    "", "yandexgpt", "yandexgpt-lite/rc", "gpt://b1gtest/yandexgpt/latest", "b1gtest",
-    "t1", "t1.x", "thread-1", "AQV", "You are a helpful assistant.",
-    "Explain Bearer authentication and API keys in two sentences.",
-    "Use model version t1.5 of the API", "llm.api.cloud.yandex.net:443", "my_answer",
-    "y1_notes", "t1.draft", 0.6, 2000, True, None, ["llm.example.com", "cdn.example.com"],
-])
-def test_ordinary_values_pass(value: object) -> None:
-    assert not looks_like_credential(value)
-    assert refuse_secret(value, "ChatMagics.model") == value
 
 
 def test_a_refused_config_value_is_one_line_and_rolled_back(
