@@ -7,8 +7,8 @@ quotas and limits, faults, validation), the servicers (``completion_services``,
 (``datasets``, ``object_store``) and the OpenAI-compatible HTTP API (``openai_http``
 serving what ``openai_chat`` shapes). What it answers lives beside them, one job a module:
 ``tokenizer`` (token framing), ``catalogue`` (models, versions, error wording),
-``answers`` (responses and usage), ``replies`` (the offline text), ``tools`` (the
-tool-call rule), ``structured`` (JSON from a schema), ``limits`` (the service's
+``answers`` (responses and usage), ``replies`` (the offline text), ``tool_rule`` (the
+tool-call rule), ``schema_values`` (JSON from a schema), ``limits`` (the service's
 documented quotas) and ``service_time`` (how long a reply takes). Run it standalone
 with ``python -m yagpt_magic.emulator --port 50051`` (``--help`` lists the limit and
 service-time flags).

@@ -23,9 +23,9 @@ from yandex.cloud.ai.foundation_models.v1.text_generation import (
 
 from . import catalogue
 from .replies import digest_of, reply_for, reply_with_results
-from .structured import object_reply, value_for
+from .schema_values import object_reply, value_for
 from .tokenizer import count_tokens, tokenize_text
-from .tools import Call, calls_for, results_after_request, tool_texts
+from .tool_rule import Call, calls_for, results_after_request, tool_texts
 
 STATUSES: dict[str, common.Alternative.AlternativeStatus.ValueType] = {
     "FINAL": common.Alternative.ALTERNATIVE_STATUS_FINAL,

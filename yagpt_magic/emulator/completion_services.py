@@ -30,7 +30,7 @@ from .gateway import Gateway
 from .rpc import Abort, Call, Gone, make_servicer, pack, timestamp_now
 from .state import Fault
 from .tokenizer import frame, text_pieces
-from .tools import tool_texts
+from .tool_rule import tool_texts
 
 __all__ = ["CompletionServices"]
 

@@ -25,7 +25,7 @@ from .answers import Reply, compute, input_tokens_of, messages_of, options_of
 from .limits import SECONDS_PER_HOUR
 from .rpc import Abort, Call, Gone, check_auth, run_unary
 from .state import Fault, RecordedRequest, ServiceState
-from .tools import ToolChoiceError
+from .tool_rule import ToolChoiceError
 
 __all__ = ["METERED", "Gateway"]
 

@@ -3,8 +3,8 @@
 Both APIs must answer alike, so this module does not decide anything itself: it
 translates the HTTP request into the Text Generation API's ``CompletionRequest`` (the
 gateway's view of a request: messages, tools, ``response_format``, options), answers it
-with :func:`.answers.compose` — the same replies, tool-call rule (:mod:`.tools`), JSON
-(:mod:`.structured`) and token counts (:mod:`.tokenizer`) as the gRPC API — and renders
+with :func:`.answers.compose` — the same replies, tool-call rule (:mod:`.tool_rule`), JSON
+(:mod:`.schema_values`) and token counts (:mod:`.tokenizer`) as the gRPC API — and renders
 that reply in the shape the real recordings show (tests/real_traffic/chat):
 
 - unary: ``{id, object: "chat.completion", created, model, choices[{index, message{role,
@@ -54,7 +54,7 @@ from .answers import (
     stream_texts,
 )
 from .tokenizer import count_tokens, tokenize_text
-from .tools import Call, ToolChoiceError, tool_texts
+from .tool_rule import Call, ToolChoiceError, tool_texts
 
 __all__ = [
     "ChatError",

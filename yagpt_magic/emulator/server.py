@@ -21,7 +21,7 @@ service time, queued faults, validation) over the one :class:`~.state.ServiceSta
 they share. It behaves like the recorded real service (tests/real_traffic): token
 framing (:mod:`.tokenizer`), the model catalogue and its ``model_version`` dates and
 error wording (:mod:`.catalogue`), usage in every chunk, ``TOOL_CALLS`` when tools are
-offered (:mod:`.tools`), JSON for ``response_format`` (:mod:`.structured`), deferred
+offered (:mod:`.tool_rule`), JSON for ``response_format`` (:mod:`.schema_values`), deferred
 operations that finish after a poll, the service's documented limits (:mod:`.limits`),
 an optional service-time model (:mod:`.service_time`), an optional per-folder quota, and
 replies shaped like real answers (:mod:`.replies`). The package imports only ``grpc``
@@ -47,7 +47,7 @@ from .openai_http import ChatHTTPServer
 from .platform_services import PlatformServices
 from .service_time import ServiceTime
 from .state import COMPLETION_METHODS, Fault, RecordedRequest, ServiceState
-from .tools import Call
+from .tool_rule import Call
 
 __all__ = ["Emulator"]
 

@@ -1,4 +1,4 @@
-"""JSON values from a schema (yagpt_magic.emulator.structured): valid, deterministic, text-fed."""
+"""JSON values from a schema (emulator/schema_values.py): valid, deterministic, text-fed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from yagpt_magic.emulator.structured import Hints, value_for
+from yagpt_magic.emulator.schema_values import Hints, value_for
 
 SCHEMAS: list[dict[str, Any]] = [
     {"type": "string"},

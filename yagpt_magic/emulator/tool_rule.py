@@ -55,7 +55,7 @@ from yandex.cloud.ai.foundation_models.v1.text_generation import (
     text_generation_service_pb2 as tg,
 )
 
-from .structured import value_for
+from .schema_values import value_for
 
 __all__ = ["Call", "ToolChoiceError", "calls_for", "results_after_request", "tool_texts"]
 
