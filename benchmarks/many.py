@@ -95,8 +95,10 @@ def work(approach: str, rows: int, cache: str) -> None:
         from yagpt_magic.core.errors import Interrupted
         from yagpt_magic.core.session import ChatSession
         from yagpt_magic.core.settings import Settings
+        from yagpt_magic.service.live import LiveBackends
 
-        session = ChatSession(Settings())
+        settings = Settings()
+        session = ChatSession(settings, LiveBackends(settings))
         control = Pacer(32)
 
         class StopAtHalf:

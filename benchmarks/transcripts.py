@@ -12,7 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from yagpt_magic.transcript import load_threads, save_thread, sent_messages
+from yagpt_magic.core.conversation import sent_messages
+from yagpt_magic.transcript import load_threads, save_thread
 
 from .common import Row, emulator_process, fmt_time, median, sdk_model
 from .history import synthetic_thread

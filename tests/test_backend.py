@@ -9,7 +9,7 @@ import time
 import grpc
 import pytest
 
-from yagpt_magic.core.backend import RequestOptions
+from yagpt_magic.core.backend import Request, RequestOptions
 from yagpt_magic.core.errors import Interrupted, ServiceError
 from yagpt_magic.emulator import Emulator, reply_for
 from yagpt_magic.service.connection import Connection, Credential
@@ -18,6 +18,11 @@ from yagpt_magic.service.text_generation import TextGenerationBackend
 from .conftest import TEST_API_KEY
 
 MESSAGES = [{"role": "user", "text": "What is a monad?"}]
+
+
+def asking(options: RequestOptions) -> Request:
+    """The request every test here sends, with ``options``."""
+    return Request(tuple(MESSAGES), options)
 
 
 def backend_for(address: str, *, timeout: float = 5.0) -> TextGenerationBackend:
@@ -37,8 +42,8 @@ def test_unary_and_streamed_replies_agree(
     backend: TextGenerationBackend, emulator: Emulator
 ) -> None:
     seen: list[str] = []
-    streamed = backend.complete(MESSAGES, RequestOptions(), on_text=seen.append)
-    unary = backend.complete(MESSAGES, RequestOptions(stream=False))
+    streamed = backend.complete(asking(RequestOptions()), on_text=seen.append)
+    unary = backend.complete(asking(RequestOptions(stream=False)))
     expected = reply_for("gpt://b1gtest/yandexgpt/latest", [("user", "What is a monad?")])
     assert streamed.text == unary.text == expected
     assert len(seen) > 1 and seen[-1] == expected  # cumulative text, growing
@@ -59,7 +64,7 @@ def test_a_service_error_is_one_scrubbed_line(
 ) -> None:
     emulator.fail(grpc.StatusCode.PERMISSION_DENIED, "denied for {authorization}")
     with pytest.raises(ServiceError) as err:
-        backend.complete(MESSAGES, RequestOptions())
+        backend.complete(asking(RequestOptions()))
     assert err.value.code == "PERMISSION_DENIED"
     assert TEST_API_KEY not in str(err.value) and "\n" not in str(err.value)
 
@@ -72,7 +77,7 @@ def test_a_closed_port_fails_fast_naming_the_endpoint() -> None:
     started = time.monotonic()
     try:
         with pytest.raises(ServiceError) as err:
-            backend.complete(MESSAGES, RequestOptions())
+            backend.complete(asking(RequestOptions()))
     finally:
         backend.close()
     assert f"127.0.0.1:{port}" in str(err.value)
@@ -89,7 +94,7 @@ def test_cancel_stops_the_stream_and_the_rpc(
         cancel.set()
 
     with pytest.raises(Interrupted):
-        backend.complete(MESSAGES, RequestOptions(), on_text=first_text, cancel=cancel)
+        backend.complete(asking(RequestOptions()), on_text=first_text, cancel=cancel)
     deadline = time.monotonic() + 3
     while emulator.cancelled == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -98,6 +103,6 @@ def test_cancel_stops_the_stream_and_the_rpc(
 
 def test_close_leaves_no_thread(emulator: Emulator) -> None:
     backend = backend_for(emulator.address)
-    backend.complete(MESSAGES, RequestOptions(stream=False))
+    backend.complete(asking(RequestOptions(stream=False)))
     backend.close()
     assert not [t for t in threading.enumerate() if t.name == "yagpt-magic-backend"]

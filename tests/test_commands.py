@@ -7,12 +7,26 @@ from typing import Any
 
 import pytest
 
+from yagpt_magic import command_table
 from yagpt_magic.core.conversation import Turn
 from yagpt_magic.core.errors import UsageProblem
 from yagpt_magic.core.session import ChatSession
 from yagpt_magic.core.settings import Settings
-from yagpt_magic.ipython.commands import COMMANDS, Context, dispatch, module
-from yagpt_magic.ipython.commands.help import summary, usage
+from yagpt_magic.ipython.commands import Context, dispatch
+from yagpt_magic.ipython.commands import help as help_command
+from yagpt_magic.service.live import LiveBackends
+
+TABLE = command_table()
+COMMANDS = TABLE.names
+module = TABLE.module
+
+
+def summary(name: str) -> str:
+    return help_command.summary(module(name))
+
+
+def usage(name: str) -> str:
+    return help_command.usage(module(name))
 
 
 class Shell:
@@ -25,9 +39,11 @@ class Shell:
 
 @pytest.fixture
 def ctx(clean_env: pytest.MonkeyPatch) -> Context:
-    session = ChatSession(Settings())
+    settings = Settings()
+    live = LiveBackends(settings)
+    session = ChatSession(settings, live, secrets=live.secrets)
     session.thread().commit(Turn("What is a monad?", "A *burrito*, some say."))
-    return Context(session, Shell())
+    return Context(session, Shell(), TABLE, live)
 
 
 def run(ctx: Context, line: str) -> Any:

@@ -13,8 +13,9 @@ from typing import Any
 import grpc
 import pytest
 
-from yagpt_magic.core.errors import sentence, service_cause
+from yagpt_magic.core.errors import sentence
 from yagpt_magic.emulator import Emulator
+from yagpt_magic.service.failures import service_cause
 
 from .conftest import fails, magics_of
 

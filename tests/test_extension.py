@@ -100,7 +100,7 @@ def test_flags_reach_the_request(shell: Any, emulator: Emulator) -> None:
 def test_unload_and_reload_keep_history_and_leave_nothing(shell: Any) -> None:
     chat(shell, "remember me").raise_error()
     magics = magics_of(shell)
-    backends = list(magics.session._backends.values())
+    backends = magics.live.opened()
     shell.run_line_magic("unload_ext", "yagpt_magic")
     assert "chat" not in shell.magics_manager.magics["cell"]
     assert "chat" not in shell.magics_manager.magics["line"]

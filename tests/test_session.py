@@ -11,6 +11,8 @@ from yagpt_magic.core.errors import ContentFiltered, ReplayMiss, UsageProblem
 from yagpt_magic.core.session import ChatSession, EventKind, ThreadEvent
 from yagpt_magic.core.settings import Settings
 from yagpt_magic.emulator import Emulator
+from yagpt_magic.service.live import LiveBackends
+from yagpt_magic.transcript.modes import go_live, start_recording, start_replay
 
 from .conftest import TEST_API_KEY
 
@@ -19,8 +21,9 @@ from .conftest import TEST_API_KEY
 def session(emulator: Emulator, clean_env: pytest.MonkeyPatch) -> ChatSession:
     settings = Settings(endpoint=emulator.address, insecure=True, stream=False,
                         system_prompt="Be brief.")
-    found = ChatSession(settings)
-    found.log_in(TEST_API_KEY, "b1gtest")
+    live = LiveBackends(settings)
+    live.log_in(TEST_API_KEY, "b1gtest")
+    found = ChatSession(settings, live, secrets=live.secrets)
     yield found
     found.close()
 
@@ -90,14 +93,15 @@ def test_one_reply_at_a_time_per_thread(session: ChatSession, emulator: Emulator
     assert [t.user for t in session.thread().turns] == ["slow"]
 
 
-def test_record_replay_and_live_are_session_methods(
+def test_record_replay_and_live_switch_the_sessions_mode(
     session: ChatSession, emulator: Emulator, tmp_path: Path
 ) -> None:
     path = tmp_path / "rec.jsonl"
-    assert session.start_recording(path) == ""
+    live = session.backends
+    assert start_recording(session, live, path) == ""
     session.ask("default", "q1")
     assert session.recorder is not None
-    ended, turns = session.start_replay(path)
+    ended, turns = start_replay(session, live, path)
     assert (ended, turns) == ("Recording", 1)
     sent = len(emulator.completions)
     session.reset("default")
@@ -105,29 +109,32 @@ def test_record_replay_and_live_are_session_methods(
     assert len(emulator.completions) == sent  # answered from the file
     with pytest.raises(ReplayMiss):
         session.ask("default", "not recorded")
-    assert session.go_live() == "Replay"
-    assert session.go_live() == ""
+    assert go_live(session, live) == "Replay"
+    assert go_live(session, live) == ""
 
 
 def test_a_refused_recording_keeps_the_current_mode(
     session: ChatSession, tmp_path: Path
 ) -> None:
-    session.start_recording(tmp_path / "ok.jsonl")
+    live = session.backends
+    start_recording(session, live, tmp_path / "ok.jsonl")
     with pytest.raises(Exception, match="unknown transcript type"):
-        session.start_recording(tmp_path / "bad.txt")
+        start_recording(session, live, tmp_path / "bad.txt")
     assert session.recorder is not None
 
 
 def test_offline_needs_no_credential(clean_env: pytest.MonkeyPatch) -> None:
-    session = ChatSession(Settings(stream=False))
+    settings = Settings(stream=False)
+    live = LiveBackends(settings)
+    session = ChatSession(settings, live, secrets=live.secrets)
     try:
-        emulator = session.start_offline()
+        emulator = live.start_offline()
         answer = session.ask("default", "hello")
         assert "offline emulator" in answer.turn.reply
-        assert session.connection().endpoint == emulator.address
+        assert live.connection().endpoint == emulator.address
     finally:
         session.close()
-    assert session.offline is None and session.login is None
+    assert live.offline is None and live.login is None
 
 
 def test_a_script_that_went_offline_exits_without_unloading(tmp_path: Path) -> None:

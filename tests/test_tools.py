@@ -21,6 +21,8 @@ from yagpt_magic.core.session import ChatSession
 from yagpt_magic.core.settings import Settings
 from yagpt_magic.core.tools import REFUSED, ToolEvent, build_tool, offer
 from yagpt_magic.emulator import Emulator
+from yagpt_magic.service.live import LiveBackends
+from yagpt_magic.transcript.modes import go_live, start_recording, start_replay
 
 from .conftest import TEST_API_KEY
 
@@ -57,8 +59,9 @@ def session(emulator: Emulator, clean_env: pytest.MonkeyPatch, table: Table
             ) -> Iterator[ChatSession]:
     settings = Settings(endpoint=emulator.address, insecure=True, stream=False,
                         tool_calls="auto")
-    found = ChatSession(settings)
-    found.log_in(TEST_API_KEY, "b1gtest")
+    live = LiveBackends(settings)
+    live.log_in(TEST_API_KEY, "b1gtest")
+    found = ChatSession(settings, live, secrets=live.secrets)
     found.namespace = {"lookup": table.lookup, "total": table.total, "broken": table.broken,
                        "not_a_function": 3}
     yield found
@@ -270,14 +273,17 @@ def test_replay_of_a_tool_turn_runs_nothing(
     session: ChatSession, emulator: Emulator, table: Table, tmp_path: Path
 ) -> None:
     path = tmp_path / "t.jsonl"
-    session.start_recording(path)
+    live = session.backends
+    start_recording(session, live, path)
     recorded = session.ask("default", 'Use lookup for "price"', tools="lookup")
-    session.go_live()
+    go_live(session, live)
     sent = len(emulator.completions)
 
-    other = ChatSession(Settings(tool_calls="auto"))
+    settings = Settings(tool_calls="auto")
+    other_live = LiveBackends(settings)
+    other = ChatSession(settings, other_live)
     other.namespace = session.namespace
-    other.start_replay(path)
+    start_replay(other, other_live, path)
     events: list[ToolEvent] = []
     replayed = other.ask("default", 'Use lookup for "price"', tools="lookup",
                          on_tool=events.append)

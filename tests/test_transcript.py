@@ -17,6 +17,7 @@ from yagpt_magic.core.conversation import Thread, Turn, Usage, messages_sha256
 from yagpt_magic.core.session import ThreadEvent, turn_metadata
 from yagpt_magic.display.reply import ReplyView
 from yagpt_magic.emulator import Emulator
+from yagpt_magic.service.replay import ReplayBackends
 from yagpt_magic.transcript import load_threads, read_notebook, save_threads
 
 from .conftest import fails, magics_of
@@ -467,7 +468,7 @@ def test_a_bad_file_is_one_line_naming_it_and_changes_nothing(
         message = fails(shell, f"%chat {command} {path}")
         assert str(path) in message and problem in message, message
         assert len(message) < len(str(path)) + 200
-        assert session.replay is None
+        assert not isinstance(session.backends, ReplayBackends)
     assert snapshot(shell) == before
 
 
@@ -502,9 +503,9 @@ def test_record_needs_a_transcript_type_and_live_ends_modes(shell: Any, tmp_path
     assert session.recorder is not None
     converse(shell)
     shell.run_line_magic("chat", f"replay {tmp_path}/r.jsonl")  # replay ends recording
-    assert session.recorder is None and session.replay is not None
+    assert session.recorder is None and isinstance(session.backends, ReplayBackends)
     shell.run_line_magic("chat", "live")
-    assert session.recorder is None and session.replay is None
+    assert session.recorder is None and not isinstance(session.backends, ReplayBackends)
 
 
 def test_file_mode_is_the_users_not_private(shell: Any, tmp_path: Path) -> None:

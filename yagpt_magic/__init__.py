@@ -2,29 +2,70 @@
 
 ``%load_ext yagpt_magic`` registers ``%%chat`` and ``%chat``. It imports neither the
 SDK nor gRPC: those load on the first request, so loading stays instant.
+
+This root is the composition root: the one module that knows every layer. It gives
+the magic (``ipython/``) the ``%chat`` commands that live in the layers below it
+(``widget/``, ``bulk/``, ``transcript/``) and the ``--map`` runner (``bulk/``), by
+name, so that each loads only when it is used.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .core import __version__ as __version__
+
 if TYPE_CHECKING:
     from .core.session import ChatSession
+    from .ipython.commands import CommandTable
 
-__version__ = "0.1.0"
 __all__ = ["ChatMagics", "ChatSession", "ChatWidget", "current_session",
            "load_ipython_extension", "map", "unload_ipython_extension"]
 
 #: Attribute on the shell that keeps threads across %unload_ext / %reload_ext.
 _KEPT = "_yagpt_magic_threads"
 
+_IPYTHON = "yagpt_magic.ipython.commands"
+_TRANSCRIPT = "yagpt_magic.transcript.commands"
+#: Every ``%chat`` command, in the order ``%chat help`` lists them, and the module that
+#: runs it: in the layer it belongs to.
+COMMANDS: dict[str, str] = {
+    "help": f"{_IPYTHON}.help", "history": f"{_IPYTHON}.history",
+    "threads": f"{_IPYTHON}.threads", "system": f"{_IPYTHON}.system",
+    "undo": f"{_IPYTHON}.undo", "reset": f"{_IPYTHON}.reset", "usage": f"{_IPYTHON}.usage",
+    "config": f"{_IPYTHON}.config", "models": f"{_IPYTHON}.models",
+    "login": f"{_IPYTHON}.login", "offline": f"{_IPYTHON}.offline",
+    "save": f"{_TRANSCRIPT}.save", "load": f"{_TRANSCRIPT}.load",
+    "record": f"{_TRANSCRIPT}.record", "replay": f"{_TRANSCRIPT}.replay",
+    "live": f"{_TRANSCRIPT}.live", "restore": f"{_TRANSCRIPT}.restore",
+    "widget": "yagpt_magic.widget.command",
+    "code": f"{_IPYTHON}.code", "explain": f"{_IPYTHON}.explain",
+    "batch": "yagpt_magic.bulk.commands.batch", "cache": "yagpt_magic.bulk.commands.cache",
+}
+
+
+def command_table() -> CommandTable:
+    """Every ``%chat`` command, for the magic (and for tests of the commands alone)."""
+    from .ipython.commands import CommandTable
+
+    return CommandTable(COMMANDS)
+
+
+def run_map_cell(session: ChatSession, ns: dict[str, Any], args: argparse.Namespace,
+                 cell: str) -> Any:
+    """``%%chat --map``: ``bulk/`` loads on the first such cell, not at ``%load_ext``."""
+    from .bulk.cell import run_map_cell as run
+
+    return run(session, ns, args, cell)
+
 
 def load_ipython_extension(shell: Any) -> None:
     """Build one ``ChatMagics`` and register it; threads kept by an unload come back."""
     from .ipython.magics import ChatMagics
 
-    magics = ChatMagics(shell)
+    magics = ChatMagics(shell, commands=command_table(), run_map=run_map_cell)
     kept = getattr(shell, _KEPT, None)
     if kept:
         magics.session.threads.update(kept)
@@ -39,9 +80,9 @@ def unload_ipython_extension(shell: Any) -> None:
     if magics is None:
         return
     magics.cells.unregister()
-    if magics._session is not None:
-        setattr(shell, _KEPT, magics._session.threads)
-        magics._session.close()
+    threads = magics.close()
+    if threads:
+        setattr(shell, _KEPT, threads)
     for kind in ("line", "cell"):
         registry = shell.magics_manager.magics[kind]
         if getattr(registry.get("chat"), "__self__", None) is magics:
@@ -49,20 +90,6 @@ def unload_ipython_extension(shell: Any) -> None:
     shell.magics_manager.registry.pop(type(magics).__name__, None)
     shell.configurables = [c for c in shell.configurables if c is not magics]
     del shell._yagpt_magic
-
-
-def current_session(shell: Any = None) -> ChatSession:
-    """The running shell's chat session, loading the extension if it is not loaded yet."""
-    if shell is None:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        if shell is None:
-            raise RuntimeError("yagpt_magic needs a running IPython; or pass a ChatSession.")
-    if getattr(shell, "_yagpt_magic", None) is None:
-        shell.extension_manager.load_extension("yagpt_magic")
-    session: ChatSession = shell._yagpt_magic.session
-    return session
 
 
 def map(  # noqa: A001 - the public name the spec gives: yagpt_magic.map(template, data)
@@ -91,6 +118,7 @@ def map(  # noqa: A001 - the public name the spec gives: yagpt_magic.map(templat
     """
     from .bulk.mapping import run_map, shaped
     from .core.errors import Interrupted
+    from .ipython.shell import current_session
 
     session = session if session is not None else current_session()
     options = session.options(model=model, temperature=temperature, max_tokens=max_tokens,
@@ -121,4 +149,8 @@ def __getattr__(name: str) -> Any:
         from .widget.chat import ChatWidget
 
         return ChatWidget
+    if name == "current_session":
+        from .ipython.shell import current_session
+
+        return current_session
     raise AttributeError(name)

@@ -10,8 +10,9 @@ it up later from the id alone (the source dataset holds the requests in row orde
 The service leaves failed rows out of the result dataset and lists them in
 ``line_errors`` (line numbers from 1), and result order is not a promise, so results
 are matched to rows by their request; a row without a result holds its error.
-Everything runs on the backend's loop thread through ``TextGenerationBackend.drive``, so an
-interrupt stops the waiting at once (the task itself keeps running on the service).
+Batch processing is a service of the Text Generation API: everything runs on its
+backend's loop thread through ``drive``, so an interrupt stops the waiting at once (the
+task itself keeps running on the service).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.conversation import Message
 from ..core.errors import Interrupted, ServiceError, UsageProblem
-from .mapping import Parse, interrupt_as, prepare, values
+from .mapping import Parse, interrupt_as, prepare, text_generation, values
 
 if TYPE_CHECKING:
     from ..core.backend import RequestOptions
@@ -205,7 +206,7 @@ def run_batch(
         return values(job.place([]), parse), "No row could be sent; their errors are in place."
     options = options if options is not None else session.options(stream=False)
     poll = POLL_INTERVAL if poll is None else poll
-    backend = session.backend()
+    backend = text_generation(session, options, "--batch")
     task = Task("")
 
     with tempfile.TemporaryDirectory(prefix="yagpt-batch-") as directory:
@@ -236,7 +237,7 @@ def pick_up(session: ChatSession, task_id: str, *, wait: bool, fetch: bool,
     """A task by id, from any kernel: its status, after waiting for it, with its results."""
     if fetch:
         _need_pyarrow()
-    backend = session.backend()
+    backend = text_generation(session, mode="%chat batch")
     poll = POLL_INTERVAL if poll is None else poll
     task = Task(task_id)
 
@@ -266,7 +267,7 @@ def pick_up(session: ChatSession, task_id: str, *, wait: bool, fetch: bool,
 
 def recent(session: ChatSession, limit: int = 20) -> list[Task]:
     """The folder's newest batch tasks (id and status), for ``%chat batch status``."""
-    backend = session.backend()
+    backend = text_generation(session, mode="%chat batch")
     tasks: list[Task] = []
 
     async def produce(put: Callable[[Any], None]) -> None:

@@ -39,6 +39,7 @@ from .mapping import (
     prepare,
     service_of,
     status_code,
+    text_generation,
     values,
 )
 from .pacing import Pacer
@@ -363,8 +364,9 @@ def run_deferred(
     try:
         cache.check()
         outcome = run_deferred_rows(
-            session.backend(), job_rows.requests, options, cache=cache, service=service,
-            job=job, fresh=fresh, progress=Bar("deferred rows") if progress else None,
+            text_generation(session, options, "--deferred"), job_rows.requests, options,
+            cache=cache, service=service, job=job, fresh=fresh,
+            progress=Bar("deferred rows") if progress else None,
             poll=POLL_INTERVAL if poll is None else poll, announce=announce)
     except Interrupted as stopped:
         partial = getattr(stopped, "outcome", None)
@@ -462,7 +464,7 @@ def _wait(session: ChatSession, cache: RowCache, job: str, keys: list[str],
     """Poll a job's running operations until each is done (answers go to the cache)."""
     options = session.options(model=model, stream=False)
     running = cache.operations(keys)
-    backend = session.backend()
+    backend = text_generation(session, options, "--deferred")
     work = _Work([], keys, job, deque())
     work.left = len(pending)
     outcome = Outcome(rows=len(pending), results=[None] * len(keys))

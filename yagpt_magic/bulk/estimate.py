@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.conversation import Message
 from ..core.errors import ChatError, Interrupted
-from .mapping import classify, interrupt_as, prepare, service_of
+from .mapping import classify, interrupt_as, prepare, service_of, text_generation
 from .pacing import START_WINDOW, Pacer
 from .row_cache import RowCache, request_key
 
@@ -206,7 +206,8 @@ def estimate(session: ChatSession, template: str, data: Any, *, mode: str = "--m
         requests = [r for r, k in zip(requests, keys) if k not in found]
         cached = len(job.requests) - len(requests)
     chosen = sample(len(requests))
-    counts = count_tokens(session.backend(), [requests[i] for i in chosen], options) \
+    counts = count_tokens(text_generation(session, options, "--estimate"),
+                          [requests[i] for i in chosen], options) \
         if chosen else []
     total = round(sum(counts) / len(counts) * len(requests)) if counts else 0
     return Estimate(

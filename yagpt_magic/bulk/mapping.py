@@ -30,24 +30,34 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.conversation import Message
-from ..core.errors import ChatError, ContentFiltered, Interrupted, ServiceError, UsageProblem
+from ..core.errors import (
+    ChatError,
+    ContentFiltered,
+    FailureKind,
+    Interrupted,
+    ServiceError,
+    UsageProblem,
+)
 from ..core.template import split_code
+from ..service.failures import kind_of
+from ..service.live import LiveBackends
+from ..service.replay import ReplayBackends
+from ..service.text_generation import TextGenerationBackend
 from .columns import OURS, check_output, frame_columns, is_frame, ours, with_columns
 from .pacing import Pacer, Ticket
 from .row_cache import RowCache, request_key
 
 if TYPE_CHECKING:
-    from ..core.backend import Reply, RequestOptions
+    from ..core.backend import Backend, Reply, RequestOptions
     from ..core.session import ChatSession
-    from ..service.text_generation import TextGenerationBackend
 
 #: ``{column}`` outside code, as ``--vars`` reads ``{name}``: other braces stay as typed.
 _FIELD = re.compile(r"(?<!\{)\{([A-Za-z_]\w*)\}(?!\})")
-#: gRPC codes after which no other row can succeed either.
-_DOOMED = {"UNAUTHENTICATED", "PERMISSION_DENIED", "UNAVAILABLE", "NOT_FOUND",
-           "UNIMPLEMENTED"}
-_UNKNOWN_MODEL = re.compile(r"(?i)model[ _]?uri|unknown model|no such model|invalid model\b"
-                            r"|does not know this model")
+#: Failures after which no other row can succeed either (``core.errors.FailureKind``).
+DOOMED: frozenset[FailureKind] = frozenset({
+    "auth", "permission", "unreachable", "not_found", "unimplemented", "unknown_model",
+    "client",
+})
 #: A parse hook: the reply text of one row -> the value put in its place (or its columns,
 #: when it returns a dict). ``--schema`` plugs its JSON parsing in here.
 Parse = Callable[[str], Any]
@@ -158,29 +168,16 @@ def status_code(err: BaseException) -> str:
     return ""
 
 
-def _details(err: BaseException) -> str:
-    details = getattr(err, "details", None)
-    try:
-        return str(details()) if callable(details) else str(err)
-    except Exception:  # noqa: BLE001
-        return ""
-
-
 def classify(err: BaseException) -> str:
     """``quota`` (send again later), ``row`` (this row's own failure) or ``doomed``.
 
-    Takes a raw SDK/gRPC error or the ``ServiceError`` a backend made of one.
+    Decided by what the failure means (``service/failures.py`` reads every status into
+    a kind), for a ``ServiceError`` a backend made and for a raw SDK error alike.
     """
-    code = status_code(err)
-    details = _details(err)
-    if code == "RESOURCE_EXHAUSTED":
-        return "row" if re.search(r"(?i)larger than max|too large to send", details) \
-            else "quota"
-    if code in _DOOMED or not code:
-        return "doomed"
-    if code == "INVALID_ARGUMENT" and _UNKNOWN_MODEL.search(details):
-        return "doomed"
-    return "row"
+    kind = kind_of(err)
+    if kind == "quota":
+        return "quota"
+    return "doomed" if kind in DOOMED else "row"
 
 
 @contextmanager
@@ -216,12 +213,31 @@ class _Doomed(ChatError):
 
 def service_of(session: ChatSession) -> str:
     """Who answers: the endpoint and folder, or the offline emulator (the cache's key)."""
-    if session.offline is not None:
+    live = session.backends
+    if not isinstance(live, LiveBackends):
+        return type(live).__name__
+    connection = live.connection()  # (starts the emulator, under YAGPT_OFFLINE=1)
+    if live.offline is not None:
         return OFFLINE_SERVICE
-    connection = session.connection()
     return f"{connection.endpoint or 'default'}|{connection.folder_id}"
+
+
+def text_generation(session: ChatSession, options: RequestOptions | None = None,
+                    mode: str = "--batch") -> TextGenerationBackend:
+    """The backend of the Text Generation API, whose services ``--batch`` and
+    ``--deferred`` use (and whose tokenizer ``--estimate`` counts with)."""
+    options = options if options is not None else session.options(stream=False)
+    backend = session.backend(options)
+    if isinstance(backend, TextGenerationBackend):
+        return backend
+    if isinstance(session.backends, ReplayBackends):
+        raise UsageProblem(f"{mode} does not run in replay mode; %chat live first.")
+    raise UsageProblem(f"{mode} runs through the Text Generation API; {options.model} is "
+                       f"served by the {backend.api} API. Choose another model with -m.")
+
+
 def run_rows(
-    backend: TextGenerationBackend,
+    backend: Backend,
     requests: Sequence[Sequence[Message]],
     options: RequestOptions,
     *,
@@ -269,7 +285,7 @@ def run_rows(
         with interrupt_as(cancel):
             _consume(backend.drive(produce, cancel=cancel), cancel, outcome, progress)
     except _Doomed as doomed:
-        error = backend.translate(doomed.err)
+        error = doomed.err
         raise type(error)(
             f"{error} Stopped: {outcome.done():,} of {outcome.rows:,} rows are done and kept."
         ) from None
@@ -293,7 +309,7 @@ def run_rows(
 
 
 async def _send_all(
-    backend: TextGenerationBackend,
+    backend: Backend,
     requests: Sequence[Sequence[Message]],
     options: RequestOptions,
     pending: list[int],
@@ -313,7 +329,7 @@ async def _send_all(
                     break
                 index = line.popleft()
                 ticket = pacer.start(time.monotonic())
-                running[asyncio.create_task(backend.run_once(requests[index], options))] = \
+                running[asyncio.create_task(backend.complete_async(requests[index], options))] = \
                     (index, ticket)
             if not running:
                 await asyncio.sleep(wait or 0.01)
@@ -322,7 +338,7 @@ async def _send_all(
                                          return_when=asyncio.FIRST_COMPLETED)
             for finished in done:
                 index, ticket = running.pop(finished)
-                if _settle(backend, finished, index, ticket, pacer, put, keep):
+                if _settle(finished, index, ticket, pacer, put, keep):
                     line.appendleft(index)
     except BaseException:
         for task in running:
@@ -331,7 +347,7 @@ async def _send_all(
         raise
 
 
-def _settle(backend: TextGenerationBackend, task: asyncio.Task[Reply], index: int, ticket: Ticket,
+def _settle(task: asyncio.Task[Reply], index: int, ticket: Ticket,
             pacer: Pacer, put: Callable[[Any], None],
             keep: Callable[[int, Reply], None]) -> bool:
     """One finished request: its row's result out, or True to send it again."""
@@ -355,7 +371,7 @@ def _settle(backend: TextGenerationBackend, task: asyncio.Task[Reply], index: in
     pacer.failed(ticket, now)
     if kind == "doomed":
         raise _Doomed(err)
-    put(("row", (index, backend.translate(err))))
+    put(("row", (index, err)))
     return False
 
 
@@ -430,7 +446,7 @@ def _message(template: Template, row: dict[str, Any], number: int) -> str | Chat
 def prepare(session: ChatSession, template: str, data: Any, *, system: str | None,
             column: str, mode: str = "--map") -> Prepared:
     """Check a job before anything is sent, and build one request per row."""
-    if session.replay is not None:
+    if isinstance(session.backends, ReplayBackends):
         raise UsageProblem(f"{mode} does not run in replay mode; %chat live first.")
     if not template.strip():
         raise UsageProblem("The template is empty: write it below the %%chat line.")
@@ -506,7 +522,7 @@ def run_map(
 
     try:
         cache.check()
-        backend = session.backend()
+        backend = session.backend(options)
         outcome = run_rows(
             backend, job.requests, options, cache=cache, concurrency=concurrency,
             service=service, fresh=fresh, progress=Bar() if progress else None,

@@ -9,11 +9,12 @@ way an httpx client never asks which transport it was given.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from .conversation import Message, Usage
+from .images import Image
 from .settings import default
 
 #: How a reply ended; a filtered one is never committed; ``tool_calls`` asks for calls.
@@ -110,12 +111,21 @@ class Backend(Protocol):
         produce: Callable[[Callable[[Any], None]], Any],
         *,
         cancel: threading.Event | None = None,
-    ) -> Iterator[Any]:
-        """Run ``produce(put)`` on the backend's loop and yield what it puts, interruptibly."""
+    ) -> Generator[Any, None, None]:
+        """Run ``produce(put)`` on the backend's loop and yield what it puts, interruptibly.
+
+        A KeyboardInterrupt or ``cancel`` in the caller's thread, or closing the
+        generator, cancels the coroutine and everything it awaits.
+        """
         ...
 
     def context_start(self, thread: str, index: int) -> int | None:
         """Where a recorded turn's context started (replay); a live backend says None."""
+        ...
+
+    def recorded_images(self, thread: str, index: int) -> Sequence[Image]:
+        """The images a recorded turn sent (replay), so their files are not read again;
+        a live backend has none."""
         ...
 
     def close(self) -> None:

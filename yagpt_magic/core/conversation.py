@@ -662,3 +662,16 @@ class ContextHash:
         final = self._hasher.copy()
         final.update((b"[" if self._empty else b",") + _encoded("user", text, images) + b"]")
         return final.hexdigest()
+
+
+def sent_messages(thread: Thread, index: int) -> list[Message]:
+    """The messages turn ``index`` was answered with, as far as the thread still shows."""
+    turn = thread.turns[index]
+    start = turn.context_start or 0
+    messages: list[Message] = []
+    if turn.system_prompt:
+        messages.append({"role": "system", "text": turn.system_prompt})
+    for earlier in thread.turns[start:index]:
+        messages.extend(earlier.messages())
+    messages.append(user_message(turn.user, turn.images))
+    return messages

@@ -2,8 +2,8 @@
 
 Every error a user can meet is a ``ChatError``: one or two lines that say what went
 wrong and what to do next. The magics turn them into ``UsageError`` (no traceback)
-unless ``verbose_errors`` is on. gRPC errors are translated here by status-code
-*name*, so this module never imports grpc.
+unless ``verbose_errors`` is on. A service's status becomes a ``ServiceError`` in
+``service/failures.py``; this module only says what each kind of failure is.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import html
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 
 class ChatError(Exception):
@@ -49,12 +49,27 @@ def sendable(text: str, what: str) -> str:
     return text
 
 
-class ServiceError(ChatError):
-    """The service refused or failed the request; the thread is unchanged."""
+#: What a service failure means, whichever API reported it (``service/failures.py``
+#: reads each status into one): bulk work decides by it whether to retry a row, give up
+#: on that row, or stop the whole job.
+FailureKind = Literal[
+    "auth", "permission", "quota", "too_large", "context_overflow", "unknown_model",
+    "invalid", "not_found", "unreachable", "unimplemented", "timeout", "cancelled",
+    "client", "failed",
+]  # fmt: skip
 
-    def __init__(self, message: str, *, code: str = "") -> None:
+
+class ServiceError(ChatError):
+    """The service refused or failed the request; the thread is unchanged.
+
+    ``code`` is the status as the service named it (a gRPC status name); ``kind`` is
+    what it means, the same for every API.
+    """
+
+    def __init__(self, message: str, *, code: str = "", kind: FailureKind = "failed") -> None:
         super().__init__(message)
         self.code = code
+        self.kind: FailureKind = kind
 
 
 class ContentFiltered(ChatError):
@@ -86,115 +101,6 @@ class InvalidReply(ChatError):
 
 class ReplayMiss(ChatError):
     """Replay mode met a request that the transcript does not hold."""
-
-
-_ADVICE = {
-    "UNAUTHENTICATED": (
-        "Authentication failed: the API key or IAM token was rejected. "
-        "Check YC_API_KEY / YC_IAM_TOKEN (or run %chat login); IAM tokens expire after 12 hours."
-    ),
-    "PERMISSION_DENIED": (
-        "Permission denied: the credential may not use this model in folder {folder}. "
-        "Check the folder id and that the service account has the ai.languageModels.user role."
-    ),
-    "RESOURCE_EXHAUSTED": (
-        "Quota or rate limit reached ({details}). Wait a little and run the cell again, "
-        "or ask for a higher quota in the Yandex Cloud console."
-    ),
-    "INVALID_ARGUMENT": (
-        "The service rejected the request as invalid: {details}. "
-        "Check the model name (-m), temperature and max_tokens."
-    ),
-    "NOT_FOUND": (
-        "Not found: {details}. Check the model name (-m) and the folder id."
-    ),
-    "UNAVAILABLE": (
-        "The service at {endpoint} is unreachable. "
-        "Check the network and ChatMagics.endpoint, then run the cell again."
-    ),
-    "DEADLINE_EXCEEDED": (
-        "No answer from {endpoint} within {timeout:g} s. "
-        "Run the cell again, or raise %config ChatMagics.timeout."
-    ),
-    "CANCELLED": "The request was cancelled. Run the cell again.",
-}
-
-#: Advice that depends on the cause, not just the status code: (code, pattern, template).
-_CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    (
-        "INVALID_ARGUMENT",
-        re.compile(r"(?i)number of input tokens must be no more than (?P<limit>\d+),"
-                   r"\s*got (?P<got>\d+)"),
-        "The conversation is too long for the model's context window: {details}. "
-        "Shorten the message, start over with %chat reset, use a model with a bigger window "
-        "(-m), or set %config ChatMagics.context_window = {limit} so older turns are left out.",
-    ),
-    (
-        "INVALID_ARGUMENT",
-        re.compile(r"(?i)model[ _]?uri|unknown model|no such model|model\b.*\bnot found"
-                   r"|invalid model\b"),
-        "The service does not know this model: {details}. Check the model name "
-        "(-m or ChatMagics.model: yandexgpt, yandexgpt-lite, NAME/VERSION) and the folder id.",
-    ),
-    (
-        "RESOURCE_EXHAUSTED",
-        re.compile(r"(?i)message larger than max \((?P<size>\d+) vs\.? (?P<limit>\d+)\)"),
-        "The message is too large to send: {size:,} bytes, the limit is {limit:,} bytes. "
-        "Shorten the message (or the thread: %chat reset) and run the cell again.",
-    ),
-    (
-        "RESOURCE_EXHAUSTED",
-        re.compile(r"(?i)message larger than max"),
-        "The message is too large to send ({details}). "
-        "Shorten the message (or the thread: %chat reset) and run the cell again.",
-    ),
-)
-
-#: The real service puts its session ids before the cause:
-#: ``Error in session internal_id=…&request_id=…&folder_id=…: <cause>``.
-_SESSION_PREFIX = re.compile(r"(?i)^\s*error in session\b[^:]*:\s*")
-#: ``request_id=…&folder_id=…`` noise elsewhere in the details.
-_ID_NOISE = re.compile(
-    r"(?i)[(\[]?\b(?:\w*_id|request|session|trace)=[^\s&,;:)\]]*"
-    r"(?:&\w+=[^\s&,;:)\]]*)*[)\]]?[:,;]?\s*"
-)
-_CAUSE_LENGTH = 240
-
-
-def service_cause(details: str) -> str:
-    """The cause in a service's error details: no session ids, whole unless very long."""
-    lines = [line.strip() for line in details.strip().splitlines() if line.strip()]
-    text = _SESSION_PREFIX.sub("", lines[0]) if lines else ""
-    text = _ID_NOISE.sub("", text).strip(" :;,")
-    if len(text) > _CAUSE_LENGTH:
-        cut = text.rfind(" ", 0, _CAUSE_LENGTH)
-        text = text[: cut if cut > _CAUSE_LENGTH // 2 else _CAUSE_LENGTH].rstrip(" ,;:") + "…"
-    return text.rstrip(".")
-
-
-def service_error(
-    code: str, details: str, *, endpoint: str, folder: str, timeout: float, secrets: Iterable[str]
-) -> ServiceError:
-    """Translate a gRPC status into the user's one-line message (scrubbed of secrets)."""
-    secrets = tuple(secrets)
-    cause = service_cause(scrub(details, secrets))
-    values: dict[str, object] = {
-        "endpoint": endpoint, "folder": folder or "(unset)", "timeout": timeout,
-        "details": cause or code,
-    }
-    template = _ADVICE.get(code)
-    for cause_code, pattern, advice in _CAUSES:
-        found = pattern.search(cause) if cause_code == code else None
-        if found:
-            template = advice
-            values.update({k: int(v) for k, v in found.groupdict().items()})
-            break
-    if template is None:
-        text = f"The service failed ({code}): {cause or 'no details'}. Run the cell again; " \
-            "if it keeps failing, set %config ChatMagics.verbose_errors = True and report it."
-    else:
-        text = template.format(**values).replace("….", "…")
-    return ServiceError(scrub(text, secrets), code=code)
 
 
 class ScrubbedCause(Exception):

@@ -1,27 +1,26 @@
-"""One kernel's chat state: its settings, threads, connection, and how a turn is made.
+"""One kernel's chat state: its settings, threads, listeners, and how a turn is made.
 
 The magics and the widget are two views over one ``ChatSession``: both call ``ask``,
 both read ``settings``, and both hear about every change through ``subscribe``.
-Modes (record, replay, live, login, offline) are methods here, so no view sets the
-session's state by hand. Nothing here imports IPython or the SDK; the backend is
-built on the first request.
+How a reply is produced is handed in (``Backends``: live, replay), and so is where
+committed turns go (a recorder); the commands that switch modes call ``use``, so the
+session never asks which mode it is in. Nothing here imports IPython, the SDK, a
+service or a file format.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import __version__
-from ..service.connection import Connection, Credential, CredentialKind, resolve
-from ..service.text_generation import TextGenerationBackend
-from . import models
-from .backend import Reply, RequestOptions
+from . import __version__, models
+from .backend import Backend, Backends, Reply, Request, RequestOptions
 from .conversation import Message, Thread, Turn, message_bound, message_text
 from .errors import (
     ChatError,
@@ -39,9 +38,8 @@ from .settings import Settings
 from .storable import turn_problem
 
 if TYPE_CHECKING:
-    from ..emulator import Emulator
     from .context import CellHistory
-    from .structured import Schema
+    from .structured import Parsed, Schema
     from .tools import Approver, ToolEvent, ToolRun
 
 #: The largest request the service takes: gRPC's default limit on a received message
@@ -55,24 +53,8 @@ def request_bytes(messages: Sequence[Message]) -> int:
     return sum(len(message_text(m).encode("utf-8")) + 16 for m in messages)
 
 
-class ReplySource(Protocol):
-    """Answers requests without the service (replay of a transcript)."""
-
-    def context_start(self, thread: str, index: int) -> int | None:
-        """Where the recorded turn's context began, so replay sends the same messages."""
-        ...
-
-    def answer(
-        self, thread: str, index: int, messages: Sequence[Message], options: RequestOptions
-    ) -> Reply: ...
-
-    def recorded_images(self, thread: str, index: int) -> Sequence[Image]:
-        """The images the recorded turn sent, so replay never reads their files again."""
-        ...
-
-
 class TurnSink(Protocol):
-    """Hears each committed turn (recording to a transcript)."""
+    """Hears each committed turn (a recording to a transcript), and may fail the cell."""
 
     def append(self, thread: Thread, index: int) -> None: ...
 
@@ -171,18 +153,48 @@ def tool_rounds_record(turn: Turn) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass
+class TurnRequest:
+    """One turn in the making: what ``ask`` was given, and where the turn will go."""
+
+    thread: Thread
+    text: str
+    options: RequestOptions
+    window: int
+    cell_id: str | None
+    #: The turn this one replaces (a re-run cell, regenerate), or None to append.
+    slot: int | None
+    on_text: Callable[[str], None] | None = None
+    on_fit: Callable[[Fit], None] | None = None
+    cancel: threading.Event | None = None
+    run: ToolRun | None = None
+    on_tool: Callable[[ToolEvent], None] | None = None
+    schema: Schema | None = None
+    #: The images to send with the message, as ``ask`` was given them (``images.image_from``).
+    image_specs: Sequence[Any] = ()
+
+    @property
+    def upto(self) -> int:
+        """Where the turn goes: the turns before it are its possible context."""
+        return len(self.thread.turns) if self.slot is None else self.slot
+
+    def request(self, messages: Sequence[Message], options: RequestOptions) -> Request:
+        return Request(tuple(messages), options, self.thread.name, self.upto)
+
+
 class ChatSession:
     """Settings, threads, their listeners, and the path from a message to a committed turn."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings if settings is not None else Settings()
+    def __init__(self, settings: Settings, backends: Backends, *,
+                 secrets: Callable[[], Sequence[str]] | None = None) -> None:
+        self.settings = settings
         self.threads: dict[str, Thread] = {}
-        self.login: Credential | None = None
-        self.login_folder = ""
-        self.offline: Emulator | None = None
-        self.replay: ReplySource | None = None
+        #: How replies are produced (``service/``: live, replay); ``use`` swaps it.
+        self.backends = backends
+        #: Where each committed turn is written (``%chat record``); ``use`` swaps it.
         self.recorder: TurnSink | None = None
-        self._backends: dict[Connection, TextGenerationBackend] = {}
+        #: The credentials this kernel knows, so a tool's result is scrubbed of them.
+        self._secrets = secrets if secrets is not None else tuple
         self._listeners: list[Callable[[ThreadEvent], None]] = []
         self._busy: set[str] = set()
         self._lock = threading.RLock()
@@ -262,75 +274,20 @@ class ChatSession:
         self.thread(name).system_prompt = text
         self.notify(ThreadEvent(name, EventKind.SYSTEM))
 
-    # -- modes: record, replay, live, login, offline ---------------------------------
-    def start_recording(self, path: str | os.PathLike[str], *, append: bool = False) -> str:
-        """Write every committed turn to ``path`` from now on; returns the mode it ended."""
-        from ..transcript import Recorder
+    # -- what is handed in: backends, recorder, secrets ------------------------------
+    def use(self, *, backends: Backends, recorder: TurnSink | None = None) -> None:
+        """Answer from ``backends`` and write turns to ``recorder`` from now on.
 
-        recorder = Recorder(path, self, append=append)  # checked before the mode changes
-        ended = self.go_live()
-        self.recorder = recorder
-        return ended
-
-    def start_replay(self, path: str | os.PathLike[str]) -> tuple[str, int]:
-        """Answer later turns from the transcript at ``path``; returns (ended mode, turns)."""
-        from ..transcript import ReplayFile
-
-        source = ReplayFile(path)  # checked whole before the mode changes
-        ended = self.go_live()
-        self.replay = source
-        return ended, sum(len(t.turns) for t in source.threads.values())
-
-    def go_live(self) -> str:
-        """End record or replay mode; returns which one ended ('' if neither)."""
-        ended = []
-        if self.recorder is not None:
+        This is how a command switches modes (record, replay, live); a recorder that is
+        replaced is closed. The backends are the caller's to close.
+        """
+        if self.recorder is not None and self.recorder is not recorder:
             self.recorder.close()
-            self.recorder = None
-            ended.append("recording")
-        if self.replay is not None:
-            self.replay = None
-            ended.append("replay")
-        return " and ".join(ended).capitalize()
+        self.backends, self.recorder = backends, recorder
 
-    def log_in(self, secret: str, folder: str) -> Credential:
-        """Keep a credential typed at ``%chat login`` in memory (never in a file or config)."""
-        kind: CredentialKind = "iam_token" if secret.startswith("t1.") else "api_key"
-        self.login = Credential(kind, secret, "%chat login")
-        if folder:
-            self.login_folder = folder
-        return self.login
-
-    def start_offline(self) -> Emulator:
-        """Serve the built-in emulator in this process and point the session at it."""
-        from ..emulator import Emulator
-
-        with self._lock:
-            if self.offline is None:
-                import secrets
-
-                key = "offline-" + secrets.token_hex(8)
-                self.offline = Emulator(api_key=key).start()
-                self.login = Credential("api_key", key, "%chat offline")
-                self.login_folder = "offline"
-            return self.offline
-
-    # -- connection ------------------------------------------------------------------
-    def connection(self) -> Connection:
-        """The connection the current settings describe (SPEC 2)."""
-        if self.offline is None and os.environ.get("YAGPT_OFFLINE") == "1":
-            self.start_offline()
-        s = self.settings
-        return resolve(
-            login=self.login,
-            login_folder=self.login_folder,
-            folder_id=s.folder_id,
-            endpoint=self.offline.address if self.offline else s.endpoint,
-            insecure=s.insecure or self.offline is not None,
-            yc_profile=s.yc_profile,
-            data_logging=s.data_logging,
-            timeout=s.timeout,
-        )
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this kernel knows, so text that leaves it can be scrubbed."""
+        return tuple(self._secrets())
 
     def options(self, **overrides: Any) -> RequestOptions:
         """Request options from the settings, with per-turn overrides that are not None."""
@@ -351,25 +308,13 @@ class ChatSession:
         (``models``), unless ``context_window`` is set for every model."""
         return models.context_window(options.model, self.settings.context_window or None)
 
-    def backend(self) -> TextGenerationBackend:
-        """The backend for the current settings (built once per distinct connection)."""
-        connection = self.connection()
-        with self._lock:
-            found = self._backends.get(connection)
-            if found is None:
-                found = self._backends[connection] = TextGenerationBackend(connection)
-            return found
+    def backend(self, options: RequestOptions | None = None) -> Backend:
+        """The backend that serves ``options`` (default: the settings' model)."""
+        return self.backends.backend(options if options is not None else self.options())
 
     def close(self) -> None:
-        """Stop backends and the emulator; threads are kept for a reload."""
-        for backend in self._backends.values():
-            backend.close()
-        self._backends.clear()
-        if self.offline is not None:
-            self.offline.stop()
-            self.offline = None
-            self.login = None
-            self.login_folder = ""
+        """Close the backends in use; threads are kept for a reload."""
+        self.backends.close()
         self._listeners.clear()
 
     # -- a turn ----------------------------------------------------------------------
@@ -394,48 +339,6 @@ class ChatSession:
         tools = offer(self.namespace, chosen, self._tool_cache)
         return ToolRun(tools, s.tool_calls, approve, on_tool, s.tool_result_limit,
                        s.max_tool_rounds, cancel, self.secrets())
-
-    def secrets(self) -> tuple[str, ...]:
-        """Every credential this kernel knows (login, offline, environment), so text that
-        leaves it (a tool's result) can be scrubbed of them."""
-        from ..service.connection import CREDENTIAL_ENV
-
-        found = [self.login.value] if self.login is not None else []
-        return (*found, *(os.environ[name] for name, _ in CREDENTIAL_ENV if os.environ.get(name)))
-
-    def _turn_images(
-        self, thread: Thread, upto: int, specs: Sequence[Any], model: str
-    ) -> tuple[Image, ...]:
-        """The images a turn sends, each checked; refused at once for a model without sight."""
-        if not specs:
-            return ()
-        if not models.reads_images(model):
-            raise UsageProblem(
-                f"{model} does not read images; nothing was sent. Ask a model that does "
-                f"(-m {' or '.join(models.image_models())}), or leave out --image."
-            )
-        recorded = {}
-        if self.replay is not None:  # the recording's bytes: the file is not read again
-            recorded = {i.name: i for i in self.replay.recorded_images(thread.name, upto)}
-        found = []
-        for spec in specs:
-            key = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
-            found.append(recorded[key] if key in recorded else image_from(spec))
-        return tuple(found)
-
-    @staticmethod
-    def _refuse_images_in_context(thread: Thread, start: int, upto: int, model: str) -> None:
-        """An earlier turn's images go out again as context: only to a model that reads them."""
-        if models.reads_images(model):
-            return
-        held = next((k for k in range(start, upto) if thread.turns[k].images), None)
-        if held is not None:
-            raise UsageProblem(
-                f"Turn {held} of thread {thread.name!r} sent an image, which goes again with "
-                f"this request as context, and {model} does not read images; nothing was sent. "
-                f"Ask a model that does (-m {' or '.join(models.image_models())}), or go on "
-                "in a new thread (-t NAME)."
-            )
 
     def ask(
         self,
@@ -487,175 +390,251 @@ class ChatSession:
             options = replace(options, response_format=schema.response_format)
         window = context_window if context_window is not None else self.window(options)
         thread = self.thread(thread_name)
-        with self._lock:
-            if thread_name in self._busy:
-                raise UsageProblem(
-                    f"A reply is already being written on thread {thread_name!r}; "
-                    "wait for it or press Stop."
-                )
-            self._busy.add(thread_name)
-        try:
+        with self._writing(thread_name):
             if at is not None and not 0 <= at < len(thread.turns):
                 raise UsageProblem(
                     f"Thread {thread_name!r} has no turn {at}; it may have been reset or undone."
                 )
-            return self._ask(thread, text, options, window, cell_id, on_text, on_fit, cancel,
-                             run, on_tool, schema, at, images)
+            slot = thread.slot_for(cell_id) if at is None else at
+            # 0 or None: the model's own window (models.MODELS); else the override.
+            window = models.context_window(options.model, window or None)
+            return self._ask(TurnRequest(thread, text, options, window, cell_id, slot, on_text,
+                                         on_fit, cancel, run, on_tool, schema, images))
+
+    @contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        """One reply at a time per thread: a second one would commit into a moving thread."""
+        with self._lock:
+            if name in self._busy:
+                raise UsageProblem(
+                    f"A reply is already being written on thread {name!r}; "
+                    "wait for it or press Stop."
+                )
+            self._busy.add(name)
+        try:
+            yield
         finally:
             with self._lock:
-                self._busy.discard(thread_name)
+                self._busy.discard(name)
 
-    def _ask(
-        self,
-        thread: Thread,
-        text: str,
-        options: RequestOptions,
-        context_window: int | None,
-        cell_id: str | None,
-        on_text: Callable[[str], None] | None,
-        on_fit: Callable[[Fit], None] | None,
-        cancel: threading.Event | None,
-        run: ToolRun | None = None,
-        on_tool: Callable[[ToolEvent], None] | None = None,
-        schema: Schema | None = None,
-        at: int | None = None,
-        specs: Sequence[Any] = (),
-    ) -> Answer:
-        slot = thread.slot_for(cell_id) if at is None else at
-        upto = len(thread.turns) if slot is None else slot
-        images = self._turn_images(thread, upto, specs, options.model)
-        # 0 or None: the model's own window (models.MODELS); else the override.
-        context_window = models.context_window(options.model, context_window or None)
-        alone = thread.request(text, upto=upto, start=upto)
-        size = request_bytes(alone)
-        if size > MAX_REQUEST_BYTES:
-            raise ContextTooLong(
-                f"The message is {size / 2**20:.1f} MB; the service accepts at most "
-                f"{(MAX_REQUEST_BYTES + 2**16) // 2**20} MB in one request (gRPC's message "
-                "size limit). Nothing was sent: shorten it or send a part at a time."
-            )
-        # Offered tools travel with every request: their schemas take room too.
-        offered = sum(message_bound(t.name + t.description + t.parameters) for t in options.tools)
-        budget = context_window - (options.max_tokens or 0) - offered
-        if budget <= 0:
-            raise UsageProblem(
-                f"max_tokens ({options.max_tokens}) leaves no room in the "
-                f"{context_window}-token window; lower max_tokens or raise context_window."
-            )
-        replay = self.replay
-        backend = None if replay is not None else self.backend()
-
-        # Turns are counted without the offered tools, which the budget already holds.
-        counting = replace(options, tools=(), tool_choice=None)
-
-        def count(messages: Sequence[Message]) -> int:
-            if backend is None:  # replay never calls the service, not even the tokenizer
-                return sum(message_bound(message_text(m)) for m in messages)
-            return backend.count(messages, counting)
-
-        recorded = replay.context_start(thread.name, upto) if replay is not None else None
-        try:
-            if recorded is not None and recorded <= upto:
-                fit = Fit(recorded, upto, 0, 0)
-            else:
-                fit = fit_to_window(thread, text, budget=budget, count=count, upto=upto,
-                                    images=images)
-        except WindowOverflow as err:
-            raise ContextTooLong(
-                f"The message is {err.tokens - err.budget} tokens over the room for it "
-                f"({err.budget} of the {context_window}-token window after reserving "
-                f"max_tokens={options.max_tokens}); shorten it or lower max_tokens."
-            ) from None
-        self._refuse_images_in_context(thread, fit.start, upto, options.model)
-        if on_fit is not None:
-            on_fit(fit)
-        messages = thread.request(text, upto=upto, start=fit.start, images=images)
-        size = request_bytes(messages)
-        if size > MAX_REQUEST_BYTES:
-            raise ContextTooLong(
-                f"The request with its context is {size / 2**20:.1f} MB, over the "
-                f"{(MAX_REQUEST_BYTES + 2**16) // 2**20} MB the service accepts; nothing was "
-                "sent. Start a new thread (-t NAME) or %chat reset this one."
-            )
-        system_prompt = thread.system_prompt  # as sent, even if changed while it streams
+    def _ask(self, turn: TurnRequest) -> Answer:
+        """Fit, build the request, run it (and its tool rounds), validate, commit, record."""
+        _refuse_images(turn)
+        budget = _budget(turn)
+        backend = self.backends.backend(turn.options)
+        images = _images(turn, backend)
+        fit = _fit(turn, backend, budget, images)
+        _refuse_images_in_context(turn, fit)
+        if turn.on_fit is not None:
+            turn.on_fit(fit)
+        messages = _request(turn, fit, images)
+        system_prompt = turn.thread.system_prompt  # as sent, even if changed while it streams
         started = now_iso()
-        if replay is not None:
-            reply = replay.answer(thread.name, upto, messages, options)
-            if on_text is not None:
-                on_text(reply.text)
-        else:
-            assert backend is not None
-            reply = backend.complete(messages, options, on_text=on_text, cancel=cancel)
+        reply = backend.complete(turn.request(messages, turn.options), on_text=turn.on_text,
+                                 cancel=turn.cancel)
+        reply, rounds = self._tool_rounds(turn, backend, messages, reply)
+        parsed = _validate(turn, reply)
+        made = _turn(turn, reply, rounds, parsed, fit, started, system_prompt, images)
+        answer = self._commit(turn, made, fit, messages, parsed)
+        self._record(turn.thread, answer)
+        return answer
+
+    def _tool_rounds(
+        self, turn: TurnRequest, backend: Backend, messages: list[Message], reply: Reply
+    ) -> tuple[Reply, tuple[Any, ...]]:
+        """Run the calls a reply asks for until the model answers in text.
+
+        A reply that brings its rounds along (replayed from a transcript) is shown as it
+        was recorded; nothing is run again.
+        """
         rounds = tuple(reply.tool_rounds)
-        if rounds and on_tool is not None:  # replayed: show what was recorded, run nothing
+        if rounds and turn.on_tool is not None:
             from .tools import replayed
 
-            replayed(rounds, on_tool)
+            replayed(rounds, turn.on_tool)
         elif reply.status == "tool_calls":
+            run = turn.run
             if run is None:  # none offered: every call is reported back as not offered
-                run = self._tool_run((), None, None, cancel, force=True)
-            assert backend is not None and run is not None
+                run = self._tool_run((), None, None, turn.cancel, force=True)
+            assert run is not None  # forced: always a run
 
             def send(sent: list[Message], opts: RequestOptions) -> Reply:
-                return backend.complete(sent, opts, on_text=on_text, cancel=cancel)
+                return backend.complete(turn.request(sent, opts), on_text=turn.on_text,
+                                        cancel=turn.cancel)
 
-            reply, rounds = run.run_rounds(reply, messages, options, send)
+            reply, rounds = run.run_rounds(reply, messages, turn.options, send)
         if reply.status == "tool_calls":  # only a replay could bring one this far
             raise ChatError("The model asked for tools but gave no answer; nothing was added.")
-        if reply.status == "filtered":
-            raise ContentFiltered(
-                "The reply was withheld by the content filter; nothing was added to thread "
-                f"{thread.name!r}. Rephrase the message and run the cell again."
-            )
-        parsed = None
-        if schema is not None:  # before the commit: a reply that does not fit is not kept
-            try:
-                parsed = schema.parse(reply.text, truncated=reply.status == "truncated")
-            except InvalidReply as err:
-                raise InvalidReply(f"{err}; nothing was added to thread {thread.name!r}. Run "
-                                   "the cell again, or loosen the schema.") from None
-        turn = Turn(
-            user=text,
-            reply=reply.text,
-            cell_id=cell_id,
-            model=reply.model_uri,
-            settings={
-                "model_version": reply.model_version,
-                "temperature": options.temperature,
-                "max_tokens": options.max_tokens,
-                "reasoning_mode": options.reasoning_mode,
-            },
-            usage=reply.usage,
-            status=reply.status,
-            started=started,
-            finished=now_iso(),
-            sha256=thread.request_sha256(text, upto=upto, start=fit.start, system=system_prompt,
-                                         images=images),
-            system_prompt=system_prompt,
-            context_start=fit.start,
-            probe=fit.probe,
-            tail=fit.tail,
-            tool_rounds=rounds,
-            schema=schema.name if schema is not None else None,
-            value=parsed.data if parsed is not None else None,
-            images=images,
-        )
-        unkept = turn_problem(turn)  # a turn is kept only if every transcript can hold it
+        return reply, rounds
+
+    def _commit(self, turn: TurnRequest, made: Turn, fit: Fit, messages: list[Message],
+                parsed: Parsed | None) -> Answer:
+        unkept = turn_problem(made)  # a turn is kept only if every transcript can hold it
         if unkept:
             raise InvalidReply(f"The reply cannot be kept: {unkept}; nothing was added to "
-                               f"thread {thread.name!r}.")
+                               f"thread {turn.thread.name!r}.")
         with self._lock:
-            index = thread.commit(turn, slot)
-        self.notify(ThreadEvent(thread.name, EventKind.COMMIT, index))
-        answer = Answer(thread.name, index, turn, fit, context_window, slot is not None, messages,
-                        parsed.value if parsed is not None else None)
-        if self.recorder is not None:
-            try:
-                self.recorder.append(thread, index)
-            except TranscriptError as err:
-                raise RecordingFailed(
-                    f"The reply was added to thread {thread.name!r} as turn {index}, but "
-                    f"recording it failed: {err} Fix that and run %chat record again.",
-                    answer,
-                ) from None
-        return answer
+            index = turn.thread.commit(made, turn.slot)
+        self.notify(ThreadEvent(turn.thread.name, EventKind.COMMIT, index))
+        return Answer(turn.thread.name, index, made, fit, turn.window, turn.slot is not None,
+                      messages, parsed.value if parsed is not None else None)
+
+    def _record(self, thread: Thread, answer: Answer) -> None:
+        """Write the committed turn to the recording; a failure fails the cell, not the turn."""
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.append(thread, answer.index)
+        except TranscriptError as err:
+            raise RecordingFailed(
+                f"The reply was added to thread {thread.name!r} as turn {answer.index}, but "
+                f"recording it failed: {err} Fix that and run %chat record again.",
+                answer,
+            ) from None
+
+
+def _budget(turn: TurnRequest) -> int:
+    """Tokens left for the context and the message, after the reply and the tools."""
+    alone = turn.thread.request(turn.text, upto=turn.upto, start=turn.upto)
+    size = request_bytes(alone)
+    if size > MAX_REQUEST_BYTES:
+        raise ContextTooLong(
+            f"The message is {size / 2**20:.1f} MB; the service accepts at most "
+            f"{(MAX_REQUEST_BYTES + 2**16) // 2**20} MB in one request (gRPC's message "
+            "size limit). Nothing was sent: shorten it or send a part at a time."
+        )
+    options = turn.options
+    # Offered tools travel with every request: their schemas take room too.
+    offered = sum(message_bound(t.name + t.description + t.parameters) for t in options.tools)
+    budget = turn.window - (options.max_tokens or 0) - offered
+    if budget <= 0:
+        raise UsageProblem(
+            f"max_tokens ({options.max_tokens}) leaves no room in the "
+            f"{turn.window}-token window; lower max_tokens or raise context_window."
+        )
+    return budget
+
+
+def _refuse_images(turn: TurnRequest) -> None:
+    """Images go only to a model that reads them: refused before anything is sent."""
+    model = turn.options.model
+    if turn.image_specs and not models.reads_images(model):
+        raise UsageProblem(
+            f"{model} does not read images; nothing was sent. Ask a model that does "
+            f"(-m {' or '.join(models.image_models())}), or leave out --image."
+        )
+
+
+def _images(turn: TurnRequest, backend: Backend) -> tuple[Image, ...]:
+    """The images the turn sends, each checked; what a recorded turn sent is not read again."""
+    if not turn.image_specs:
+        return ()
+    recorded = {i.name: i for i in backend.recorded_images(turn.thread.name, turn.upto)}
+    found = []
+    for spec in turn.image_specs:
+        key = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
+        found.append(recorded[key] if key in recorded else image_from(spec))
+    return tuple(found)
+
+
+def _refuse_images_in_context(turn: TurnRequest, fit: Fit) -> None:
+    """An earlier turn's images go out again as context: only to a model that reads them."""
+    model, thread = turn.options.model, turn.thread
+    if models.reads_images(model):
+        return
+    held = next((k for k in range(fit.start, turn.upto) if thread.turns[k].images), None)
+    if held is not None:
+        raise UsageProblem(
+            f"Turn {held} of thread {thread.name!r} sent an image, which goes again with "
+            f"this request as context, and {model} does not read images; nothing was sent. "
+            f"Ask a model that does (-m {' or '.join(models.image_models())}), or go on "
+            "in a new thread (-t NAME)."
+        )
+
+
+def _fit(turn: TurnRequest, backend: Backend, budget: int, images: tuple[Image, ...]) -> Fit:
+    """Which earlier turns go out: the recorded ones when the backend knows them."""
+    upto = turn.upto
+    recorded = backend.context_start(turn.thread.name, upto)
+    if recorded is not None and recorded <= upto:
+        return Fit(recorded, upto, 0, 0)
+    # Turns are counted without the offered tools, which the budget already holds.
+    counting = replace(turn.options, tools=(), tool_choice=None)
+
+    def count(messages: Sequence[Message]) -> int:
+        tokens = backend.count(messages, counting)
+        if tokens is None:  # this API cannot count: bound each message by its bytes
+            return sum(message_bound(message_text(m)) for m in messages)
+        return tokens
+
+    try:
+        return fit_to_window(turn.thread, turn.text, budget=budget, count=count, upto=upto,
+                             images=images)
+    except WindowOverflow as err:
+        raise ContextTooLong(
+            f"The message is {err.tokens - err.budget} tokens over the room for it "
+            f"({err.budget} of the {turn.window}-token window after reserving "
+            f"max_tokens={turn.options.max_tokens}); shorten it or lower max_tokens."
+        ) from None
+
+
+def _request(turn: TurnRequest, fit: Fit, images: tuple[Image, ...]) -> list[Message]:
+    """The messages that go out: the fitted context, then the new message."""
+    messages = turn.thread.request(turn.text, upto=turn.upto, start=fit.start, images=images)
+    size = request_bytes(messages)
+    if size > MAX_REQUEST_BYTES:
+        raise ContextTooLong(
+            f"The request with its context is {size / 2**20:.1f} MB, over the "
+            f"{(MAX_REQUEST_BYTES + 2**16) // 2**20} MB the service accepts; nothing was "
+            "sent. Start a new thread (-t NAME) or %chat reset this one."
+        )
+    return messages
+
+
+def _validate(turn: TurnRequest, reply: Reply) -> Parsed | None:
+    """A filtered reply, or one that does not fit the schema, is never committed."""
+    if reply.status == "filtered":
+        raise ContentFiltered(
+            "The reply was withheld by the content filter; nothing was added to thread "
+            f"{turn.thread.name!r}. Rephrase the message and run the cell again."
+        )
+    if turn.schema is None:
+        return None
+    try:
+        return turn.schema.parse(reply.text, truncated=reply.status == "truncated")
+    except InvalidReply as err:
+        raise InvalidReply(f"{err}; nothing was added to thread {turn.thread.name!r}. Run "
+                           "the cell again, or loosen the schema.") from None
+
+
+def _turn(turn: TurnRequest, reply: Reply, rounds: tuple[Any, ...], parsed: Parsed | None,
+          fit: Fit, started: str, system_prompt: str, images: tuple[Image, ...]) -> Turn:
+    """The committed turn: the reply, how it was asked for, and what it cost."""
+    options = turn.options
+    return Turn(
+        user=turn.text,
+        reply=reply.text,
+        cell_id=turn.cell_id,
+        model=reply.model_uri,
+        settings={
+            "model_version": reply.model_version,
+            "temperature": options.temperature,
+            "max_tokens": options.max_tokens,
+            "reasoning_mode": options.reasoning_mode,
+        },
+        usage=reply.usage,
+        status="truncated" if reply.status == "truncated" else "final",
+        started=started,
+        finished=now_iso(),
+        sha256=turn.thread.request_sha256(turn.text, upto=turn.upto, start=fit.start,
+                                          system=system_prompt, images=images),
+        system_prompt=system_prompt,
+        context_start=fit.start,
+        probe=fit.probe,
+        tail=fit.tail,
+        tool_rounds=rounds,
+        schema=turn.schema.name if turn.schema is not None else None,
+        value=parsed.data if parsed is not None else None,
+        api=reply.api,
+        images=images,
+    )

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from .errors import InvalidReply, UsageProblem
 from .storable import problem
+from .template import fence
 
 SchemaKind = Literal["model", "dataclass", "dict", "json"]
 
@@ -135,6 +136,14 @@ def resolve(name: str, namespace: Mapping[str, Any]) -> Schema:
     return schema_of(target, name)
 
 
+def from_flags(name: str | None, json_flag: bool,
+               namespace: Mapping[str, Any]) -> Schema | None:
+    """What ``--schema NAME`` / ``--json`` ask the reply to be (None: prose)."""
+    if name is None and not json_flag:
+        return None
+    return any_json() if json_flag or name is None else resolve(name, namespace)
+
+
 def schema_of(target: Any, name: str | None = None) -> Schema:
     """A ``Schema`` for a pydantic model class, a dataclass, or a JSON Schema dict."""
     shown = name or str(getattr(target, "__name__", "the schema"))
@@ -231,6 +240,4 @@ def _short(text: str) -> str:
 
 def json_markdown(data: Any) -> str:
     """The value as a fenced ``json`` block: the renderer highlights it as code."""
-    from ..transcript.markdown import fence
-
     return fence(json.dumps(data, ensure_ascii=False, indent=2), "json")

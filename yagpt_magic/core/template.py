@@ -1,7 +1,9 @@
-"""Braces in a message: ``--vars`` and ``--map`` fill ``{name}`` only outside code.
+"""Code in a message's text: where it is, and how to fence some so it stays exact.
 
-Fenced blocks and inline code spans are left exactly as typed, so code, JSON and
-f-strings in a message survive; both fillers split a text the same way here.
+``--vars`` and ``--map`` fill ``{name}`` only outside code: fenced blocks and inline
+code spans are left exactly as typed, so code, JSON and f-strings in a message
+survive; both fillers split a text the same way here. ``fence`` is the other
+direction: a block that holds any text exactly (a traceback, a JSON value, a reply).
 """
 
 from __future__ import annotations
@@ -25,3 +27,10 @@ def split_code(text: str) -> list[tuple[bool, str]]:
         last = code.end()
     parts.append((False, text[last:]))
     return parts
+
+
+def fence(text: str, info: str) -> str:
+    """A fenced block that holds ``text`` exactly: its fence outruns every backtick run."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    mark = "`" * max(3, longest + 1)
+    return f"{mark}{info}\n{text}\n{mark}" if text else f"{mark}{info}\n{mark}"

@@ -315,12 +315,19 @@ def ask_and_show(
     images: Sequence[Any] = (),
 ) -> Answer:
     """Ask the session for a turn and show it through ``display`` from start to end."""
-    waiting = f"Waiting for {options.model}…" if options.stream and session.replay is None else ""
+
+    def start(fit: Fit) -> None:
+        # Fitted, so the backend is chosen. A streamed reply may take a while to begin;
+        # a replayed one is there at once, with nothing to wait for.
+        live = session.backend(options).api != "replay"
+        waiting = f"Waiting for {options.model}…" if options.stream and live else ""
+        display.start(fit, session.window(options), waiting=waiting)
+
     try:
         answer = session.ask(
             thread, text, options=options, cell_id=cell_id, cancel=cancel, schema=schema, at=at,
             on_text=display.update if options.stream else None,
-            on_fit=lambda fit: display.start(fit, session.window(options), waiting=waiting),
+            on_fit=start,
             tools=tools, approve=approve, on_tool=on_tool, images=images,
         )
     except KeyboardInterrupt:

@@ -1,10 +1,15 @@
-"""``%%chat`` and ``%chat``: parse arguments, call the session, display. Nothing else."""
+"""``%%chat`` and ``%chat``: parse arguments, call the session, display. Nothing else.
+
+What lives in the layers below this one reaches the magic through its constructor:
+the table of ``%chat`` commands and the ``--map`` runner, both handed in by the
+package root (``load_ipython_extension``), the one place that knows every layer.
+"""
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -26,7 +31,6 @@ from traitlets import (
 from ..core.credentials import CredentialRefused, looks_like_credential, refuse_secret
 from ..core.errors import (
     ChatError,
-    Interrupted,
     UsageProblem,
     mask_arguments,
     sendable,
@@ -39,8 +43,14 @@ from .cells import CellLog
 
 if TYPE_CHECKING:  # the session and what it needs load on first use: %load_ext stays cheap
     from ..core.backend import RequestOptions
+    from ..core.conversation import Thread
     from ..core.session import Answer, ChatSession
     from ..core.structured import Schema
+    from ..service.live import LiveBackends
+    from .commands import CommandTable
+
+#: ``%%chat --map``: (session, user namespace, the cell's flags, the cell) -> the result.
+MapRunner = Callable[["ChatSession", dict[str, Any], argparse.Namespace, str], Any]
 
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
 
@@ -120,7 +130,9 @@ class ChatMagics(Magics):
     widget_height = configurable("widget_height")
     vars_budget = configurable("vars_budget")
 
-    def __init__(self, shell: Any, session: ChatSession | None = None) -> None:
+    def __init__(self, shell: Any, session: ChatSession | None = None, *,
+                 commands: CommandTable | None = None,
+                 run_map: MapRunner | None = None) -> None:
         _purge_credentials(getattr(shell, "config", None))
         super().__init__(shell)
         #: What the traitlets hold, as plain data the session and views read.
@@ -129,6 +141,10 @@ class ChatMagics(Magics):
             self.settings.set(name, getattr(self, name), configured=False)
         self.settings.configured.update(set(self.config.get("ChatMagics", {})) & set(NAMES))
         self._session = session
+        self._live: LiveBackends | None = None
+        #: ``%chat`` commands (default: this layer's own) and the ``--map`` runner.
+        self.commands = commands
+        self.run_map = run_map
         self._parsed: dict[str, argparse.Namespace] = {}
         #: The code cells this shell runs, for ``--cells``; ``load_ipython_extension``
         #: registers it on the shell's events and unloading removes it.
@@ -144,15 +160,37 @@ class ChatMagics(Magics):
             settings.set(change["name"], change["new"])
 
     @property
+    def live(self) -> LiveBackends:
+        """How this kernel reaches the service (login, offline emulator), built on first use."""
+        if self._live is None:
+            from ..service.live import LiveBackends
+
+            backends = self._session.backends if self._session is not None else None
+            self._live = backends if isinstance(backends, LiveBackends) else \
+                LiveBackends(self.settings)
+        return self._live
+
+    @property
     def session(self) -> ChatSession:
-        """The kernel's settings, threads and connection, built on first use."""
+        """The kernel's settings, threads and backends, built on first use."""
         if self._session is None:
             from ..core.session import ChatSession
 
-            self._session = ChatSession(self.settings)
+            live = self.live
+            self._session = ChatSession(self.settings, live, secrets=live.secrets)
             self._session.namespace = self._shell.user_ns  # where --tools names are found
             self._session.cells = self.cells
         return self._session
+
+    def close(self) -> dict[str, Thread]:
+        """Close what the extension started (backends, emulator); returns the threads,
+        so a reload can bring them back."""
+        threads = self._session.threads if self._session is not None else {}
+        if self._session is not None:
+            self._session.close()
+        if self._live is not None:
+            self._live.close()
+        return threads
 
     # -- validation -------------------------------------------------------------------
     @validate(*CHECKED)
@@ -256,7 +294,9 @@ class ChatMagics(Magics):
             self._check_flags(args)
             if args.map is not None or args.batch or args.concurrency or args.fresh \
                     or args.deferred or args.estimate:
-                return self._map(args, cell)
+                if self.run_map is None:
+                    raise UsageProblem("--map needs the whole extension: %load_ext yagpt_magic.")
+                return self.run_map(self.session, self._shell.user_ns, args, cell)
             text = self._interpolate(cell) if args.vars else cell
             if not text.strip():
                 raise UsageProblem("The cell is empty: write your message below the %%chat line.")
@@ -286,78 +326,6 @@ class ChatMagics(Magics):
         if args.output:
             self._shell.user_ns[args.output] = (
                 answer.value if schema is not None else answer.turn.reply)
-
-    def _map(self, args: argparse.Namespace, cell: str) -> Any:
-        """``--map`` / ``--batch``: the rows of a variable; the work is in ``bulk/``."""
-        from ..bulk.mapping import store
-
-        if args.map is None:
-            raise UsageProblem("--batch, --deferred, --estimate, --concurrency and --fresh go "
-                               "with --map DATA.")
-        if args.batch and args.deferred:
-            raise UsageProblem("--batch and --deferred are two ways to run the rows; pick one. "
-                               "Nothing was sent.")
-        if args.vars:
-            raise UsageProblem("--vars does not go with --map: there {name} is a column.")
-        if args.cells is not None:
-            raise UsageProblem("--cells does not go with --map: each row is sent on its own.")
-        if args.tools:
-            raise UsageProblem("--tools does not go with --map: each row is one request, "
-                               "answered without function calls.")
-        if args.image:
-            raise UsageProblem("--image does not go with --map: each row is one request "
-                               "of text.")
-        ns = self._shell.user_ns
-        if args.map not in ns:
-            raise UsageProblem(f"--map: {args.map!r} is not defined; nothing was sent.")
-        schema = self._schema(args)
-        if args.system is not None:
-            self.session.set_system(args.thread, args.system)
-        # The thread's system prompt applies (not its history); no thread is created.
-        known = self.session.threads.get(args.thread)
-        system = known.system_prompt if known is not None else None
-        options = self.session.options(
-            model=args.model, temperature=args.temperature, max_tokens=args.max_tokens,
-            stream=False, response_format=schema.response_format if schema else None)
-        # With --schema each row's reply is checked; its fields become columns.
-        parse = (lambda text: schema.parse(text).data) if schema is not None else None
-        column = args.output or "reply"
-        if args.estimate:
-            from ..bulk.estimate import estimate
-
-            mode = "--batch" if args.batch else "--deferred" if args.deferred else "--map"
-            found = estimate(self.session, cell, ns[args.map], mode=mode, column=column,
-                             system=system, options=options, concurrency=args.concurrency,
-                             fresh=args.fresh)
-            print("\n".join(found.lines()))
-            return None
-        if args.batch:
-            from ..bulk.batch_jobs import run_batch
-
-            results, summary = run_batch(self.session, cell, ns[args.map], column=column,
-                                         system=system, options=options, parse=parse)
-        else:
-            from ..bulk.deferred import run_deferred
-            from ..bulk.mapping import run_map
-
-            try:
-                if args.deferred:
-                    results, outcome, _ = run_deferred(
-                        self.session, cell, ns[args.map], column=column, system=system,
-                        options=options, parse=parse, fresh=args.fresh)
-                else:
-                    results, outcome = run_map(
-                        self.session, cell, ns[args.map], column=column, system=system,
-                        concurrency=args.concurrency, options=options, parse=parse,
-                        fresh=args.fresh)
-            except Interrupted as stopped:  # what was answered is there to look at
-                partial = getattr(stopped, "values", None)
-                if partial is not None:
-                    store(ns, args.map, args.output, partial, column)
-                raise
-            summary = outcome.summary()
-        print(summary)
-        return store(ns, args.map, args.output, results, column)
 
     def _parse(self, line: str) -> argparse.Namespace:
         """The flags of a ``%%chat`` line; a notebook repeats a few lines, so they are kept."""
@@ -400,9 +368,9 @@ class ChatMagics(Magics):
         """What ``--schema NAME`` / ``--json`` ask the reply to be, checked before sending."""
         if args.schema is None and not args.json:
             return None
-        from ..core.structured import any_json, resolve
+        from ..core.structured import from_flags
 
-        return any_json() if args.json else resolve(args.schema, self._shell.user_ns)
+        return from_flags(args.schema, args.json, self._shell.user_ns)
 
     def _interpolate(self, text: str) -> str:
         """Replace only ``{name}``, ``{In[N]}`` and ``{Out[N]}`` outside code; the rest stays."""
@@ -479,9 +447,10 @@ class ChatMagics(Magics):
     @line_magic("chat")  # type: ignore[arg-type]  # IPython types magics as taking no args
     def chat_command(self, line: str) -> Any:
         """Commands for the chat threads; ``%chat help`` lists them."""
-        from .commands import Context, dispatch
+        from .commands import OWN, CommandTable, Context, dispatch
 
+        commands = self.commands if self.commands is not None else CommandTable(OWN)
         try:
-            return dispatch(Context(self.session, self.shell), line)
+            return dispatch(Context(self.session, self.shell, commands, self.live), line)
         except ChatError as err:
             self._fail(err)

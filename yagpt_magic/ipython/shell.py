@@ -11,6 +11,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..core.session import ChatSession
     from ..core.settings import Settings
     from ..display.reply import ReplyDisplay, Show
 
@@ -60,3 +61,17 @@ def reply_display(shell: Any, thread: str, settings: Settings) -> ReplyDisplay:
     terminal = not hasattr(shell, "kernel")
     return ReplyDisplay(publisher(shell), thread=thread, settings=settings,
                         echo=_echo if terminal else None)
+
+
+def current_session(shell: Any = None) -> ChatSession:
+    """The running shell's chat session, loading the extension if it is not loaded yet."""
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:
+            raise RuntimeError("yagpt_magic needs a running IPython; or pass a ChatSession.")
+    if getattr(shell, "_yagpt_magic", None) is None:
+        shell.extension_manager.load_extension("yagpt_magic")
+    session: ChatSession = shell._yagpt_magic.session
+    return session

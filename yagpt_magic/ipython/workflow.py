@@ -20,6 +20,7 @@ from typing import Any
 from ..core.conversation import Turn
 from ..core.credentials import mask_credentials
 from ..core.errors import UsageProblem, scrub
+from ..core.template import fence
 from ..service.connection import CREDENTIAL_ENV
 
 #: What of an error goes to the model: enough to explain it, never a whole log.
@@ -64,8 +65,6 @@ class LastError:
 
     def message(self) -> str:
         """The user message ``%chat explain`` sends."""
-        from ..transcript.markdown import fence
-
         where = f" ({self.cell})" if self.cell else ""
         cell = (f"The cell{where}:\n\n{fence(self.source, 'python')}\n\n" if self.source
                 else "The cell's source is not known.\n\n")

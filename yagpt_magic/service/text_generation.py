@@ -1,4 +1,6 @@
-"""The only module that imports the SDK, and only when the first request is made.
+"""The Text Generation API over gRPC: a ``Backend`` (``core/backend.py``) through the SDK.
+
+The only module that imports the SDK, and only when the first request is made.
 
 The backend runs the SDK's async API on an event loop thread of its own. Callers in
 any thread (the kernel's main thread, a widget worker) wait on a queue in short
@@ -16,23 +18,21 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
 
-from ..core.backend import Reply, ReplyStatus, RequestOptions, ToolDefinition
+from ..core.backend import Reply, ReplyStatus, Request, RequestOptions, ToolDefinition
 from ..core.conversation import Message, Usage
-from ..core.errors import (
-    ChatError,
-    Interrupted,
-    ServiceError,
-    scrub,
-    scrubbed_cause,
-    service_error,
-)
+from ..core.errors import ChatError, Interrupted, ServiceError, scrubbed_cause
+from ..core.images import Image
 from .connection import Connection
+from .failures import failure, status_error
+
+#: The name this API goes by in ``Backend.api``, the model table and a turn's metadata.
+API = "text-generation"
 
 _SDK_LOGGERS = ("yandex_cloud_ml_sdk", "yandex_ai_studio_sdk")
 _POLL = 0.05
@@ -69,6 +69,7 @@ def reply_from(result: Any, usage: Any, model_uri: str,
         model_uri=model_uri,
         model_version=result.model_version,
         tool_calls=calls,
+        api=API,
     )
 
 
@@ -93,7 +94,9 @@ def model_name_and_version(model: str, version: str) -> tuple[str, str]:
 
 
 class TextGenerationBackend:
-    """Talks to the completions model for one ``Connection``."""
+    """The Text Generation API for one ``Connection``: a ``core.backend.Backend``."""
+
+    api = API
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -236,13 +239,13 @@ class TextGenerationBackend:
     # -- requests ------------------------------------------------------------------
     def complete(
         self,
-        messages: Sequence[Message],
-        options: RequestOptions,
+        request: Request,
         *,
         on_text: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> Reply:
         """One completion; streamed when ``options.stream``. Raises ``ChatError``s."""
+        messages, options = request.messages, request.options
         results: list[Any] = []
         started = time.monotonic()
         timeout = self.connection.timeout
@@ -286,7 +289,7 @@ class TextGenerationBackend:
         (tokens,) = self._drive(produce, first_timeout=self.connection.timeout)
         return len(tokens)
 
-    # -- many requests (bulk.mapping, bulk.batch_jobs run their own coroutines on the loop) -------
+    # -- many requests (bulk/ runs its own coroutines on the loop) ----------------------
     def sdk(self) -> Any:
         """The ``AsyncYCloudML`` client; use it only from coroutines run by ``drive``."""
         if self._sdk is None:
@@ -297,11 +300,27 @@ class TextGenerationBackend:
         """The configured async completions model for ``options`` (built once)."""
         return self._model(options)
 
-    async def run_once(self, messages: Sequence[Message], options: RequestOptions) -> Reply:
-        """One non-streamed completion, awaited on the loop; SDK errors propagate raw."""
-        model = self._model(options)
-        result = await model.run(list(messages), timeout=self.connection.timeout)
+    async def complete_async(self, messages: Sequence[Message], options: RequestOptions) -> Reply:
+        """One non-streamed completion, awaited on the loop (inside ``drive``)."""
+        try:
+            model = self._model(options)
+            result = await model.run(self._sdk_messages(messages),
+                                     timeout=self.connection.timeout)
+        except Exception as err:  # noqa: BLE001 - every failure leaves as a ChatError
+            raise failure(err, self.connection) from scrubbed_cause(err, self.connection.secrets)
         return reply_from(result, result.usage, model.uri)
+
+    def translate(self, err: BaseException) -> ChatError:
+        """A raw SDK failure (of an operation ``bulk/`` awaits itself) as a ``ChatError``."""
+        return failure(err, self.connection)
+
+    def context_start(self, thread: str, index: int) -> int | None:
+        """A live request's context is fitted afresh: no recorded start."""
+        return None
+
+    def recorded_images(self, thread: str, index: int) -> tuple[Image, ...]:
+        """A live request sends the images it is given: none recorded."""
+        return ()
 
     async def batch_progress(self, operation_id: str) -> tuple[int, int] | None:
         """(completed, total) batches of a batch task, from its operation's metadata.
@@ -338,10 +357,6 @@ class TextGenerationBackend:
         and everything it awaits; ``produce`` must send its first item at once.
         """
         return self._drive(produce, cancel=cancel, first_timeout=float("inf"))
-
-    def translate(self, err: BaseException) -> ChatError:
-        """An SDK or gRPC failure as the user's one-line, scrubbed ``ChatError``."""
-        return self._translate(err)
 
     def _drive(
         self,
@@ -381,43 +396,18 @@ class TextGenerationBackend:
                     if cancel is not None and cancel.is_set():
                         raise Interrupted("stopped") from None
                     if not got_any and time.monotonic() - started > first_timeout:
-                        raise service_error(
-                            "DEADLINE_EXCEEDED", "", endpoint=self.connection.shown_endpoint,
-                            folder=self.connection.folder_id, timeout=first_timeout,
-                            secrets=self.connection.secrets,
-                        ) from None
+                        raise status_error("DEADLINE_EXCEEDED", "", replace(
+                            self.connection, timeout=first_timeout)) from None
                     continue
                 if kind == "item":
                     got_any = True
                     yield value
                 elif kind == "error":
-                    raise self._translate(value) from scrubbed_cause(value, self.connection.secrets)
+                    raise failure(value, self.connection) from scrubbed_cause(
+                        value, self.connection.secrets)
                 else:
                     return
         finally:
             if not finished.is_set():
                 future.cancel()
                 finished.wait(timeout=1.0)
-
-    def _translate(self, err: BaseException) -> ChatError:
-        """Any SDK or gRPC failure as a one-line, scrubbed ``ChatError``."""
-        if isinstance(err, ChatError):
-            return err
-        conn = self.connection
-        code = getattr(err, "code", None)
-        if callable(code):
-            try:
-                name = code().name
-                details = err.details() or ""  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001
-                name, details = "UNKNOWN", str(err)
-            return service_error(
-                name, details, endpoint=conn.shown_endpoint, folder=conn.folder_id,
-                timeout=conn.timeout, secrets=conn.secrets,
-            )
-        text = scrub(f"{type(err).__name__}: {err}", conn.secrets).splitlines()[0][:300]
-        return ServiceError(
-            f"The request to {conn.shown_endpoint} failed: {text}. "
-            "Check %chat config; set %config ChatMagics.verbose_errors = True for details.",
-            code=type(err).__name__,
-        )

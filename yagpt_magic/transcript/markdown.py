@@ -18,8 +18,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ..core import __version__
 from ..core.conversation import Thread, Turn
 from ..core.images import Image
+from ..core.template import fence
 from ..display.reply import inert_markdown
 from .files import FORMAT, Source, check_count, check_header, parse_json, version_for
 from .turn_records import (
@@ -47,20 +49,11 @@ def comment(kind: str, data: dict[str, Any]) -> str:
     return f"<!-- {kind} {body} -->"
 
 
-def fence(text: str, info: str) -> str:
-    """A fenced block that holds ``text`` exactly: its fence outruns every backtick run."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    mark = "`" * max(3, longest + 1)
-    return f"{mark}{info}\n{text}\n{mark}" if text else f"{mark}{info}\n{mark}"
-
-
 def heading(text: str) -> str:
     return inert_markdown(one_line(text))
 
 
 def dump(threads: Sequence[Thread]) -> str:
-    from .. import __version__
-
     # The header counts the threads and turns: a file cut between two turns is seen.
     head = {"format": FORMAT, "version": version_for(threads), "threads": len(threads),
             "turns": sum(len(t.turns) for t in threads)}

@@ -27,12 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import __version__
 from ..core.conversation import Thread, Turn
 from ..core.errors import UsageProblem
 from ..core.images import Image
+from ..core.template import fence
 from ..display.reply import ReplyView, plain_notices
 from .files import FORMAT, KEY, VERSION, Source, check_header, shown, version_for
-from .markdown import fence, heading, one_line
+from .markdown import heading, one_line
 from .turn_records import check_hashes, decode_turn, field, thread_header, turn_record
 
 _CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -94,8 +96,6 @@ def _reply_output(thread: str, index: int, turn: Turn, shown_images: set[str]) -
 def build(threads: Sequence[Thread]) -> Any:
     """The transcript notebook (an nbformat 4.5 ``NotebookNode``)."""
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-    from .. import __version__
 
     used: set[str] = set()
     shown_images: set[str] = set()

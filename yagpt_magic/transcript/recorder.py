@@ -19,6 +19,7 @@ from ..core.errors import TranscriptError
 from ..core.session import EventKind, ThreadEvent, now_iso
 from . import jsonl
 from .files import Source, is_transcript, read_text, suffix_of, write_atomically
+from .formats import dumps
 
 if TYPE_CHECKING:
     from ..core.session import ChatSession
@@ -71,8 +72,6 @@ class Recorder:
         ``images``: the SHA-256s the .jsonl file holds once these lines are written,
         kept only if the write succeeds (else the next write writes the image again).
         """
-        from . import dumps
-
         with self._lock:
             if self._suffix == ".jsonl":
                 text = "".join([*self._lines, *lines])

@@ -14,13 +14,11 @@ from typing import Any
 
 from ..core.conversation import (
     ContextHash,
-    Message,
     Thread,
     ToolCall,
     ToolRound,
     Turn,
     Usage,
-    user_message,
 )
 from ..core.errors import UsageProblem
 from ..core.images import FORMATS, Image
@@ -206,19 +204,6 @@ def record_texts(src: Source, where: str, record: Any) -> tuple[str, str]:
         src.fail(f"{where}: turn is not an object")
     return (field(src, where, record, "user", (str,)),
             field(src, where, record, "reply", (str,)))
-
-
-def sent_messages(thread: Thread, index: int) -> list[Message]:
-    """The messages turn ``index`` was answered with, as far as the thread still shows."""
-    turn = thread.turns[index]
-    start = turn.context_start or 0
-    messages: list[Message] = []
-    if turn.system_prompt:
-        messages.append({"role": "system", "text": turn.system_prompt})
-    for earlier in thread.turns[start:index]:
-        messages.extend(earlier.messages())
-    messages.append(user_message(turn.user, turn.images))
-    return messages
 
 
 def check_hashes(src: Source, thread: Thread, *, lenient: bool) -> None:

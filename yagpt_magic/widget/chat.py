@@ -90,7 +90,7 @@ class ChatWidget(widgets.VBox):
         schema: Any = None, **kwargs: Any
     ) -> None:
         if session is None:
-            from .. import current_session
+            from ..ipython.shell import current_session
 
             session = current_session()
         self.session = session

@@ -1,9 +1,14 @@
-"""``%chat`` subcommands: one short module each, dispatched by name through ``COMMANDS``.
+"""``%chat`` subcommands: one short module each, dispatched by name through a ``CommandTable``.
 
 Each module has a docstring whose first line is ``USAGE: summary``, a ``parser()``
 with its arguments, and ``run(ctx, args)``. A command works with the ``Context``
-(the session, and the shell it displays through), never with the magics class, so
-``%chat help`` is built from the modules themselves.
+(the session, the shell it displays through, the live connection), never with the
+magics class, so ``%chat help`` is built from the modules themselves.
+
+A command lives in the layer it belongs to: the ones here need only the session and
+IPython; ``%chat widget`` is in ``widget/``, ``%chat batch`` in ``bulk/``, and the
+transcript commands in ``transcript/commands/``. This layer cannot import those, so
+the package root, which knows every layer, hands the magic the whole table.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -20,18 +26,38 @@ from ...core.errors import UsageProblem, mask_arguments
 
 if TYPE_CHECKING:
     from ...core.session import ChatSession
+    from ...service.live import LiveBackends
 
-#: Command name -> module, in the order ``%chat help`` lists them.
-COMMANDS: tuple[str, ...] = (
+#: The commands of this layer: name -> module, in the order ``%chat help`` lists them.
+OWN = {name: f"{__name__}.{name}" for name in (
     "help", "history", "threads", "system", "undo", "reset", "usage", "config", "models",
-    "login", "offline", "save", "load", "record", "replay", "live", "restore", "widget",
-    "code", "explain", "batch", "cache",
-)  # fmt: skip
+    "login", "offline", "code", "explain",
+)}  # fmt: skip
+
+
+class CommandTable:
+    """Command name -> the module that runs it, in the order ``%chat help`` lists them.
+
+    Modules are named, not imported: a command's code loads only when it is used, so
+    ``%load_ext`` stays cheap.
+    """
+
+    def __init__(self, modules: Mapping[str, str]) -> None:
+        self.modules = dict(modules)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.modules)
+
+    def module(self, name: str) -> ModuleType:
+        """The module of command ``name``, imported on first use."""
+        return importlib.import_module(self.modules[name])
 
 
 @dataclass
 class Context:
-    """What a command works with: the session, and the shell it displays through.
+    """What a command works with: the session, the shell it displays through, the table
+    of commands, and the live backends (login, offline) the session returns to.
 
     ``shell`` is IPython's shell: its user namespace (``%chat restore`` reads
     ``__session__``) and its display machinery. Nothing here reaches the magics.
@@ -39,6 +65,8 @@ class Context:
 
     session: ChatSession
     shell: Any
+    commands: CommandTable
+    live: LiveBackends
 
 
 class Parser(argparse.ArgumentParser):
@@ -66,11 +94,6 @@ def thread_parser(command: str, *, all_flag: bool = False) -> Parser:
     return parser
 
 
-def module(name: str) -> ModuleType:
-    """The module of command ``name``; a command's code loads only when it is used."""
-    return importlib.import_module(f"{__name__}.{name}")
-
-
 def split(line: str, command: str) -> list[str]:
     try:
         return shlex.split(line)
@@ -78,9 +101,8 @@ def split(line: str, command: str) -> list[str]:
         raise UsageProblem(f"%chat {command}: cannot parse the line ({err}).") from None
 
 
-def parse(name: str, rest: str) -> argparse.Namespace:
+def parse(command: ModuleType, name: str, rest: str) -> argparse.Namespace:
     """A command's arguments: its own ``parse`` (verbatim text) or its parser over words."""
-    command = module(name)
     custom = getattr(command, "parse", None)
     args: argparse.Namespace = (
         custom(rest) if custom is not None else command.parser().parse_args(split(rest, name))
@@ -92,7 +114,8 @@ def dispatch(ctx: Context, line: str) -> Any:
     """Run ``%chat NAME ARGS``; a bare ``%chat`` is ``%chat help``."""
     name, _, rest = line.strip().partition(" ")
     name = name or "help"
-    if name not in COMMANDS:
-        known = ", ".join(sorted(COMMANDS))
+    if name not in ctx.commands.modules:
+        known = ", ".join(sorted(ctx.commands.names))
         raise UsageProblem(f"Unknown command %chat {name}; commands: {known}.")
-    return module(name).run(ctx, parse(name, rest))
+    command = ctx.commands.module(name)
+    return command.run(ctx, parse(command, name, rest))

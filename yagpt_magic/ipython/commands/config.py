@@ -47,7 +47,7 @@ def parser() -> Parser:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> Table:
-    session, env = ctx.session, os.environ
+    session, live, env = ctx.session, ctx.live, os.environ
     settings = session.settings
     rows: list[tuple[str, str, str]] = []
     for name in SETTINGS:
@@ -55,20 +55,20 @@ def run(ctx: Context, args: argparse.Namespace) -> Table:
         shown = repr(list(value)) if isinstance(value, tuple) else repr(value)
         rows.append((name, shown, settings.source(name)))
 
-    if session.offline is not None:
-        rows.append(("endpoint", session.offline.address, "%chat offline (built-in emulator)"))
+    if live.offline is not None:
+        rows.append(("endpoint", live.offline.address, "%chat offline (built-in emulator)"))
     elif env.get("YAGPT_OFFLINE") == "1":
         rows.append(("endpoint", "built-in emulator (starts on the first request)",
                      "env YAGPT_OFFLINE"))
     else:
         endpoint, source = resolve_endpoint(settings.endpoint, env)
         rows.append(("endpoint", endpoint or "SDK default", source))
-    insecure = resolve_insecure(settings.insecure, env) or session.offline is not None
+    insecure = resolve_insecure(settings.insecure, env) or live.offline is not None
     source = "%config / env YAGPT_INSECURE / offline" if insecure else "default"
     rows.append(("insecure", repr(insecure), source))
-    folder, source = resolve_folder(settings.folder_id, session.login_folder, env)
+    folder, source = resolve_folder(settings.folder_id, live.login_folder, env)
     rows.append(("folder_id", folder or "(unset)", source))
-    credential = resolve_credential(session.login, env, settings.yc_profile)
+    credential = resolve_credential(live.login, env, settings.yc_profile)
     if credential is None and env.get("YAGPT_OFFLINE") == "1":
         rows.append(("credential", "the emulator's own key (hidden)", "env YAGPT_OFFLINE"))
     elif credential is None:

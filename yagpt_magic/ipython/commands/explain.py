@@ -21,8 +21,7 @@ def parser() -> Parser:
 
 def run(ctx: Context, args: argparse.Namespace) -> None:
     session = ctx.session
-    secrets = [session.login.value] if session.login is not None else []
-    text = last_error(ctx.shell, secrets).message()
+    text = last_error(ctx.shell, ctx.live.secrets()).message()
     display = reply_display(ctx.shell, args.thread, session.settings)
     ask_and_show(session, display, args.thread, text, options=session.options(),
                  cell_id=cell_id(ctx.shell))

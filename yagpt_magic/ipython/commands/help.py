@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from types import ModuleType
 
-from . import COMMANDS, Context, Parser, module
+from . import Context, Parser
 
 INTRO = """\
 yagpt-magic: chat with YandexGPT from a notebook.
@@ -43,15 +44,15 @@ class Help(str):
         return str(self)
 
 
-def summary(name: str) -> str:
+def summary(command: ModuleType) -> str:
     """The command's one-line summary: its docstring's first line after the usage."""
-    first = (module(name).__doc__ or "").strip().splitlines()[0]
+    first = (command.__doc__ or "").strip().splitlines()[0]
     _, sep, text = first.partition("``: ")
     return (text if sep else first).replace("``", "")
 
 
-def usage(name: str) -> str:
-    text = module(name).parser().format_usage().strip()
+def usage(command: ModuleType) -> str:
+    text = command.parser().format_usage().strip()
     return " ".join(text.removeprefix("usage:").split())
 
 
@@ -74,10 +75,11 @@ def parser() -> Parser:
 
 def run(ctx: Context, args: argparse.Namespace) -> Help:
     lines = [INTRO.format(cell=cell_usage(ctx)), "Commands:"]
-    for name in COMMANDS:
+    for name in ctx.commands.names:
         if name == "help":
             continue
-        left, right = usage(name), summary(name)
+        command = ctx.commands.module(name)
+        left, right = usage(command), summary(command)
         if len(left) <= 30:
             lines.append(f"  {left:<30}{right}")
         else:

@@ -22,5 +22,5 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
     if not secret:
         raise UsageProblem("%chat login: nothing entered; the credential is unchanged.")
     folder = getpass.getpass("Folder id: ").strip()
-    credential = ctx.session.log_in(secret, folder)
+    credential = ctx.live.log_in(secret, folder)
     print(f"Logged in with an {credential.kind.replace('_', ' ')} (kept in kernel memory only).")

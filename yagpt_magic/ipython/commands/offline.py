@@ -12,7 +12,7 @@ def parser() -> Parser:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> None:
-    emulator = ctx.session.start_offline()
+    emulator = ctx.live.start_offline()
     print(
         f"Offline: replies now come from the built-in emulator at {emulator.address}, "
         "not from YandexGPT."

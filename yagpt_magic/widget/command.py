@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ...core.errors import UsageProblem
-from . import Context, Parser, thread_parser
+from ..core.errors import UsageProblem
+from ..ipython.commands import Context, Parser, thread_parser
 
 
 def parser() -> Parser:
@@ -17,7 +17,7 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
     # Displayed rather than returned, so it shows even when not the cell's last line.
     from IPython.display import display
 
-    from ...widget.chat import ChatWidget
+    from .chat import ChatWidget
 
     # A terminal would print the widget's repr: say what to use instead, in one line.
     terminal = sys.modules.get("IPython.terminal.interactiveshell")

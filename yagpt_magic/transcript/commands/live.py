@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import Context, Parser
+from ...ipython.commands import Context, Parser
+from ..modes import go_live
 
 
 def parser() -> Parser:
@@ -12,6 +13,6 @@ def parser() -> Parser:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> None:
-    ended = ctx.session.go_live()
+    ended = go_live(ctx.session, ctx.live)
     print(f"{ended} ended; turns are answered live again." if ended
           else "Already live: neither recording nor replaying.")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 from ...core.errors import UsageProblem
-from ...transcript import save_threads
-from . import Context, Parser, thread_name
+from ...ipython.commands import Context, Parser, thread_name
+from ..formats import save_threads
 
 
 def parser() -> Parser:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import Context, Parser
+from ...ipython.commands import Context, Parser
+from ..modes import start_recording
 
 
 def parser() -> Parser:
@@ -22,7 +23,7 @@ def parser() -> Parser:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> None:
-    ended = ctx.session.start_recording(args.path, append=args.append)
+    ended = start_recording(ctx.session, ctx.live, args.path, append=args.append)
     before = f"{ended} ended; " if ended else ""
     print(f"{before}Recording: each new turn is written to {args.path} as it completes. "
           "%chat live stops recording.")

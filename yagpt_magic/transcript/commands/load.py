@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 from ...core.errors import TranscriptError
-from ...transcript import load_threads
-from . import Context, Parser, thread_name
+from ...ipython.commands import Context, Parser, thread_name
+from ..formats import load_threads
 
 
 def parser() -> Parser:

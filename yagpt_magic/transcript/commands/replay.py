@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import Context, Parser
+from ...ipython.commands import Context, Parser
+from ..modes import start_replay
 
 
 def parser() -> Parser:
@@ -19,7 +20,7 @@ def parser() -> Parser:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> None:
-    ended, turns = ctx.session.start_replay(args.path)
+    ended, turns = start_replay(ctx.session, ctx.live, args.path)
     before = f"{ended} ended; " if ended else ""
     print(f"{before}Replaying {turns} recorded turns from {args.path}: no request reaches "
           "the service. %chat live ends replay.")

@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from ...display.reply import Table
-from . import Context, Parser
+from ...ipython.commands import Context, Parser
 
 
 def parser() -> Parser:
@@ -36,9 +36,9 @@ def _job_row(job: Any) -> tuple[str, str, str, str]:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> Any:
-    from ...bulk import deferred
-    from ...bulk.batch_jobs import pick_up, recent
     from ...core.errors import UsageProblem
+    from .. import deferred
+    from ..batch_jobs import pick_up, recent
 
     if args.poll is not None and args.poll <= 0:
         raise UsageProblem("%chat batch: --poll must be a positive number of seconds.")

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ...core.errors import UsageProblem
-from ...transcript import read_notebook
-from . import Context, Parser
+from ...ipython.commands import Context, Parser
+from ..formats import read_notebook
 
 
 def this_notebook(user_ns: dict[str, Any]) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from ...display.reply import Table
-from . import Context, Parser
+from ...ipython.commands import Context, Parser
 
 
 def parser() -> Parser:
@@ -32,7 +32,7 @@ def _size(size: float) -> str:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> Table | None:
-    from ...bulk.row_cache import MAX_BYTES, RowCache
+    from ..row_cache import MAX_BYTES, RowCache
 
     cache = RowCache(ctx.session.settings.cache_dir or None)
     if args.action == "clear":

@@ -1,0 +1,1 @@
+"""The bulk layer's ``%chat`` commands: batch tasks and the row cache."""

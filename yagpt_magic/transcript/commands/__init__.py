@@ -1,0 +1,1 @@
+"""The transcript layer's ``%chat`` commands: save, load, record, replay, live, restore."""
