@@ -561,11 +561,8 @@ def _fit(turn: TurnRequest, backend: Backend, budget: int, images: tuple[Image, 
     # Turns are counted without the offered tools, which the budget already holds.
     counting = replace(turn.options, tools=(), tool_choice=None)
 
-    def count(messages: Sequence[Message]) -> int:
-        tokens = backend.count(messages, counting)
-        if tokens is None:  # this API cannot count: bound each message by its bytes
-            return sum(message_bound(message_text(m)) for m in messages)
-        return tokens
+    def count(messages: Sequence[Message]) -> int | None:
+        return backend.count(messages, counting)  # None: this API cannot count (bounds do)
 
     try:
         return fit_to_window(turn.thread, turn.text, budget=budget, count=count, upto=upto,

@@ -1,4 +1,4 @@
-// The chat widget's front-end habits (yagpt_magic/widget_front.py says why each exists).
+// The chat widget's front-end habits (yagpt_magic/widget/front.py says why each exists).
 //
 // This view draws nothing of its own: it finds the ChatWidget it sits in (`.yagpt-chat`)
 // and adds keyboard, scrolling and code-block behaviour to the standard ipywidgets
