@@ -13,6 +13,7 @@ from yagpt_magic.core.session import ChatSession
 from yagpt_magic.display.render import THUMBNAIL, reply_html, thumbnails_html
 from yagpt_magic.display.reply import ReplyView
 from yagpt_magic.transcript import save_threads
+from yagpt_magic.transcript.modes import start_replay
 
 from .test_images_turns import commit
 
@@ -63,7 +64,7 @@ def test_the_finished_turn_shows_its_images_above_the_exact_reply(tmp_path: Path
     commit(recorded, "What is this?", "A *red* square.", (red,))
     save_threads([recorded], tmp_path / "t.json")
     session = ChatSession()
-    session.start_replay(tmp_path / "t.json")
+    start_replay(session, session.backends, tmp_path / "t.json")
     answer = session.ask("default", "What is this?",
                          options=session.options(model="gemma-3-27b-it"), images=[red.name])
     view = ReplyView(text="A *red", images=())

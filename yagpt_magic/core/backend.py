@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from .conversation import Message, Usage
+from .errors import ConfigProblem
 from .images import Image
 from .settings import default
 
@@ -143,3 +144,21 @@ class Backends(Protocol):
     def close(self) -> None:
         """Close every backend handed out."""
         ...
+
+
+class NoBackends:
+    """The backends of a bare ``ChatSession()``: it keeps threads, and has nothing to ask.
+
+    The extension hands its session the live backends (``service/live.py``); a session
+    built for threads alone (transcripts, a recorder, a test) says so when asked.
+    """
+
+    def backend(self, options: RequestOptions) -> Backend:
+        raise ConfigProblem(
+            "This ChatSession was made without backends, so it cannot ask a model: use the "
+            "extension's session (yagpt_magic.current_session()), or make it with "
+            "ChatSession(settings, LiveBackends(settings)) from yagpt_magic.service.live."
+        )
+
+    def close(self) -> None:
+        """Nothing to close."""

@@ -20,7 +20,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__, models
-from .backend import Backend, Backends, Reply, Request, RequestOptions
+from .backend import Backend, Backends, NoBackends, Reply, Request, RequestOptions
 from .conversation import Message, Thread, Turn, message_bound, message_text
 from .errors import (
     ChatError,
@@ -185,12 +185,13 @@ class TurnRequest:
 class ChatSession:
     """Settings, threads, their listeners, and the path from a message to a committed turn."""
 
-    def __init__(self, settings: Settings, backends: Backends, *,
+    def __init__(self, settings: Settings | None = None, backends: Backends | None = None, *,
                  secrets: Callable[[], Sequence[str]] | None = None) -> None:
-        self.settings = settings
+        self.settings = settings if settings is not None else Settings()
         self.threads: dict[str, Thread] = {}
-        #: How replies are produced (``service/``: live, replay); ``use`` swaps it.
-        self.backends = backends
+        #: How replies are produced (``service/``: live, replay); ``use`` swaps it. A bare
+        #: session keeps threads and has nothing to ask (``NoBackends``).
+        self.backends: Backends = backends if backends is not None else NoBackends()
         #: Where each committed turn is written (``%chat record``); ``use`` swaps it.
         self.recorder: TurnSink | None = None
         #: The credentials this kernel knows, so a tool's result is scrubbed of them.

@@ -88,7 +88,10 @@ class LiveBackends:
         with self._lock:
             found = self._opened.get(key)
             if found is None:
-                found = self._opened[key] = BUILDERS[key[1]](key[0])
+                # An API with no backend here yet goes through the Text Generation API, as
+                # every model did before there were two (the OpenAI-compatible one: issue 23).
+                build = BUILDERS.get(key[1], TextGenerationBackend)
+                found = self._opened[key] = build(key[0])
             return found
 
     def opened(self) -> list[Backend]:
