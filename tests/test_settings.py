@@ -105,3 +105,6 @@ def test_a_per_cell_flag_is_refused_by_its_settings_rule(shell: Any) -> None:
         "--temperature must be between 0 and 1, not 1.5.")
     assert fails(shell, "%%chat --max-tokens -3\nhello") == (
         "--max-tokens must be a positive number of tokens, not -3.")
+    shell.user_ns["items"] = ["a", "b"]
+    assert fails(shell, "%%chat --map items --concurrency 0\n{item}") == (
+        "--concurrency must be a positive number of requests, not 0.")

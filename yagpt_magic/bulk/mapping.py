@@ -38,6 +38,7 @@ from ..core.errors import (
     ServiceError,
     UsageProblem,
 )
+from ..core.settings import problem
 from ..core.template import split_code
 from ..service.failures import kind_of
 from ..service.live import LiveBackends
@@ -514,8 +515,9 @@ def run_map(
     settings = session.settings
     options = options if options is not None else session.options(stream=False)
     concurrency = concurrency if concurrency is not None else settings.max_concurrency
-    if concurrency <= 0:
-        raise UsageProblem(f"--concurrency must be a positive number, not {concurrency}.")
+    refused = problem("max_concurrency", concurrency, label="--concurrency")
+    if refused is not None:
+        raise UsageProblem(f"{refused}.")
     service = service_of(session)
     cache = RowCache(settings.cache_dir or None)
     from .progress import Bar

@@ -28,6 +28,7 @@ from ..core.backend import Reply, ReplyStatus, Request, RequestOptions, ToolDefi
 from ..core.conversation import Message, Usage
 from ..core.errors import ChatError, Interrupted, ServiceError, scrubbed_cause
 from ..core.images import Image
+from ..core.models import name_and_version
 from .connection import Connection
 from .failures import failure, status_error
 
@@ -83,14 +84,6 @@ def import_sdk() -> Any:
         logger.setLevel(logging.WARNING)
         logger.propagate = False
     return yandex_cloud_ml_sdk
-
-
-def model_name_and_version(model: str, version: str) -> tuple[str, str]:
-    """Split ``NAME/VERSION`` (``yandexgpt/rc``); a ``gpt://`` URI passes through."""
-    if "://" not in model and "/" in model:
-        name, _, ver = model.partition("/")
-        return name, ver or version
-    return model, version
 
 
 class TextGenerationBackend:
@@ -179,7 +172,7 @@ class TextGenerationBackend:
         if model is None:
             if self._sdk is None:
                 self._sdk = self._make_sdk()
-            name, version = model_name_and_version(options.model, options.model_version)
+            name, version = name_and_version(options.model, options.model_version)
             base = self._sdk.models.completions(name, model_version=version)
             config: dict[str, Any] = {}
             if options.temperature is not None:
