@@ -15,7 +15,7 @@ from yagpt_magic.emulator import Emulator, reply_for
 from yagpt_magic.service.connection import Connection, Credential
 from yagpt_magic.service.text_generation import TextGenerationBackend
 
-from .conftest import TEST_API_KEY
+from ..conftest import TEST_API_KEY
 
 MESSAGES = [{"role": "user", "text": "What is a monad?"}]
 

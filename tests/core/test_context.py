@@ -12,7 +12,7 @@ from yagpt_magic.core.context import (
 from yagpt_magic.core.conversation import REQUEST_ALLOWANCE, message_bound
 from yagpt_magic.core.frames import text_tokens
 
-from .leaks import leaked
+from ..leaks import leaked
 
 CELLS = [RanCell("a = 'first'"), RanCell("b = 'second'\nb", result="'second'"),
          RanCell("1/0", error="ZeroDivisionError: division by zero")]

@@ -12,7 +12,7 @@ from yagpt_magic.emulator import Emulator
 from yagpt_magic.service.live import LiveBackends
 from yagpt_magic.service.replay import ReplayBackends
 
-from .conftest import TEST_API_KEY
+from ..conftest import TEST_API_KEY
 
 
 def test_one_backend_per_connection_and_api(

@@ -20,8 +20,8 @@ from yagpt_magic.core.structured import any_json, schema_of
 from yagpt_magic.emulator import Emulator
 from yagpt_magic.widget.chat import ChatWidget
 
-from .conftest import emulator_env, fails, magics_of
-from .kernel import Kernel
+from ..conftest import emulator_env, fails, magics_of
+from ..kernel import Kernel
 
 SETUP = '''
 import dataclasses
@@ -273,7 +273,7 @@ def test_the_widget_takes_a_schema_chosen_in_code(user: Any, emulator: Emulator)
 
 def test_the_structured_notebook_builds_a_dataframe_offline(tmp_path: Path,
                                                             clean_env: Any) -> None:
-    from .test_quickstart import ROOT, run_notebook
+    from ..test_quickstart import ROOT, run_notebook
 
     nb = run_notebook(ROOT / "notebooks" / "structured.ipynb", {}, tmp_path)
 

@@ -26,7 +26,7 @@ from yagpt_magic.core.images import (
     read_image,
 )
 
-RECORDING = Path(__file__).parent / "real_traffic/chat/test_multimodal.yaml"
+RECORDING = Path(__file__).parent.parent / "real_traffic/chat/test_multimodal.yaml"
 
 
 def one_line(err: pytest.ExceptionInfo[BaseException]) -> str:
@@ -182,7 +182,7 @@ def test_a_thread_with_an_image_goes_through_the_sdk_to_the_http_api() -> None:
     from yagpt_magic.emulator import Emulator
     from yagpt_magic.emulator.openai_http import ChatHTTPServer
 
-    from .conftest import TEST_API_KEY
+    from ..conftest import TEST_API_KEY
 
     def api(messages: list[dict]) -> list[dict]:  # what the backend does with each message
         return [{"role": m["role"], "content": message_content(message_text(m),

@@ -16,7 +16,7 @@ from yagpt_magic.core.conversation import Message, Thread, Turn, Usage
 from yagpt_magic.core.fitting import WindowOverflow, fit_to_window
 from yagpt_magic.emulator import REQUEST_FRAMING, Emulator, count_tokens, tokenize_text
 
-from .conftest import fails, magics_of
+from ..conftest import fails, magics_of
 
 _VOCABULARY = """data frame index column merge join group plot axis model train test split
 loss tensor batch epoch kernel cell output error import module function class value why how

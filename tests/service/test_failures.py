@@ -12,7 +12,7 @@ from yagpt_magic.service.connection import Connection, Credential
 from yagpt_magic.service.failures import http_error, service_error
 from yagpt_magic.service.text_generation import TextGenerationBackend
 
-from .conftest import TEST_API_KEY
+from ..conftest import TEST_API_KEY
 
 CONNECTION = Connection(Credential("api_key", TEST_API_KEY, "test"), "b1gtest",
                         "127.0.0.1:1", insecure=True, timeout=5.0)

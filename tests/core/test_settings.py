@@ -9,7 +9,7 @@ from traitlets.config import Config
 
 from yagpt_magic.core.settings import NAMES, Settings
 
-from .conftest import magics_of
+from ..conftest import magics_of
 
 
 def test_every_traitlet_setting_is_a_settings_field() -> None:
@@ -99,7 +99,7 @@ def test_one_range_check_refuses_a_bad_value_in_config_and_in_the_settings(
 
 
 def test_a_per_cell_flag_is_refused_by_its_settings_rule(shell: Any) -> None:
-    from .conftest import fails
+    from ..conftest import fails
 
     assert fails(shell, "%%chat --temperature 1.5\nhello") == (
         "--temperature must be between 0 and 1, not 1.5.")

@@ -14,7 +14,7 @@ from yagpt_magic.emulator import Emulator
 from yagpt_magic.service.live import LiveBackends
 from yagpt_magic.transcript.modes import go_live, start_recording, start_replay
 
-from .conftest import TEST_API_KEY
+from ..conftest import TEST_API_KEY
 
 
 @pytest.fixture

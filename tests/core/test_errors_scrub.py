@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from yagpt_magic.core.errors import scrub, scrubbed_cause
 
-from .leaks import echoes, leaked
+from ..leaks import echoes, leaked
 
 KEY = "AQVNcanary/7f3a9c-do_not.leak/0451QwErTy"
 FORMS = sorted(echoes(KEY))

@@ -17,7 +17,7 @@ from yagpt_magic.core.errors import sentence
 from yagpt_magic.emulator import Emulator
 from yagpt_magic.service.failures import service_cause
 
-from .conftest import fails, magics_of
+from ..conftest import fails, magics_of
 
 EXPECTED = {
     "UNAUTHENTICATED": "authentication failed",

@@ -24,7 +24,7 @@ from yagpt_magic.emulator import Emulator
 from yagpt_magic.service.live import LiveBackends
 from yagpt_magic.transcript.modes import go_live, start_recording, start_replay
 
-from .conftest import TEST_API_KEY
+from ..conftest import TEST_API_KEY
 
 
 class Table:
@@ -434,7 +434,7 @@ def test_a_base_exception_from_a_tool_is_its_error_result(
 def test_a_tools_result_is_scrubbed_before_it_is_kept_or_sent(
     session: ChatSession, emulator: Emulator
 ) -> None:
-    from .leaks import leaked
+    from ..leaks import leaked
 
     def whoami() -> str:
         """The credential, as a careless helper might return it."""
