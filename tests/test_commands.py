@@ -12,6 +12,7 @@ from yagpt_magic.core.conversation import Turn
 from yagpt_magic.core.errors import UsageProblem
 from yagpt_magic.core.session import ChatSession
 from yagpt_magic.core.settings import Settings
+from yagpt_magic.emulator import Emulator
 from yagpt_magic.ipython.commands import Context, dispatch
 from yagpt_magic.ipython.commands import help as help_command
 from yagpt_magic.service.live import LiveBackends
@@ -27,6 +28,8 @@ def summary(name: str) -> str:
 
 def usage(name: str) -> str:
     return help_command.usage(module(name))
+
+from .conftest import magics_of
 
 
 class Shell:
@@ -117,3 +120,28 @@ def test_bad_commands_are_one_line(ctx: Context, line: str, message: str) -> Non
     with pytest.raises(UsageProblem) as err:
         run(ctx, line)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+# -- issue 25: the bundled notebooks go offline by themselves only when they must -------
+def test_offline_if_needed_uses_the_service_when_credentials_are_set(
+    shell: Any, emulator: Emulator, capsys: Any
+) -> None:
+    shell.run_line_magic("chat", "offline --if-needed")
+    assert "Credentials found (env YC_API_KEY): replies come from YandexGPT" in (
+        capsys.readouterr().out)
+    assert magics_of(shell).live.offline is None
+    shell.run_cell("%%chat\nHi").raise_error()
+    assert len(emulator.completions) == 1  # the service (here the test's emulator) answered
+
+
+def test_offline_if_needed_goes_offline_and_says_so_without_credentials(
+    bare_shell: Any, capsys: Any
+) -> None:
+    bare_shell.run_line_magic("chat", "offline --if-needed")
+    out = capsys.readouterr().out
+    assert out.startswith("No credentials found: replies now come from the built-in offline "
+                          "emulator")
+    assert "Set YC_API_KEY and YC_FOLDER_ID" in out
+    assert magics_of(bare_shell).live.offline is not None
+    bare_shell.run_cell("%%chat\nHi").raise_error()
+    assert "offline emulator" in capsys.readouterr().out

@@ -55,6 +55,20 @@ MapRunner = Callable[["ChatSession", dict[str, Any], argparse.Namespace, str], A
 _VARS = re.compile(r"(?<!\{)\{(?:(In|Out)\[(-?\d+)\]|([A-Za-z_]\w*))\}(?!\})")
 
 
+class CellFailed(UsageError):
+    """A ``%%chat`` cell or ``%chat`` command failed: one line, no traceback.
+
+    IPython prints a plain ``UsageError`` to stderr and sends no ``error`` output, so a
+    notebook runner (papermill, nbclient) reports the failed cell with blank lines where
+    the cause should be. A subclass goes through IPython's ordinary error path instead,
+    which asks ``_render_traceback_``: one line, in the cell's error output and wherever
+    the runner prints it. It is still a ``UsageError`` to anything that catches one.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"UsageError: {self}"]
+
+
 def _unquote(value: str | None) -> str | None:
     """Strip one pair of surrounding quotes: IPython's argument splitter keeps them."""
     if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -439,8 +453,7 @@ class ChatMagics(Magics):
         """Fail the cell: one line, or the whole traceback when ``verbose_errors``."""
         if self.settings.verbose_errors:
             raise err
-        message = str(err)
-        raise UsageError(message) from None
+        raise CellFailed(str(err)) from None
 
     # -- %chat ------------------------------------------------------------------------
     @no_var_expand
