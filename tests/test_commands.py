@@ -145,3 +145,23 @@ def test_offline_if_needed_goes_offline_and_says_so_without_credentials(
     assert magics_of(bare_shell).live.offline is not None
     bare_shell.run_cell("%%chat\nHi").raise_error()
     assert "offline emulator" in capsys.readouterr().out
+
+
+def test_a_misspelt_command_gets_did_you_mean(ctx: Context) -> None:
+    with pytest.raises(UsageProblem, match=r"Unknown command %chat histroy; did you mean "
+                                           r"%chat history\?"):
+        run(ctx, "histroy")
+    with pytest.raises(UsageProblem) as unknown:
+        run(ctx, "frobnicate")
+    assert "did you mean" not in str(unknown.value) and "history" in str(unknown.value)
+
+
+def test_one_turn_is_one_turn(ctx: Context, tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "t.md"
+    run(ctx, f"save {path}")
+    assert "Saved 1 turn of 'default'" in capsys.readouterr().out
+    run(ctx, f"load {path}")
+    assert "'default' (1 turn)" in capsys.readouterr().out
+    assert run(ctx, "history").title == "Thread 'default': 1 turn"
+    run(ctx, f"replay {path}")
+    assert "Replaying 1 recorded turn from" in capsys.readouterr().out

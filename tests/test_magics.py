@@ -316,3 +316,19 @@ def test_a_lone_surrogate_in_vars_is_one_line_and_sends_nothing(
     shell.run_line_magic("chat", 'system --json "Be \\udc80 brief"')
     assert "system prompt of 'default' holds a character" in fails(shell, "%%chat\nhello")
     assert emulator.completions == [] and magics_of(shell).session.thread().turns == []
+
+
+def test_a_long_flag_with_one_dash_is_one_line_suggesting_two(
+    shell: Any, emulator: Emulator
+) -> None:
+    """Issue 25: ``-temperature`` read as ``-t emperature`` sent to a new thread."""
+    message = fails(shell, "%%chat -temperature\nhello")
+    assert "did you mean --temperature?" in message and "-t 'emperature'" in message
+    message = fails(shell, "%%chat -temperature 0.5\nhello")
+    assert "did you mean --temperature 0.5?" in message
+    assert "did you mean --max-tokens 10?" in fails(shell, "%%chat -max-tokens 10\nhello")
+    assert "AQVN" not in fails(shell, "%%chat -system AQVNsecret123\nhello")
+    assert "did you mean --thread?" in fails(shell, "%chat history -thread default")
+    assert emulator.completions == [] and set(magics_of(shell).session.threads) == {"default"}
+    shell.run_cell("%%chat -tdebug\nhello").raise_error()  # -t with its value attached
+    assert "debug" in magics_of(shell).session.threads

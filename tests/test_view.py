@@ -114,3 +114,17 @@ def test_the_finished_reply_shows_whole() -> None:
     shown.update("Use `print(")
     shown.finish(answer("Use `print(` for output"))
     assert screen.last == "Use `print(` for output"
+
+
+def test_a_tables_text_columns_are_left_aligned_and_numbers_right() -> None:
+    """Issue 25: JupyterLab right-aligns every table cell; text reads from the left."""
+    import re
+
+    from yagpt_magic.display.reply import Table
+
+    table = Table(("#", "message", "tokens", "model"),
+                  [(1, "What is a monad?", 120, "yandexgpt"), (2, "Thanks", 9, "yandexgpt")],
+                  inline=("message",))
+    html = table._repr_mimebundle_()["text/html"]
+    cells = re.findall(r'<t[hd] style="text-align: (\w+)">', html)
+    assert cells == ["right", "left", "right", "left"] * 3

@@ -141,6 +141,38 @@ def mask_arguments(message: str, flags: Iterable[str] = ()) -> str:
     return message
 
 
+def single_dash(words: Iterable[str], flags: Iterable[str]) -> str | None:
+    """A long flag written with one dash (``-temperature``), as one line, or None.
+
+    argparse reads ``-temperature`` as ``-t emperature``: the turn would go to a new
+    thread "emperature" without a word. The value after it is shown only when it is a
+    number (anything else may be a key).
+    """
+    import difflib
+
+    names = [flag[2:] for flag in flags if flag.startswith("--")]
+    words = list(words)
+    for at, word in enumerate(words):
+        if not word.startswith("-") or word.startswith("--") or len(word) < 4:
+            continue
+        close = difflib.get_close_matches(word[1:].split("=")[0], names, n=1, cutoff=0.8)
+        if not close:
+            continue
+        value = words[at + 1] if at + 1 < len(words) else ""
+        shown = f" {value}" if _number(value) else ""
+        return (f"{word} is not a flag: one dash takes one letter, so it reads as "
+                f"{word[:2]} {word[2:]!r}; did you mean --{close[0]}{shown}?")
+    return None
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def sentence(message: str) -> str:
     """Start a message with a capital where it starts with a word; a path or flag stays as typed."""
     first = message.split(" ", 1)[0].rstrip(":,;.")

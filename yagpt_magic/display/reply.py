@@ -156,9 +156,8 @@ class ReplyView:
     def notices(self) -> list[Notice]:
         notes = [Notice("context", self.context)] if self.context else []
         if self.left_out:
-            turns = "turn" if self.left_out == 1 else "turns"
-            notes.append(Notice("left_out", f"{self.left_out} earlier {turns} left out to fit "
-                                            f"the {self.window}-token window."))
+            notes.append(Notice("left_out", f"{count(self.left_out, 'earlier turn')} left out "
+                                            f"to fit the {self.window}-token window."))
         if self.status == "truncated":
             notes.append(Notice(
                 "truncated", "The reply was cut at max_tokens; raise --max-tokens to get all of it."
@@ -345,12 +344,23 @@ def ask_and_show(
     return answer
 
 
+def count(n: int, noun: str) -> str:
+    """``1 turn``, ``3 turns``: one way to say how many, for every message."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 _PUNCTUATION = set("\\`*_{}[]()<>#+-.!|~&$:\"'=")
 
 
 def inert_markdown(text: str) -> str:
     """Text that Markdown shows literally: every punctuation mark backslash-escaped."""
     return "".join("\\" + ch if ch in _PUNCTUATION else ch for ch in text.replace("\n", " "))
+
+
+def _numbers(rows: Sequence[Sequence[Any]], column: int) -> bool:
+    """Whether a table's column holds only numbers (right-aligned, as figures read)."""
+    return bool(rows) and all(isinstance(row[column], (int, float))
+                              and not isinstance(row[column], bool) for row in rows)
 
 
 @dataclass
@@ -377,10 +387,14 @@ class Table:
         lines.append("  ".join(h.ljust(w) for h, w in zip(self.headers, widths)).rstrip())
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
         shown = [inline_html if h in self.inline else text_html for h in self.headers]
+        # JupyterLab right-aligns every cell of a rendered table: text reads from the left.
+        align = [f' style="text-align: {"right" if _numbers(self.rows, i) else "left"}"'
+                 for i in range(len(self.headers))]
         title = f"<p><strong>{text_html(self.title)}</strong></p>" if self.title else ""
-        head = "".join(f"<th>{text_html(h)}</th>" for h in self.headers)
+        head = "".join(f"<th{a}>{text_html(h)}</th>" for a, h in zip(align, self.headers))
         body = "".join(
-            "<tr>" + "".join(f"<td>{show(c)}</td>" for show, c in zip(shown, row)) + "</tr>"
+            "<tr>" + "".join(f"<td{a}>{show(c)}</td>" for a, show, c in zip(align, shown, row))
+            + "</tr>"
             for row in cells
         )
         table = f"{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

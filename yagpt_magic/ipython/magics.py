@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.utils.process import arg_split
 from traitlets import (
     Bool,
     CaselessStrEnum,
@@ -35,6 +36,7 @@ from ..core.errors import (
     mask_arguments,
     sendable,
     sentence,
+    single_dash,
 )
 from ..core.models import checked_model
 from ..core.settings import CHECKED, NAMES, SPECS, Settings, problem
@@ -345,10 +347,13 @@ class ChatMagics(Magics):
         """The flags of a ``%%chat`` line; a notebook repeats a few lines, so they are kept."""
         parsed = self._parsed.get(line)
         if parsed is None:
+            flags = self.chat.parser._option_string_actions  # type: ignore[attr-defined]  # set by @magic_arguments
+            misread = single_dash(arg_split(line), flags)
+            if misread:
+                raise UsageProblem(misread)
             try:
                 parsed = parse_argstring(self.chat, line)
             except UsageError as err:
-                flags = self.chat.parser._option_string_actions  # type: ignore[attr-defined]  # set by @magic_arguments
                 raise UsageProblem(sentence(mask_arguments(str(err), flags))) from None
             for name in ("thread", "model", "system", "output", "tools", "schema", "map"):
                 setattr(parsed, name, _unquote(getattr(parsed, name)))

@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ...core.credentials import refuse_secret
-from ...core.errors import UsageProblem, mask_arguments
+from ...core.errors import UsageProblem, mask_arguments, single_dash
 
 if TYPE_CHECKING:
     from ...core.session import ChatSession
@@ -104,9 +104,14 @@ def split(line: str, command: str) -> list[str]:
 def parse(command: ModuleType, name: str, rest: str) -> argparse.Namespace:
     """A command's arguments: its own ``parse`` (verbatim text) or its parser over words."""
     custom = getattr(command, "parse", None)
-    args: argparse.Namespace = (
-        custom(rest) if custom is not None else command.parser().parse_args(split(rest, name))
-    )
+    if custom is not None:
+        return custom(rest)  # type: ignore[no-any-return]
+    parser = command.parser()
+    words = split(rest, name)
+    misread = single_dash(words, parser._option_string_actions)
+    if misread:
+        raise UsageProblem(f"%chat {name}: {misread}")
+    args: argparse.Namespace = parser.parse_args(words)
     return args
 
 
@@ -115,6 +120,12 @@ def dispatch(ctx: Context, line: str) -> Any:
     name, _, rest = line.strip().partition(" ")
     name = name or "help"
     if name not in ctx.commands.modules:
+        import difflib  # only on this error path
+
+        refuse_secret(name, "%chat's command")  # an error output is saved with the notebook
+        close = difflib.get_close_matches(name, ctx.commands.names, n=1, cutoff=0.75)
+        if close:
+            raise UsageProblem(f"Unknown command %chat {name}; did you mean %chat {close[0]}?")
         known = ", ".join(sorted(ctx.commands.names))
         raise UsageProblem(f"Unknown command %chat {name}; commands: {known}.")
     command = ctx.commands.module(name)

@@ -6,7 +6,7 @@ import argparse
 
 from ...core.conversation import Turn
 from ...core.models import model_name
-from ...display.reply import Table
+from ...display.reply import Table, count
 from . import Context, Parser, thread_parser
 
 
@@ -46,6 +46,6 @@ def run(ctx: Context, args: argparse.Namespace) -> Table:
         for index, turn in enumerate(thread.turns)
     ]
     system = f" — system: {first_line(thread.system_prompt)}" if thread.system_prompt else ""
-    title = f"Thread {thread.name!r}: {len(thread.turns)} turns{system}"
+    title = f"Thread {thread.name!r}: {count(len(thread.turns), 'turn')}{system}"
     headers = ("#", "message", "reply", "tool calls", "tokens", "model", "stale")
     return Table(headers, rows, title, inline=("message", "reply"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from ...core.errors import TranscriptError
+from ...display.reply import count
 from ...ipython.commands import Context, Parser, thread_name
 from ..formats import load_threads
 
@@ -38,5 +39,5 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
         chosen.name = args.thread
         threads = {args.thread: chosen}
     ctx.session.replace_threads(threads)
-    summary = ", ".join(f"{name!r} ({len(t.turns)} turns)" for name, t in threads.items())
+    summary = ", ".join(f"{name!r} ({count(len(t.turns), 'turn')})" for name, t in threads.items())
     print(f"Loaded {summary} from {args.path}.")

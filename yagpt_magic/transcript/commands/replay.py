@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from ...display.reply import count
 from ...ipython.commands import Context, Parser
 from ..modes import start_replay
 
@@ -22,5 +23,5 @@ def parser() -> Parser:
 def run(ctx: Context, args: argparse.Namespace) -> None:
     ended, turns = start_replay(ctx.session, ctx.live, args.path)
     before = f"{ended} ended; " if ended else ""
-    print(f"{before}Replaying {turns} recorded turns from {args.path}: no request reaches "
+    print(f"{before}Replaying {count(turns, 'recorded turn')} from {args.path}: no request reaches "
           "the service. %chat live ends replay.")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ...core.errors import UsageProblem
+from ...display.reply import count
 from ...ipython.commands import Context, Parser
 from ..formats import read_notebook
 
@@ -54,6 +55,7 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
                      "notebook does not keep")
     stale = sum(t.stale for th in found.threads.values() for t in th.turns)
     if stale:
-        notes.append(f"{stale} turns are stale (a cell above them was re-run)")
+        notes.append(f"{count(stale, 'turn')} {'is' if stale == 1 else 'are'} stale (a cell "
+                     "above was re-run)")
     tail = "; " + "; ".join(notes) if notes else ""
-    print(f"Restored {turns} turns from {path}: threads {names}{tail}.")
+    print(f"Restored {count(turns, 'turn')} from {path}: threads {names}{tail}.")

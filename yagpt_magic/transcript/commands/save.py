@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ...core.errors import UsageProblem
+from ...display.reply import count
 from ...ipython.commands import Context, Parser, thread_name
 from ..formats import save_threads
 
@@ -35,4 +36,4 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
     path = save_threads(threads, args.path, force=args.force)
     turns = sum(len(t.turns) for t in threads)
     names = ", ".join(repr(t.name) for t in threads)
-    print(f"Saved {turns} turns of {names} to {path}.")
+    print(f"Saved {count(turns, 'turn')} of {names} to {path}.")
