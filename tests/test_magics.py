@@ -332,3 +332,13 @@ def test_a_long_flag_with_one_dash_is_one_line_suggesting_two(
     assert emulator.completions == [] and set(magics_of(shell).session.threads) == {"default"}
     shell.run_cell("%%chat -tdebug\nhello").raise_error()  # -t with its value attached
     assert "debug" in magics_of(shell).session.threads
+
+
+def test_a_message_too_big_for_any_window_says_so_not_to_set_the_window(
+    shell: Any, emulator: Emulator
+) -> None:
+    """Issue 25: a 1 MB message got "set context_window = 32768" — the window it had."""
+    message = fails(shell, "%%chat\n" + "word " * 200_000)
+    assert "message alone" in message and "200,015 tokens" in message, message
+    assert "context_window" not in message and "nothing was sent" in message
+    assert emulator.completions == []

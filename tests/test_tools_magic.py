@@ -339,3 +339,52 @@ def test_a_tool_that_returns_the_key_never_shows_stores_or_sends_it(
     assert "→ I am ***" in out and leaked(key, out) == []
     assert leaked(key, (tmp_path / "t.ipynb").read_text()) == []
     assert leaked(key, json.dumps(emulator.completions[-1].messages)) == []
+
+
+# -- issue 25: in Jupyter the answer comes below its calls; "Calling" only once allowed ---
+def test_in_a_kernel_the_answer_comes_below_the_call_log(emulator: Emulator) -> None:
+    with Kernel(emulator_env(emulator)) as kernel:
+        assert kernel.run("%load_ext yagpt_magic\n" + DEFINE).ok
+        run = kernel.run('%%chat --tools lookup\nUse lookup for "price"', answers=["y"])
+    assert run.ok, run.error
+    order = []
+    for m in run.of_type("stream", "display_data", "update_display_data"):
+        content = m["content"]
+        if m["msg_type"] == "stream":
+            order.append(("log", content["text"]))
+        else:
+            meta = "yagpt_magic" in content.get("metadata", {})
+            order.append((content["transient"]["display_id"], "reply" if meta else
+                          content["data"]["text/plain"]))
+    log_at = next(i for i, (kind, _) in enumerate(order) if kind == "log")
+    reply_at = next(i for i, (_, what) in enumerate(order) if what == "reply")
+    assert log_at < reply_at
+    first_id = order[0][0]
+    assert order[reply_at][0] != first_id  # the answer is an output below the log...
+    assert all(what != "reply" for kind, what in order if kind == first_id)  # ...not above
+
+
+def test_calling_shows_only_once_the_user_said_yes(
+    user: Any, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from yagpt_magic.display.tool_calls import CellApproval
+
+    session = magics_of(user).session
+    states: list[str] = []
+    at_prompt: list[list[str]] = []
+
+    def typed(prompt: str = "") -> str:
+        at_prompt.append(list(states))
+        return "y"
+
+    monkeypatch.setattr(builtins, "input", typed)
+    cell = CellApproval(say=lambda _text: None, waiting=states.append, policy="ask")
+    session.ask("default", 'Use lookup for "price"', tools="lookup", approve=cell.approve,
+                on_tool=cell.show)
+    assert at_prompt and not any("Calling" in s for s in at_prompt[0])
+    assert "Calling lookup(column='price')…" in states
+    auto: list[str] = []
+    cell = CellApproval(say=lambda _text: None, waiting=auto.append, policy="auto")
+    session.settings.set("tool_calls", "auto")
+    session.ask("default", 'Use lookup for "cost"', tools="lookup", on_tool=cell.show)
+    assert auto[0] == "Calling lookup(column='cost')…"

@@ -66,10 +66,14 @@ class ServiceError(ChatError):
     what it means, the same for every API.
     """
 
-    def __init__(self, message: str, *, code: str = "", kind: FailureKind = "failed") -> None:
+    def __init__(self, message: str, *, code: str = "", kind: FailureKind = "failed",
+                 facts: dict[str, int] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.kind: FailureKind = kind
+        #: Numbers the cause gave (``limit``, ``got`` of a token limit), for callers that
+        #: know more than the message can (whose request it was).
+        self.facts = facts or {}
 
 
 class ContentFiltered(ChatError):

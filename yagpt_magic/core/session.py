@@ -28,6 +28,7 @@ from .errors import (
     ContextTooLong,
     InvalidReply,
     RecordingFailed,
+    ServiceError,
     TranscriptError,
     UsageProblem,
     sendable,
@@ -563,7 +564,17 @@ def _fit(turn: TurnRequest, backend: Backend, budget: int, images: tuple[Image, 
     counting = replace(turn.options, tools=(), tool_choice=None)
 
     def count(messages: Sequence[Message]) -> int | None:
-        return backend.count(messages, counting)  # None: this API cannot count (bounds do)
+        try:
+            return backend.count(messages, counting)  # None: this API cannot count (bounds do)
+        except ServiceError as err:
+            if "got" not in err.facts or len(messages) > len(turn.thread.request(
+                    turn.text, upto=upto, start=upto, images=images)):
+                raise
+            # The tokenizer refused the message itself: no window setting would help.
+            raise ContextTooLong(
+                f"The message alone is {err.facts['got']:,} tokens, more than the "
+                f"{err.facts['limit']:,} the model takes in one request; nothing was sent. "
+                "Shorten it, or send it a part at a time.") from None
 
     try:
         return fit_to_window(turn.thread, turn.text, budget=budget, count=count, upto=upto,

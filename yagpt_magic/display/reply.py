@@ -205,6 +205,7 @@ class ReplyDisplay:
     ``%%chat`` and the widget both use it; they differ only in ``show`` (a display
     output updated in place, or a widget's Output). A terminal has no outputs to
     update, so there ``echo`` writes the reply as it grows and then its notices.
+    ``renew`` gives a fresh output, below whatever the cell printed since (``below``).
     """
 
     def __init__(
@@ -214,11 +215,13 @@ class ReplyDisplay:
         thread: str,
         settings: Settings,
         echo: Callable[[str], None] | None = None,
+        renew: Callable[[], Show] | None = None,
     ) -> None:
         self.view = ReplyView(thread=thread, allow_html=settings.allow_html,
                               image_hosts=tuple(settings.image_hosts))
         self.shown = False
         self._show = show
+        self._renew = renew
         self._echo = echo
         self._echoed = ""
         self._throttle = Throttle()
@@ -252,6 +255,16 @@ class ReplyDisplay:
         if waiting and self._echo is None:
             self.view.waiting = waiting
             self._publish()
+
+    def below(self, note: str) -> None:
+        """Lines are about to be printed under the waiting line (tool calls): it becomes
+        ``note`` and the reply goes on in a new output below them, so the answer reads
+        after its call log, as it came."""
+        if self._echo is not None or self._renew is None or not self.shown or self.view.text:
+            return
+        self._show({"text/plain": note, "text/html": f"<p><em>{html.escape(note)}</em></p>"},
+                   {})
+        self._show, self.shown = self._renew(), False
 
     def wait_for(self, what: str) -> None:
         """Say what the reply waits on now (a tool call, the user's answer), until it comes."""

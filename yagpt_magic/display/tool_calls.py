@@ -35,18 +35,26 @@ class CellApproval:
     """Prints calls and results into the cell's output and asks there before each call.
 
     ``waiting`` updates the reply's waiting line, so it never says "Waiting for the
-    model" while the turn is really waiting for a function or for the user.
+    model" while the turn is really waiting for a function or for the user: "Calling
+    f(…)…" shows once a call will run (at once under ``policy`` "auto", after the user's
+    yes under "ask"). ``below`` moves the reply under the call log printed here.
     """
 
     def __init__(self, say: Callable[[str], None] = print,
-                 waiting: Callable[[str], None] | None = None) -> None:
+                 waiting: Callable[[str], None] | None = None, *,
+                 policy: str = "ask", below: Callable[[str], None] | None = None) -> None:
         self._say = say
         self._waiting = waiting
+        self._policy = policy
+        self._below = below
 
     def show(self, event: ToolEvent) -> None:
         if event.kind == "call":
+            if self._below is not None:
+                self._below("The model asked to call functions of this notebook:")
+                self._below = None
             self._say(f"Tool call: {call_text(event.name, event.arguments)}")
-            if self._waiting is not None:
+            if self._waiting is not None and self._policy == "auto":
                 self._waiting(f"Calling {describe(event.name, event.arguments)}…")
         else:
             self._say(result_line(event))
@@ -69,4 +77,7 @@ class CellApproval:
                 "This front end cannot ask before a tool call (no input box); set "
                 "%config ChatMagics.tool_calls = 'auto' or 'never'. Nothing was added."
             ) from None
-        return answer.strip().lower() in _YES
+        allowed = answer.strip().lower() in _YES
+        if allowed and self._waiting is not None:
+            self._waiting(f"Calling {describe(name, arguments)}…")
+        return allowed

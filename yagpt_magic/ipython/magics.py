@@ -449,7 +449,8 @@ class ChatMagics(Magics):
 
         display = reply_display(self._shell, thread, self.session.settings)
         display.view.context = note
-        cell = CellApproval(waiting=display.wait_for)
+        cell = CellApproval(waiting=display.wait_for, policy=self.settings.tool_calls,
+                            below=display.below)
         return ask_and_show(self.session, display, thread, text, options=options,
                             cell_id=cell_id(self._shell), tools=tools, approve=cell.approve,
                             on_tool=cell.show, schema=schema, images=images)

@@ -60,7 +60,7 @@ def reply_display(shell: Any, thread: str, settings: Settings) -> ReplyDisplay:
 
     terminal = not hasattr(shell, "kernel")
     return ReplyDisplay(publisher(shell), thread=thread, settings=settings,
-                        echo=_echo if terminal else None)
+                        echo=_echo if terminal else None, renew=lambda: publisher(shell))
 
 
 def current_session(shell: Any = None) -> ChatSession:

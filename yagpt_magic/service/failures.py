@@ -161,7 +161,7 @@ def service_error(
             "if it keeps failing, set %config ChatMagics.verbose_errors = True and report it."
     else:
         text = template.format(**values).replace("….", "…")
-    return ServiceError(scrub(text, secrets), code=code, kind=kind)
+    return ServiceError(scrub(text, secrets), code=code, kind=kind, facts=dict(numbers))
 
 
 def status_error(code: str, details: str, connection: Connection) -> ServiceError:
