@@ -504,3 +504,23 @@ def test_a_later_turn_clears_an_old_error(
     assert widget.status_line.value.startswith("error: ")
     shell.run_cell("%%chat\nfrom a cell").raise_error()
     assert widget.status_line.value == "idle"
+
+
+def test_the_widget_and_history_number_and_count_a_tool_turn_alike(
+    shell: Any, widget: ChatWidget, emulator: Emulator
+) -> None:
+    """Issue 25: #1 in the widget was 0 in %chat history; 1,484 tokens against 2,839."""
+    shell.run_cell('def lookup(column: str) -> str:\n    """Mean of a column."""\n'
+                   '    return "42.5"').raise_error()
+    shell.run_cell('%config ChatMagics.tools = ["lookup"]').raise_error()
+    shell.run_cell('%config ChatMagics.tool_calls = "auto"').raise_error()
+    send_and_wait(widget, "hello")
+    send_and_wait(widget, 'Use lookup for "price"')
+    rows = shell.run_line_magic("chat", "history").rows
+    metas = [t["meta"] for t in shown_turns(widget)]
+    assert [row[0] for row in rows] == [1, 2]
+    assert [meta.split(" · ")[0] for meta in metas] == ["#1", "#2"]
+    tool_turn = magics_of(shell).session.thread().turns[1]
+    assert tool_turn.tool_rounds and tool_turn.spent.total_tokens > tool_turn.usage.total_tokens
+    assert rows[1][4] == tool_turn.spent.total_tokens
+    assert metas[1].split(" · ")[2].startswith(f"{tool_turn.spent.total_tokens} tokens")

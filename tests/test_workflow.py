@@ -70,7 +70,7 @@ def test_code_picks_turns_like_history_and_refuses_what_is_not_there(shell: Any,
     emulator.reply_with("```\nsecond()\n```")
     shell.run_cell("%%chat\ntwo").raise_error()
     for line, code in (("0", "first()"), ("-1", "second()"), ("", "second()"),
-                       ("-t default 1", "second()")):
+                       ("-t default 1", "second()"), ("#1", "first()"), ("#2", "second()")):
         with capture_output():
             shell.run_line_magic("chat", f"code {line}")
         assert shell.rl_next_input == code

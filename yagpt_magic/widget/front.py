@@ -76,7 +76,7 @@ class ChatBehavior(anywidget.AnyWidget):  # type: ignore[misc]  # anywidget ship
 def turn_meta(turn: Turn, index: int) -> str:
     """The line above a turn: its number, model, tokens and whether it is stale."""
     model = parse_model(turn.model).short if turn.model else "?"
-    usage = turn.usage
+    usage = turn.spent  # with its tool rounds' requests, as %chat history counts it
     parts = [f"#{index + 1}", model,
              f"{usage.total_tokens} tokens ({usage.input_tokens} in, "
              f"{usage.completion_tokens} out)"]

@@ -1,7 +1,8 @@
 """``%chat code [-t T] [N]``: the code blocks of the last (or N-th) reply into a new cell below.
 
-The cell is only created, never run: read the code, then run it yourself. ``N`` numbers
-turns as ``%chat history`` does (negative counts from the end).
+The cell is only created, never run: read the code, then run it yourself. ``#N`` is the
+turn ``%chat history`` and the widget show as #N; a bare ``N`` is a Python index (0 the
+first turn, -1 the last).
 """
 
 from __future__ import annotations
@@ -15,9 +16,16 @@ from . import Context, Parser, thread_parser
 
 def parser() -> Parser:
     parser = thread_parser("code")
-    parser.add_argument("number", nargs="?", type=int, metavar="N",
-                        help="the turn (default: the last)")
+    parser.add_argument("number", nargs="?", type=turn_index, metavar="#N|N",
+                        help="the turn: #N as history shows it, or an index (default: the last)")
     return parser
+
+
+def turn_index(value: str) -> int:
+    """``#3`` (the number history and the widget show) as index 2; ``2`` or ``-1`` as is."""
+    if value.startswith("#") and value[1:].isdigit() and int(value[1:]) >= 1:
+        return int(value[1:]) - 1
+    return int(value)  # argparse reports a ValueError as "invalid turn_index value"
 
 
 def run(ctx: Context, args: argparse.Namespace) -> None:

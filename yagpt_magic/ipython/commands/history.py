@@ -35,7 +35,7 @@ def run(ctx: Context, args: argparse.Namespace) -> Table:
     thread = ctx.session.thread(args.thread, create=False)
     rows = [
         (
-            index,
+            index + 1,  # as the widget numbers them (#1 is the first); %chat code #N
             first_line(turn.user),
             first_line(turn.reply),
             tool_calls(turn),
