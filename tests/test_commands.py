@@ -17,6 +17,8 @@ from yagpt_magic.ipython.commands import Context, dispatch
 from yagpt_magic.ipython.commands import help as help_command
 from yagpt_magic.service.live import LiveBackends
 
+from .conftest import magics_of
+
 TABLE = command_table()
 COMMANDS = TABLE.names
 module = TABLE.module
@@ -28,8 +30,6 @@ def summary(name: str) -> str:
 
 def usage(name: str) -> str:
     return help_command.usage(module(name))
-
-from .conftest import magics_of
 
 
 class Shell:

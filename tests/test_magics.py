@@ -143,7 +143,7 @@ def test_vars_describes_a_dataframe_series_and_array_within_the_budget(
     pytest.importorskip("pandas")
     from yagpt_magic.core.frames import text_tokens
 
-    from .test_frames import COLUMNS, orders
+    from .core.test_frames import COLUMNS, orders
 
     shell.user_ns["df"] = orders()
     shell.run_cell("prices = df['customer']\nmatrix = df.select_dtypes('number').to_numpy()\n"
