@@ -668,3 +668,22 @@ def test_a_transcript_with_arguments_no_turn_can_hold_is_refused_on_load(
     message = fails(shell, f"%chat load {path}")
     assert problem in message and "arguments of its call of 'f'" in message, message
     assert magics_of(shell).session.thread("default").turns == []
+
+
+def test_restore_of_offline_turns_goes_offline_again(bare_shell: Any, tmp_path: Path,
+                                                     capsys: Any) -> None:
+    """Issue 25: after a restart, %chat restore brought the turns back but the next cell
+    failed for want of credentials until %chat offline was run again."""
+    path = tmp_path / "t.ipynb"
+    bare_shell.run_line_magic("chat", "offline")
+    chat(bare_shell, "What is a monad?")
+    bare_shell.run_line_magic("chat", f"save {path}")
+    bare_shell.run_line_magic("unload_ext", "yagpt_magic")  # the kernel restarts...
+    bare_shell.run_line_magic("load_ext", "yagpt_magic")
+    bare_shell.run_line_magic("chat", "reset --all")
+    capsys.readouterr()
+    bare_shell.run_line_magic("chat", f"restore {path}")
+    out = capsys.readouterr().out
+    assert "came from the offline emulator" in out and "started again" in out
+    chat(bare_shell, "And a functor?")  # no "No YandexGPT credential found"
+    assert len(magics_of(bare_shell).session.thread().turns) == 2

@@ -183,3 +183,38 @@ def test_the_transcripts_notebook_runs_offline(tmp_path: Path) -> None:
     assert "turn 0 of 'review'" in by_id["miss"].outputs[0].text
     assert {"conversation.jsonl", "conversation.ipynb", "conversation.md"} <= {
         p.name for p in tmp_path.iterdir()}
+
+
+def test_restore_after_widget_turns_says_what_it_could_not_restore(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Issue 25: a widget turn lives in no cell; restore dropped it without a word and
+    marked the wrong turns stale."""
+    path = tmp_path / "work.ipynb"
+    cells = [
+        ("setup", "%load_ext yagpt_magic\nfrom yagpt_magic import ChatWidget\nw = ChatWidget()"),
+        ("c1", "%%chat\nFirst question"),
+        ("w", "w.message_box.value = 'From the widget'\nw.send_button.click()\nw.wait(30)"),
+        ("c2", "%%chat\nSecond question"),
+        ("c3", "%%chat -t other\nElsewhere"),
+    ]
+    env = {**emulator_env(emulator), "JPY_SESSION_NAME": str(path)}
+    with Kernel(env) as kernel:
+        notebook = [new_code_cell(source, id=cell_id,
+                                  outputs=outputs_of(kernel.run(source, cell_id)))
+                    for cell_id, source in cells]
+        nbformat.write(new_notebook(cells=notebook), path)
+        kernel.restart()
+        assert kernel.run("%load_ext yagpt_magic").ok
+        restored = kernel.run("%chat restore")
+        assert restored.ok, restored.error
+        turns = kernel.run(
+            "from yagpt_magic import current_session\n"
+            "for name, t in current_session().threads.items():\n"
+            "    print(name, [(x.user, x.stale) for x in t.turns])")
+    text = restored.text
+    assert "Restored 3 turns" in text
+    assert "turn #2 of 'default' is in no cell (a widget turn?)" in text
+    assert "1 turn after it is stale: it was answered with that turn as context" in text
+    assert "default [('First question', False), ('Second question', True)]" in turns.text
+    assert "other [('Elsewhere', False)]" in turns.text

@@ -21,6 +21,7 @@ running the cell again sends it again (``%chat replay`` takes it from the record
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -150,6 +151,12 @@ class NotebookRead:
     threads: dict[str, Thread]
     unanswered: int = 0
     interpolated: int = 0
+    #: Thread -> the turn numbers (``turn`` in the metadata) that no cell holds: turns
+    #: made in the chat widget, or whose cell was deleted. They cannot be restored.
+    missing: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    #: Thread -> how many restored turns come after a missing one (marked stale: they
+    #: were answered with it as context).
+    after_missing: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -357,10 +364,29 @@ def read_live(src: Source, data: dict[str, Any], *, use_cell_ids: bool) -> Noteb
             slots[index] = turn
     for name, slots in found.items():
         turns = [slots[i] for i in sorted(slots)]
+        missing = tuple(i for i in range(max(slots) + 1) if i not in slots)
+        if missing:
+            result.missing[name] = missing
+            result.after_missing[name] = _after_missing(slots, missing)
         thread = Thread(name, turns[-1].system_prompt if turns else "", turns)
         check_hashes(src, thread, lenient=True)
         result.threads[name] = thread
     return result
+
+
+def _after_missing(slots: dict[int, Turn], missing: tuple[int, ...]) -> int:
+    """Mark the turns after a missing one stale, their context shifted to where the kept
+    turns now stand; how many they are."""
+    later = 0
+    for position, index in enumerate(sorted(slots)):
+        if index < missing[0]:
+            continue
+        turn = slots[index]
+        start = turn.context_start or 0
+        turn.context_start = min(start - sum(m < start for m in missing), position)
+        turn.stale = True
+        later += 1
+    return later
 
 
 def read(src: Source, data: Any, *, use_cell_ids: bool = False,

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ...core.errors import UsageProblem
+from ...core.errors import ConfigProblem, UsageProblem
 from ...display.reply import count
 from ...ipython.commands import Context, Parser
 from ..formats import read_notebook
@@ -53,9 +53,42 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
     if found.interpolated:
         notes.append(f"skipped {found.interpolated} --vars cells, whose sent text the "
                      "notebook does not keep")
-    stale = sum(t.stale for th in found.threads.values() for t in th.turns)
+    for name, missing in found.missing.items():
+        numbers = ", ".join(f"#{i + 1}" for i in missing)
+        notes.append(f"turn{'s' if len(missing) > 1 else ''} {numbers} of {name!r} "
+                     f"{'are' if len(missing) > 1 else 'is'} in no cell (a widget turn?) and "
+                     "could not be restored")
+        later = found.after_missing.get(name, 0)
+        if later:
+            notes.append(f"{count(later, 'turn')} after it {'is' if later == 1 else 'are'} "
+                         f"stale: {'it was' if later == 1 else 'they were'} answered with that "
+                         "turn as context")
+    stale = sum(t.stale for th in found.threads.values() for t in th.turns) - sum(
+        found.after_missing.values())
     if stale:
         notes.append(f"{count(stale, 'turn')} {'is' if stale == 1 else 'are'} stale (a cell "
                      "above was re-run)")
     tail = "; " + "; ".join(notes) if notes else ""
     print(f"Restored {count(turns, 'turn')} from {path}: threads {names}{tail}.")
+    offline = [t for th in found.threads.values() for t in th.turns if OFFLINE in t.model]
+    if offline and ctx.live.offline is None:
+        print(_offline_again(ctx))
+
+
+#: The folder in the model URI of every reply the built-in emulator gives.
+OFFLINE = "://offline/"
+
+
+def _offline_again(ctx: Context) -> str:
+    """The restored turns came from the emulator: start it again unless credentials are
+    set (then say where later turns go)."""
+    try:
+        connection = ctx.live.connection()  # YAGPT_OFFLINE=1 starts the emulator here
+    except ConfigProblem:
+        connection = None
+    if connection is None or ctx.live.offline is not None:
+        ctx.live.start_offline()
+        return ("These turns came from the offline emulator, and no credentials are set: "
+                "it is started again, so later turns are answered offline too.")
+    return (f"These turns came from the offline emulator; later turns go to YandexGPT "
+            f"({connection.credential.source}). %chat offline keeps them offline.")
