@@ -128,3 +128,17 @@ def test_a_tables_text_columns_are_left_aligned_and_numbers_right() -> None:
     html = table._repr_mimebundle_()["text/html"]
     cells = re.findall(r'<t[hd] style="text-align: (\w+)">', html)
     assert cells == ["right", "left", "right", "left"] * 3
+
+
+def test_a_terminal_prints_plain_text_not_markdown() -> None:
+    """Issue 25: terminal IPython printed the reply's raw Markdown."""
+    screen, printed = Screen(), []
+    shown = ReplyDisplay(screen, thread="default", settings=Settings(), echo=printed.append)
+    reply = ("# Rivers\n\nThe **Volga** is the *longest*; see [the list](https://x.example).\n"
+             "```python\nprint('hi')  # **not bold**\n```\nDone `now`.\x1b[2J")
+    for end in range(5, len(reply) + 1, 7):
+        shown.update(reply[:end])
+    shown.finish(answer(reply))
+    assert "".join(printed) == (
+        "Rivers\n\nThe Volga is the longest; see the list (https://x.example).\n"
+        "    print('hi')  # **not bold**\nDone `now`.\\x1b[2J\n")

@@ -504,3 +504,20 @@ def test_arguments_no_file_can_hold_are_refused_before_anything_runs(table: Tabl
     with pytest.raises(InvalidReply, match="nested more than 100 levels deep") as caught:
         run.run_rounds(reply, [], RequestOptions(model="m"), lambda *_: reply)
     assert "\n" not in str(caught.value) and table.calls == []
+
+
+def test_a_whole_number_argument_reads_the_same_before_and_after_restore(
+    session: ChatSession, emulator: Emulator, table: Table
+) -> None:
+    """Issue 25: the wire's 3.0 showed as 3.0, and as 3 once JupyterLab had saved it."""
+    from yagpt_magic.core.tools import call_text
+
+    emulator.call_tools([("lookup", {"column": "a", "n": 3.0, "nested": [2.0, 2.5]})])
+    events: list[ToolEvent] = []
+    answer = session.ask("default", "go", tools="lookup", on_tool=events.append)
+    (call,) = answer.turn.tool_rounds[0].calls
+    assert call.arguments == {"column": "a", "n": 3, "nested": [2, 2.5]}
+    assert type(call.arguments["n"]) is int and type(call.arguments["nested"][1]) is float
+    assert "n=3," in call_text(events[0].name, events[0].arguments)
+    reloaded = json.loads(json.dumps(call.arguments).replace(".0", ""))  # as a browser saves
+    assert call_text("lookup", reloaded) == call_text("lookup", call.arguments)

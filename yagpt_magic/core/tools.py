@@ -298,6 +298,23 @@ def _fits(text: str, width: int) -> int:
     return max(cut, 1)
 
 
+def whole_numbers(value: Any) -> Any:
+    """``value`` with every whole-number float as an int (``3.0`` -> ``3``).
+
+    The wire has only doubles (a protobuf ``Struct``), JSON has one number type, and a
+    notebook saved by JupyterLab writes ``3.0`` as ``3``: read the same way at once, a call
+    shows and hashes the same before and after ``%chat restore``. Past 2**53 a float is
+    not exact, so it stays one.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
+
+
 def truncate(text: str, limit: int, *, total: int | None = None) -> str:
     """``text`` cut to ``limit`` characters, with a note saying so (the model reads it).
 
@@ -347,6 +364,7 @@ class ToolRun:
         the record so the result names the call it answers.
         """
         tool = self.tools.get(name)
+        arguments = whole_numbers(arguments)
         arguments = tool.ordered(arguments) if tool is not None else dict(arguments)
         self._emit(ToolEvent("call", name, arguments))
         if tool is None:

@@ -199,6 +199,91 @@ class ReplyView:
 Show = Callable[[dict[str, str], dict[str, Any]], None]
 
 
+class TerminalText:
+    """A reply's Markdown as the plain text a terminal prints, fed as it streams.
+
+    A line is printed as soon as its end is known; before that only a plain start of it
+    (no Markdown mark in it yet) goes out, so a stream still shows as it grows. Emphasis,
+    heading and link marks go (a link keeps its address in brackets), code blocks are
+    indented, and control characters the model wrote are shown as escapes, never sent
+    to the terminal.
+    """
+
+    def __init__(self) -> None:
+        self._line = ""  # the line being written, as far as it came
+        self._printed = ""  # what of it is printed already
+        self._fence = ""
+
+    def feed(self, new: str, *, final: bool = False) -> str:
+        out = []
+        *done, self._line = (self._line + new).split("\n")
+        for line in done:
+            shown = self._render(line)
+            if shown is not None:
+                out.append(self._rest(shown) + "\n")
+            self._printed = ""
+        if final and self._line:
+            shown = self._render(self._line)
+            out.append(self._rest(shown) if shown is not None else "")
+            self._line = self._printed = ""
+        elif self._line and not _MARKS.search(self._line) and not self._fence:
+            out.append(self._rest(_visible(self._line)))
+            self._printed = _visible(self._line)
+        return "".join(out)
+
+    def _rest(self, shown: str) -> str:
+        """What is left to print of a line whose start may be printed already."""
+        if shown.startswith(self._printed):
+            return shown[len(self._printed):]
+        return "\n" + shown  # rendering changed what was printed: the line again
+
+    def _render(self, line: str) -> str | None:
+        """A whole line as printed; None for a fence line, which prints nothing."""
+        fence = _FENCE.match(line)
+        if fence and (not self._fence or fence.group(1)[0] == self._fence[0]
+                      and len(fence.group(1)) >= len(self._fence)):
+            self._fence = "" if self._fence else fence.group(1)
+            return None
+        if self._fence:
+            return "    " + _visible(line)
+        return _visible(_inline_plain(line.lstrip("#").strip() if _HEADING.match(line)
+                                      else line))
+
+
+#: A heading line; Markdown marks that change how a line reads.
+_HEADING = re.compile(r" {0,3}#{1,6}(\s|$)")
+_MARKS = re.compile(r"[*_`\[\]!<>&\\~]|^ {0,3}(#|```|~~~)")
+
+
+def _visible(text: str) -> str:
+    """Control characters (an ANSI escape, a bidi override) as escapes; tabs stay."""
+    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in text)
+
+
+def _inline_plain(line: str) -> str:
+    """One line's inline Markdown as plain text: no emphasis marks, links as text (url)."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parseInline(line)
+    parts: list[str] = []
+    href = ""
+    children = tokens[0].children if tokens else None
+    for token in children or []:
+        if token.type in ("text", "html_inline"):
+            parts.append(token.content)
+        elif token.type == "code_inline":
+            parts.append(f"`{token.content}`")
+        elif token.type == "link_open":
+            href = str(token.attrs.get("href", ""))
+        elif token.type == "link_close" and href:
+            parts.append(f" ({href})")
+        elif token.type == "image":
+            parts.append(f"{token.content} ({token.attrs.get('src', '')})")
+        elif token.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return "".join(parts)
+
+
 class ReplyDisplay:
     """One reply on screen, from the request going out to its end.
 
@@ -224,6 +309,7 @@ class ReplyDisplay:
         self._renew = renew
         self._echo = echo
         self._echoed = ""
+        self._terminal = TerminalText()
         self._throttle = Throttle()
 
     def _publish(self, *, final: bool = False) -> None:
@@ -235,13 +321,15 @@ class ReplyDisplay:
         self.shown = True
 
     def _write(self, *, final: bool) -> None:
-        """The terminal: only what is new since the last write (a stream is cumulative)."""
+        """The terminal: what is new since the last write (a stream is cumulative), as
+        plain text (``TerminalText``), not Markdown."""
         assert self._echo is not None
         text = self.view.text
-        if text.startswith(self._echoed):
-            new = text[len(self._echoed):]
-        else:  # the text changed under us (withdrawn by the filter): start a new line
-            new = ("\n" if self._echoed else "") + text
+        new = ""
+        if not text.startswith(self._echoed):  # withdrawn by the filter: start a new line
+            new = "\n" if self._echoed else ""
+            self._echoed, self._terminal = "", TerminalText()
+        new += self._terminal.feed(text[len(self._echoed):], final=final)
         if final:
             new += plain_notices(self.view.notices()) + "\n"
         if new:
