@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from yagpt_magic.core import models
@@ -114,3 +116,17 @@ def test_the_line_for_a_refused_model_names_both_apis_and_the_command() -> None:
     assert "Text Generation API" in line and "OpenAI-compatible API" in line
     assert "qwen3-235b-a22b-fp8" in line and "%chat models" in line
     assert "\n" not in line
+
+
+def test_chat_models_shows_window_api_and_images_per_model(shell: Any) -> None:
+    table = shell.run_line_magic("chat", "models")
+    rows = {row[0]: row for row in table.rows}
+    assert rows["qwen3-235b-a22b-fp8"][2:6] == ("262,144", "262,144", "OpenAI-compatible", "")
+    assert rows["gemma-3-27b-it"][4:6] == ("OpenAI-compatible", "yes")
+    assert rows["yandexgpt"][4:] == ("Text Generation (gRPC)", "", "current")
+    plain = table._repr_mimebundle_()["text/plain"]
+    assert "OpenAI-compatible API (HTTP)" in plain and "images" in plain
+    shell.run_cell("%config ChatMagics.model = 'yandexgpt-lite/latest@tune1'").raise_error()
+    rows = {row[0]: row for row in shell.run_line_magic("chat", "models").rows}
+    assert rows["yandexgpt-lite/latest@tune1"][1:] == (
+        "(not in the table)", "", "32,768", "Text Generation (gRPC)", "", "current")
