@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..core.errors import ChatError, UsageProblem
-from ..core.models import checked_model, reads_images
+from ..core.models import API_TITLES, MODELS, api_for, checked_model, lookup, reads_images
 from ..core.session import EventKind, ThreadEvent
 from ..display.reply import ReplyDisplay, ReplyView, ask_and_show
 from ..ipython.cells import KEEP as CELLS_KEPT
@@ -72,7 +72,6 @@ if TYPE_CHECKING:
 __all__ = ["ChatWidget"]
 
 
-MODELS = ("yandexgpt", "yandexgpt-lite")
 BUSY = (
     "busy: a reply is still being written; wait for it or press Stop "
     "(a queued message would be sent without that reply as context)."
@@ -168,7 +167,8 @@ class ChatWidget(widgets.VBox):
                                              "(replaces that turn); Esc cancels")
         self.behavior = ChatBehavior(send_key=settings.widget_send_key)
         self.behavior.on_msg(self._on_front_message)
-        models = dict.fromkeys((*MODELS, settings.model))
+        # The catalogue (core.models): the user picks a model, the model picks the API.
+        models = dict.fromkeys((*(m.name for m in MODELS), settings.model))
         self.model_box = widgets.Combobox(
             value=settings.model, options=tuple(models), ensure_option=False,
             description="model", layout=widgets.Layout(width="16em"),
@@ -451,8 +451,16 @@ class ChatWidget(widgets.VBox):
 
     # -- images (SPEC 15) ------------------------------------------------------------------
     def _on_model(self, _change: Any = None) -> None:
-        """The attach button is there only while the chosen model reads images."""
-        sees = reads_images(self.model_box.value.strip() or self.session.settings.model)
+        """The chosen model's API and window in the box's tooltip; the attach button is
+        there only while the chosen model reads images."""
+        chosen = self.model_box.value.strip() or self.session.settings.model
+        found = lookup(chosen)
+        self.model_box.tooltip = (
+            f"{found.title}: {API_TITLES[api_for(chosen)]}, {found.window:,}-token window"
+            + (", reads images" if found.images else "") if found is not None
+            else "Not in the built-in table: the Text Generation API (gRPC); %chat models "
+                 "lists every model")
+        sees = reads_images(chosen)
         self.attach_button.layout.display = None if sees else "none"
         self.attached_line.layout.display = None if sees else "none"
 
