@@ -66,13 +66,14 @@ def emulator_env(emu: Emulator) -> dict[str, str]:
         "YC_API_KEY": emu.api_key or "",
         "YC_FOLDER_ID": "b1gtest",
         "YC_API_ENDPOINT": emu.address,
+        "YAGPT_CHAT_ENDPOINT": emu.chat_url,
         "YAGPT_INSECURE": "1",
     }
 
 
 _CREDENTIAL_VARS = ("YC_API_KEY", "YC_IAM_TOKEN", "YC_OAUTH_TOKEN", "API_KEY", "IAM_TOKEN",
-                    "YC_FOLDER_ID", "FOLDER_ID", "YC_API_ENDPOINT", "YAGPT_INSECURE",
-                    "YAGPT_OFFLINE")
+                    "YC_FOLDER_ID", "FOLDER_ID", "YC_API_ENDPOINT", "YAGPT_CHAT_ENDPOINT",
+                    "YAGPT_INSECURE", "YAGPT_OFFLINE")
 
 
 @pytest.fixture

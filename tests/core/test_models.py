@@ -18,7 +18,6 @@ from yagpt_magic.core.models import (
     parse_model,
     reads_images,
     reasoning_value,
-    served_elsewhere,
 )
 
 
@@ -108,14 +107,6 @@ def test_each_model_gets_the_nearest_reasoning_setting_it_takes(
     model: str, mode: str | None, sent: str | None
 ) -> None:
     assert reasoning_value(model, mode) == sent
-
-
-def test_the_line_for_a_refused_model_names_both_apis_and_the_command() -> None:
-    line = served_elsewhere("gpt://b1g/mistral-large/latest")
-    assert "'mistral-large'" in line
-    assert "Text Generation API" in line and "OpenAI-compatible API" in line
-    assert "qwen3-235b-a22b-fp8" in line and "%chat models" in line
-    assert "\n" not in line
 
 
 def test_chat_models_shows_window_api_and_images_per_model(shell: Any) -> None:

@@ -189,14 +189,6 @@ def reasoning_value(model: str, mode: str | None) -> str | None:
     return None
 
 
-def served_elsewhere(model: str) -> str:
-    """One line for a model an API refused: which API serves which models, where to look."""
-    http = ", ".join(m.name for m in MODELS if m.api == OPENAI_COMPATIBLE)
-    return (f"{model_name(model)!r} is not in the built-in table, so it went to the "
-            f"{API_TITLES[TEXT_GENERATION]}; the {API_TITLES[OPENAI_COMPATIBLE]} serves "
-            f"{http}. %chat models lists every model and its API")
-
-
 def checked_model(value: str, where: str) -> str:
     """A model name as a user typed it (``-m``, the widget's model box), or a one-line
     ``UsageProblem`` naming ``where``: it goes into the model URI the service sees and the

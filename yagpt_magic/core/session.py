@@ -578,12 +578,14 @@ def _fit(turn: TurnRequest, backend: Backend, budget: int, images: tuple[Image, 
 
     try:
         return fit_to_window(turn.thread, turn.text, budget=budget, count=count, upto=upto,
-                             images=images)
+                             model=turn.options.model, images=images)
     except WindowOverflow as err:
+        over = (f"may be up to {err.tokens - err.budget} tokens over the room for it (its "
+                "UTF-8 length bounds it: this model's API has no tokenizer)" if err.bound
+                else f"is {err.tokens - err.budget} tokens over the room for it")
         raise ContextTooLong(
-            f"The message is {err.tokens - err.budget} tokens over the room for it "
-            f"({err.budget} of the {turn.window}-token window after reserving "
-            f"max_tokens={turn.options.max_tokens}); shorten it or lower max_tokens."
+            f"The message {over} ({err.budget} of the {turn.window}-token window after "
+            f"reserving max_tokens={turn.options.max_tokens}); shorten it or lower max_tokens."
         ) from None
 
 

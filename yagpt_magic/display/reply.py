@@ -120,6 +120,8 @@ class ReplyView:
     image_hosts: Sequence[str] = ()
     left_out: int = 0
     window: int = 0
+    #: The fit rested on upper bounds (the model's API has no tokenizer): say so.
+    bounded: bool = False
     interrupted: bool = False
     failed: bool = False
     filtered: bool = False
@@ -144,7 +146,7 @@ class ReplyView:
         """Take the committed turn's final text, status and metadata."""
         self.text = answer.turn.reply
         self.status = answer.turn.status
-        self.left_out = answer.fit.left_out
+        self.left_out, self.bounded = answer.fit.left_out, answer.fit.bounded
         self.window = answer.window
         self.metadata = turn_metadata(answer.thread, answer.index, answer.turn)
         self.images = answer.turn.images
@@ -156,8 +158,10 @@ class ReplyView:
     def notices(self) -> list[Notice]:
         notes = [Notice("context", self.context)] if self.context else []
         if self.left_out:
+            bounds = (" (sizes are upper bounds: this model's API has no tokenizer)"
+                      if self.bounded else "")
             notes.append(Notice("left_out", f"{count(self.left_out, 'earlier turn')} left out "
-                                            f"to fit the {self.window}-token window."))
+                                            f"to fit the {self.window}-token window{bounds}."))
         if self.status == "truncated":
             notes.append(Notice(
                 "truncated", "The reply was cut at max_tokens; raise --max-tokens to get all of it."
@@ -340,6 +344,7 @@ class ReplyDisplay:
     def start(self, fit: Fit, window: int, *, waiting: str = "") -> None:
         """The request goes out: say so at once, so a slow start never looks like a hang."""
         self.view.left_out, self.view.window = fit.left_out, window
+        self.view.bounded = fit.bounded
         if waiting and self._echo is None:
             self.view.waiting = waiting
             self._publish()

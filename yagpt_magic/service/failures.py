@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 
 from ..core.errors import ChatError, FailureKind, ServiceError, scrub
+from ..core.models import MODELS, OPENAI_COMPATIBLE
 from .connection import Connection
 
 #: gRPC status name -> (what it means, the advice shown; None: the generic line).
@@ -49,6 +50,14 @@ STATUSES: dict[str, tuple[FailureKind, str | None]] = {
     "UNIMPLEMENTED": ("unimplemented", None),
 }
 
+#: A model neither API serves as named: which API serves what, and where to look.
+UNKNOWN_MODEL = (
+    "The service does not know this model ({details}). A model outside the built-in table "
+    "goes to the Text Generation API; the OpenAI-compatible API serves "
+    + ", ".join(m.name for m in MODELS if m.api == OPENAI_COMPATIBLE)
+    + ". Check -m and the folder id; %chat models lists every model and its API."
+)
+
 #: Where the cause, not just the status, decides: (status, pattern, kind, advice).
 CAUSES: tuple[tuple[str, re.Pattern[str], FailureKind, str], ...] = (
     (
@@ -65,8 +74,13 @@ CAUSES: tuple[tuple[str, re.Pattern[str], FailureKind, str], ...] = (
         re.compile(r"(?i)model[ _]?uri|unknown model|no such model|model\b.*\bnot found"
                    r"|invalid model\b"),
         "unknown_model",
-        "The service does not know this model: {details}. Check the model name "
-        "(-m or ChatMagics.model: yandexgpt, yandexgpt-lite, NAME/VERSION) and the folder id.",
+        UNKNOWN_MODEL,
+    ),
+    (
+        "NOT_FOUND",
+        re.compile(r"(?i)\bmodel\b.*\b(?:does not exist|not found)"),
+        "unknown_model",
+        UNKNOWN_MODEL,
     ),
     (
         "RESOURCE_EXHAUSTED",
@@ -132,6 +146,9 @@ def kind_of(err: BaseException) -> FailureKind:
     """
     if isinstance(err, ServiceError):
         return err.kind
+    over_http = http_status(err)
+    if over_http is not None:
+        return _reading(over_http[0], service_cause(over_http[1]))[0]
     code = getattr(err, "code", None)
     if isinstance(err, ChatError) or not callable(code):
         return "client"
@@ -173,8 +190,63 @@ def status_error(code: str, details: str, connection: Connection) -> ServiceErro
 
 def http_error(status: int, details: str, connection: Connection) -> ServiceError:
     """An HTTP error status as the same domain error its gRPC counterpart becomes."""
-    code = HTTP_STATUSES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
-    return status_error(code, details, connection)
+    return status_error(grpc_code(status), details, connection)
+
+
+def grpc_code(status: int) -> str:
+    """The gRPC status an HTTP error status stands for."""
+    return HTTP_STATUSES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+
+
+def http_details(response: object) -> str:
+    """The cause in an HTTP error response: the ``message`` of its JSON ``error`` (the
+    OpenAI shape and the Yandex Cloud REST shape both have one), else its text.
+
+    A streamed response the SDK never read has no body: its status line is all there is.
+    """
+    try:
+        body = response.json()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - not JSON, or never read
+        body = None
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("error")
+        if isinstance(message, str) and message:
+            return message
+    if isinstance(error, str) and error:
+        return error
+    try:
+        text = str(response.text).strip()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - httpx.ResponseNotRead
+        text = ""
+    status = getattr(response, "status_code", "")
+    return text[:500] or f"HTTP {status} {getattr(response, 'reason_phrase', '')}".strip()
+
+
+def http_status(err: BaseException) -> tuple[str, str] | None:
+    """(gRPC status name, details) of a failure of the OpenAI-compatible API; None when
+    ``err`` is not one.
+
+    An error status (httpx's ``HTTPStatusError``) reads as its gRPC status, with the
+    cause from the body; an ``error`` event inside a stream (the SDK's ``HttpSseError``,
+    whose only record of it is its ``_error`` attribute) by the HTTP status it names; a
+    connection that failed is UNAVAILABLE, one that timed out DEADLINE_EXCEEDED.
+    """
+    import httpx  # the SDK's HTTP client: already imported once a request has failed
+
+    if isinstance(err, httpx.HTTPStatusError):
+        return grpc_code(err.response.status_code), http_details(err.response)
+    if type(err).__name__ == "HttpSseError":
+        error = vars(err).get("_error")
+        error = error if isinstance(error, dict) else {}
+        status = error.get("code", error.get("http_code"))
+        message = error.get("message") or error.get("error") or "the stream failed"
+        return grpc_code(status if isinstance(status, int) else 500), str(message)
+    if isinstance(err, httpx.TimeoutException):
+        return "DEADLINE_EXCEEDED", ""
+    if isinstance(err, httpx.TransportError):
+        return "UNAVAILABLE", str(err)
+    return None
 
 
 def failure(err: BaseException, connection: Connection) -> ChatError:
@@ -185,6 +257,9 @@ def failure(err: BaseException, connection: Connection) -> ChatError:
     """
     if isinstance(err, ChatError):
         return err
+    over_http = http_status(err)
+    if over_http is not None:
+        return status_error(*over_http, connection)
     code = getattr(err, "code", None)
     if callable(code):
         try:

@@ -21,6 +21,8 @@ from ..core.backend import Backend, RequestOptions
 from ..core.models import api_for
 from ..core.settings import Settings
 from .connection import CREDENTIAL_ENV, Connection, Credential, CredentialKind, resolve
+from .openai_compatible import API as OPENAI_COMPATIBLE
+from .openai_compatible import OpenAICompatibleBackend
 from .text_generation import API as TEXT_GENERATION
 from .text_generation import TextGenerationBackend
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 #: How each API's backend is built for a connection.
 BUILDERS: dict[str, Callable[[Connection], Backend]] = {
     TEXT_GENERATION: TextGenerationBackend,
+    OPENAI_COMPATIBLE: OpenAICompatibleBackend,
 }
 
 
@@ -76,6 +79,7 @@ class LiveBackends:
             login_folder=self.login_folder,
             folder_id=s.folder_id,
             endpoint=self.offline.address if self.offline else s.endpoint,
+            chat_endpoint=self.offline.chat_url if self.offline else s.chat_endpoint,
             insecure=s.insecure or self.offline is not None,
             yc_profile=s.yc_profile,
             data_logging=s.data_logging,
@@ -88,10 +92,7 @@ class LiveBackends:
         with self._lock:
             found = self._opened.get(key)
             if found is None:
-                # An API with no backend here yet goes through the Text Generation API, as
-                # every model did before there were two (the OpenAI-compatible one: issue 23).
-                build = BUILDERS.get(key[1], TextGenerationBackend)
-                found = self._opened[key] = build(key[0])
+                found = self._opened[key] = BUILDERS[key[1]](key[0])
             return found
 
     def opened(self) -> list[Backend]:

@@ -1,44 +1,31 @@
 """The Text Generation API over gRPC: a ``Backend`` (``core/backend.py``) through the SDK.
 
-The only module that imports the SDK, and only when the first request is made.
-
-The backend runs the SDK's async API on an event loop thread of its own. Callers in
-any thread (the kernel's main thread, a widget worker) wait on a queue in short
-slices, so a KeyboardInterrupt or a Stop button cancels the RPC at once; the SDK's
-sync wrappers block in a way that leaves the RPC running after an interrupt.
+The SDK client and the loop thread it runs on are ``sdk_loop.SDKLoop``'s; this module
+is what the gRPC API adds: its completions model, its tool-call messages, its tokenizer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
-import queue
 import threading
 import time
-import warnings
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from ..core.backend import Reply, ReplyStatus, Request, RequestOptions, ToolDefinition
 from ..core.conversation import Message, Usage
-from ..core.errors import ChatError, Interrupted, ServiceError, scrubbed_cause
-from ..core.images import Image
-from ..core.models import name_and_version
+from ..core.errors import ChatError, ServiceError, scrubbed_cause
+from ..core.models import TEXT_GENERATION, name_and_version, reasoning_value
 from .connection import Connection
-from .failures import failure, status_error
+from .failures import failure
+from .sdk_loop import STREAM_DEADLINE, SDKLoop, import_sdk
+
+__all__ = ["API", "STATUS_NAMES", "TextGenerationBackend", "import_sdk", "reply_from"]
 
 #: The name this API goes by in ``Backend.api``, the model table and a turn's metadata.
-API = "text-generation"
-
-_SDK_LOGGERS = ("yandex_cloud_ml_sdk", "yandex_ai_studio_sdk")
-_POLL = 0.05
-#: How long a stream may run in all; ``timeout`` bounds only the wait for its start.
-_STREAM_DEADLINE = 600.0
+API = TEXT_GENERATION
 
 STATUS_NAMES: dict[str, ReplyStatus] = {
     "FINAL": "final", "TRUNCATED_FINAL": "truncated", "CONTENT_FILTER": "filtered",
@@ -74,91 +61,14 @@ def reply_from(result: Any, usage: Any, model_uri: str,
     )
 
 
-def import_sdk() -> Any:
-    """Import the SDK quietly: no deprecation warning, no TRACE logging."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import yandex_cloud_ml_sdk
-    for name in _SDK_LOGGERS:
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.WARNING)
-        logger.propagate = False
-    return yandex_cloud_ml_sdk
-
-
-class TextGenerationBackend:
+class TextGenerationBackend(SDKLoop):
     """The Text Generation API for one ``Connection``: a ``core.backend.Backend``."""
 
-    api = API
+    api: str = API
 
     def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._sdk: Any = None
+        super().__init__(connection)
         self._models: dict[tuple[Any, ...], Any] = {}
-        self._lock = threading.Lock()
-
-    # -- lifecycle -----------------------------------------------------------------
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        import asyncio  # not at import time: it costs %load_ext ~20 ms outside a kernel
-
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="yagpt-magic-backend", daemon=True
-                )
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    def close(self) -> None:
-        """Stop the loop thread; nothing of the backend stays behind."""
-        loop, thread = self._loop, self._thread
-        self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        import asyncio
-
-        async def shutdown() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        with contextlib.suppress(Exception):  # closing must never fail an unload
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=2)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=2)
-        loop.close()
-
-    def _make_sdk(self) -> Any:
-        sdk_module = import_sdk()
-        from yandex_cloud_ml_sdk import auth as sdk_auth
-        from yandex_cloud_ml_sdk.retry import RetryPolicy
-
-        cred = self.connection.credential
-        auth: Any
-        if cred.kind == "api_key":
-            auth = sdk_auth.APIKeyAuth(cred.value)
-        elif cred.kind == "iam_token":
-            auth = sdk_auth.IAMTokenAuth(cred.value)
-        elif cred.kind == "oauth_token":
-            auth = sdk_auth.OAuthTokenAuth(cred.value)
-        else:
-            auth = sdk_auth.YandexCloudCLIAuth(yc_profile=cred.value)
-        kwargs: dict[str, Any] = {
-            "folder_id": self.connection.folder_id,
-            "auth": auth,
-            "retry_policy": RetryPolicy(max_attempts=1),
-            "enable_server_data_logging": self.connection.data_logging,
-        }
-        if self.connection.endpoint:
-            kwargs["endpoint"] = self.connection.endpoint
-        if self.connection.insecure:
-            kwargs["verify"] = False
-        return sdk_module.AsyncYCloudML(**kwargs)
 
     @staticmethod
     def _key(options: RequestOptions) -> tuple[Any, ...]:
@@ -170,17 +80,16 @@ class TextGenerationBackend:
         key = self._key(options)
         model = self._models.get(key)
         if model is None:
-            if self._sdk is None:
-                self._sdk = self._make_sdk()
             name, version = name_and_version(options.model, options.model_version)
-            base = self._sdk.models.completions(name, model_version=version)
+            base = self.sdk().models.completions(name, model_version=version)
             config: dict[str, Any] = {}
             if options.temperature is not None:
                 config["temperature"] = options.temperature
             if options.max_tokens is not None:
                 config["max_tokens"] = options.max_tokens
-            if options.reasoning_mode:
-                config["reasoning_mode"] = options.reasoning_mode
+            reasoning = reasoning_value(options.model, options.reasoning_mode)
+            if reasoning:
+                config["reasoning_mode"] = reasoning
             if options.tools:
                 config["tools"] = [self._function_tool(tool) for tool in options.tools]
             if options.tool_choice:
@@ -198,7 +107,7 @@ class TextGenerationBackend:
         kwargs = {"name": tool.name}
         if tool.description:
             kwargs["description"] = tool.description
-        return self._sdk.tools.function(json.loads(tool.parameters), **kwargs)
+        return self.sdk().tools.function(json.loads(tool.parameters), **kwargs)
 
     def _sdk_messages(self, messages: Sequence[Message]) -> list[Any]:
         """Messages as the SDK takes them: tool calls as a message object, results as dicts."""
@@ -226,7 +135,7 @@ class TextGenerationBackend:
                 function_call=common.FunctionCall(name=call["name"], arguments=arguments)))
         proto = common.ToolCallList(tool_calls=calls)
         # The SDK's own constructor for a result's call list; no public one takes data.
-        tool_calls: Any = ToolCallList._from_proto(proto=proto, sdk=self._sdk)
+        tool_calls: Any = ToolCallList._from_proto(proto=proto, sdk=self.sdk())
         return _ToolCallsMessage(message["role"], "", tool_calls)
 
     # -- requests ------------------------------------------------------------------
@@ -247,14 +156,14 @@ class TextGenerationBackend:
             model = self._model(options)
             sent = self._sdk_messages(messages)
             if options.stream:
-                async for result in model.run_stream(sent, timeout=_STREAM_DEADLINE):
+                async for result in model.run_stream(sent, timeout=STREAM_DEADLINE):
                     put(result)
             else:
                 put(await model.run(sent, timeout=timeout))
 
         # closing(): an interrupt inside on_text must cancel the RPC now, not when the
         # traceback that holds this generator is finally collected.
-        stream = self._drive(produce, cancel=cancel, first_timeout=timeout, started=started)
+        stream = self.run(produce, cancel=cancel, first_timeout=timeout, started=started)
         with contextlib.closing(stream):
             for result in stream:
                 results.append(result)
@@ -279,16 +188,10 @@ class TextGenerationBackend:
             sent = self._sdk_messages(messages)
             put(await model.tokenize(sent, timeout=self.connection.timeout))
 
-        (tokens,) = self._drive(produce, first_timeout=self.connection.timeout)
+        (tokens,) = self.run(produce, first_timeout=self.connection.timeout)
         return len(tokens)
 
     # -- many requests (bulk/ runs its own coroutines on the loop) ----------------------
-    def sdk(self) -> Any:
-        """The ``AsyncYCloudML`` client; use it only from coroutines run by ``drive``."""
-        if self._sdk is None:
-            self._sdk = self._make_sdk()
-        return self._sdk
-
     def model(self, options: RequestOptions) -> Any:
         """The configured async completions model for ``options`` (built once)."""
         return self._model(options)
@@ -306,14 +209,6 @@ class TextGenerationBackend:
     def translate(self, err: BaseException) -> ChatError:
         """A raw SDK failure (of an operation ``bulk/`` awaits itself) as a ``ChatError``."""
         return failure(err, self.connection)
-
-    def context_start(self, thread: str, index: int) -> int | None:
-        """A live request's context is fitted afresh: no recorded start."""
-        return None
-
-    def recorded_images(self, thread: str, index: int) -> tuple[Image, ...]:
-        """A live request sends the images it is given: none recorded."""
-        return ()
 
     async def batch_progress(self, operation_id: str) -> tuple[int, int] | None:
         """(completed, total) batches of a batch task, from its operation's metadata.
@@ -337,70 +232,3 @@ class TextGenerationBackend:
             return metadata.completed_batches, metadata.total_batches
         except (ImportError, AttributeError, TypeError):
             return None
-
-    def drive(
-        self,
-        produce: Callable[[Callable[[Any], None]], Any],
-        *,
-        cancel: threading.Event | None = None,
-    ) -> Generator[Any, None, None]:
-        """Run ``produce(put)`` on the loop and yield what it puts, interruptibly.
-
-        A KeyboardInterrupt (or ``cancel``) in the caller's thread cancels the coroutine
-        and everything it awaits; ``produce`` must send its first item at once.
-        """
-        return self._drive(produce, cancel=cancel, first_timeout=float("inf"))
-
-    def _drive(
-        self,
-        produce: Callable[[Callable[[Any], None]], Any],
-        *,
-        cancel: threading.Event | None = None,
-        first_timeout: float,
-        started: float | None = None,
-    ) -> Any:
-        """Run ``produce`` on the loop; yield what it puts, interruptibly, in this thread."""
-        import asyncio
-
-        loop = self._ensure_loop()
-        items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        finished = threading.Event()
-        done = object()
-
-        async def runner() -> None:
-            try:
-                await produce(lambda item: items.put(("item", item)))
-                items.put(("done", done))
-            except asyncio.CancelledError:
-                raise
-            except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-                items.put(("error", err))
-            finally:
-                finished.set()
-
-        future = asyncio.run_coroutine_threadsafe(runner(), loop)
-        started = time.monotonic() if started is None else started
-        got_any = False
-        try:
-            while True:
-                try:
-                    kind, value = items.get(timeout=_POLL)
-                except queue.Empty:
-                    if cancel is not None and cancel.is_set():
-                        raise Interrupted("stopped") from None
-                    if not got_any and time.monotonic() - started > first_timeout:
-                        raise status_error("DEADLINE_EXCEEDED", "", replace(
-                            self.connection, timeout=first_timeout)) from None
-                    continue
-                if kind == "item":
-                    got_any = True
-                    yield value
-                elif kind == "error":
-                    raise failure(value, self.connection) from scrubbed_cause(
-                        value, self.connection.secrets)
-                else:
-                    return
-        finally:
-            if not finished.is_set():
-                future.cancel()
-                finished.wait(timeout=1.0)

@@ -9,6 +9,7 @@ from ...core.models import model_name
 from ...core.session import ChatSession
 from ...display.reply import Table
 from ...service.connection import (
+    resolve_chat_endpoint,
     resolve_credential,
     resolve_endpoint,
     resolve_folder,
@@ -56,13 +57,18 @@ def run(ctx: Context, args: argparse.Namespace) -> Table:
         rows.append((name, shown, settings.source(name)))
 
     if live.offline is not None:
-        rows.append(("endpoint", live.offline.address, "%chat offline (built-in emulator)"))
+        offline = "%chat offline (built-in emulator)"
+        rows.append(("endpoint", live.offline.address, offline))
+        rows.append(("chat_endpoint", live.offline.chat_url, offline))
     elif env.get("YAGPT_OFFLINE") == "1":
-        rows.append(("endpoint", "built-in emulator (starts on the first request)",
-                     "env YAGPT_OFFLINE"))
+        starts = "built-in emulator (starts on the first request)"
+        rows.append(("endpoint", starts, "env YAGPT_OFFLINE"))
+        rows.append(("chat_endpoint", starts, "env YAGPT_OFFLINE"))
     else:
         endpoint, source = resolve_endpoint(settings.endpoint, env)
         rows.append(("endpoint", endpoint or "SDK default", source))
+        chat_url, source = resolve_chat_endpoint(settings.chat_endpoint, env)
+        rows.append(("chat_endpoint", chat_url or "SDK default (from the endpoint)", source))
     insecure = resolve_insecure(settings.insecure, env) or live.offline is not None
     source = "%config / env YAGPT_INSECURE / offline" if insecure else "default"
     rows.append(("insecure", repr(insecure), source))
