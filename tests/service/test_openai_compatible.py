@@ -25,7 +25,7 @@ from yagpt_magic.service.openai_compatible import (
     schema_format,
 )
 
-from .conftest import TEST_API_KEY
+from ..conftest import TEST_API_KEY
 
 QWEN = RequestOptions(model="qwen3-235b-a22b-fp8")
 CALCULATOR = ToolDefinition(
