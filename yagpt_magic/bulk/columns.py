@@ -101,6 +101,8 @@ def frame_columns(data: Any, column: str, results: Sequence[Any]) -> dict[str, l
     if not any(isinstance(v, dict) for v in values):
         return {column: values}
     names = _names(values, inputs(data), column)
+    if not names:  # no field could be stored: the rows' errors still need a place
+        return {column: values}
     return {
         name: [v.get(field) if isinstance(v, dict) else v for v in values]
         for field, name in names.items()
