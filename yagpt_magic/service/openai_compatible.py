@@ -26,7 +26,7 @@ from ..core.backend import Reply, ReplyStatus, Request, RequestOptions, ToolDefi
 from ..core.conversation import Message, Usage, message_images
 from ..core.errors import ConfigProblem, ServiceError, scrubbed_cause
 from ..core.images import message_content
-from ..core.models import OPENAI_COMPATIBLE, name_and_version, reasoning_value
+from ..core.models import OPENAI_COMPATIBLE, name_and_version, parse_model, reasoning_value
 from .connection import Connection
 from .failures import failure
 from .sdk_loop import STREAM_DEADLINE, SDKLoop
@@ -200,8 +200,8 @@ def chat_reply(results: Sequence[Any], model_uri: str, options: RequestOptions) 
     text = next((r.text for r in reversed(results) if r.text), "")
     usage = reply_usage(results, text)
     calls, ids = reply_calls(with_calls)
-    # The API names the model it ran (``gpt://NAME/VERSION``); the version is its last part.
-    version = str(getattr(last, "model", "") or "").rsplit("/", 1)[-1] or options.model_version
+    # The API names the model it ran (``gpt://NAME/VERSION``).
+    version = parse_model(str(getattr(last, "model", "") or "")).version or options.model_version
     return Reply(
         text=text,
         status=reply_status(results, usage, options.max_tokens),
