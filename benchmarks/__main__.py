@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from .common import Row, fmt_time
 
-#: Figure number -> module; each has ``run(quick: bool) -> Row``.
+#: Figure number -> module (``module:function`` where not ``run``); each function is
+#: ``(quick: bool) -> Row``.
 FIGURES = {
     1: "turn",
     2: "load",
@@ -24,6 +25,8 @@ FIGURES = {
     7: "window",
     8: "tools",
     9: "many",
+    10: "http_api",
+    11: "http_api:run_first_token",
 }
 HEADERS = ("figure", "baseline", "ours", "ratio", "target", "result")
 
@@ -79,9 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine: {machine()}", flush=True)
     rows = []
     for number in wanted:
-        module = importlib.import_module(f"benchmarks.{FIGURES[number]}")
+        name, _, function = FIGURES[number].partition(":")
+        module = importlib.import_module(f"benchmarks.{name}")
         start = time.perf_counter()
-        rows.append(module.run(args.quick))
+        rows.append(getattr(module, function or "run")(args.quick))
         print(f"figure {number} done in {time.perf_counter() - start:.1f} s", flush=True)
     print()
     print(table(rows))

@@ -81,13 +81,16 @@ class EmulatorProcess:
 
     process: subprocess.Popen[str]
     address: str
+    #: The OpenAI-compatible HTTP API's base URL (``http://127.0.0.1:PORT/v1/``).
+    chat_url: str = ""
 
     def env(self) -> dict[str, str]:
-        """The environment that points the extension at this emulator."""
+        """The environment that points the extension at this emulator (both APIs)."""
         return {
             "YC_API_KEY": KEY,
             "YC_FOLDER_ID": FOLDER,
             "YC_API_ENDPOINT": self.address,
+            "YAGPT_CHAT_ENDPOINT": self.chat_url,
             "YAGPT_INSECURE": "1",
         }
 
@@ -109,7 +112,9 @@ def emulator_process(
                 process.wait(timeout=10)
                 errors.seek(0)
                 raise RuntimeError(f"the emulator did not start: {errors.read()[-2000:]}")
-            yield EmulatorProcess(process, line.rsplit("listening on ", 1)[1].strip())
+            # The next line is the HTTP API's base URL (``emulator.cli.serve``).
+            chat = process.stdout.readline().rsplit(" at ", 1)[-1].strip()
+            yield EmulatorProcess(process, line.rsplit("listening on ", 1)[1].strip(), chat)
         finally:
             process.terminate()
             try:
@@ -127,7 +132,7 @@ def sdk_model(address: str, *, max_tokens: int = MAX_TOKENS) -> Any:
 
     Same settings the extension sends: one attempt, no server-side data logging.
     """
-    from yagpt_magic.service.text_generation import import_sdk
+    from yagpt_magic.service.sdk_loop import import_sdk
 
     sdk = import_sdk()
     from yandex_cloud_ml_sdk.retry import RetryPolicy
@@ -143,6 +148,26 @@ def sdk_model(address: str, *, max_tokens: int = MAX_TOKENS) -> Any:
     return client.models.completions("yandexgpt").configure(
         temperature=TEMPERATURE, max_tokens=max_tokens
     )
+
+
+def sdk_chat_model(emu: EmulatorProcess, name: str, *, max_tokens: int = MAX_TOKENS) -> Any:
+    """``YCloudML(..., service_map=...).chat.completions(NAME).configure(...)`` by hand:
+    the OpenAI-compatible API's baseline, with the settings the extension sends."""
+    from yagpt_magic.service.sdk_loop import import_sdk
+
+    sdk = import_sdk()
+    from yandex_cloud_ml_sdk.retry import RetryPolicy
+
+    client = sdk.YCloudML(
+        folder_id=FOLDER,
+        auth=KEY,
+        endpoint=emu.address,
+        verify=False,
+        service_map={"http_completions": emu.chat_url},
+        retry_policy=RetryPolicy(max_attempts=1),
+        enable_server_data_logging=False,
+    )
+    return client.chat.completions(name).configure(temperature=TEMPERATURE, max_tokens=max_tokens)
 
 
 # -- ours: an InteractiveShell with the extension ---------------------------------------

@@ -83,7 +83,7 @@ def work(approach: str, rows: int, cache: str) -> None:
     warnings.simplefilter("ignore")
     texts = _texts(rows)
     messages = [[{"role": "user", "text": f"Classify: {t}"}] for t in texts]
-    from yagpt_magic.service.text_generation import import_sdk
+    from yagpt_magic.service.sdk_loop import import_sdk
 
     import_sdk()  # every approach imports the SDK before its clock starts
     result: dict[str, Any] = {}

@@ -37,7 +37,7 @@ def setup(address: str, tokens: int) -> str:
     return (
         "%load_ext yagpt_magic\n"
         "import hashlib\n"
-        "from yagpt_magic.service.text_generation import import_sdk\n"
+        "from yagpt_magic.service.sdk_loop import import_sdk\n"
         "from yandex_cloud_ml_sdk.retry import RetryPolicy\n"
         f"_bench_model = import_sdk().YCloudML(folder_id={FOLDER!r}, auth={KEY!r}, "
         f"endpoint={address!r}, verify=False, retry_policy=RetryPolicy(max_attempts=1), "

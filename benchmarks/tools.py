@@ -59,7 +59,7 @@ def measure(emu: EmulatorProcess, reps: int) -> Row:
         quiet(probe)()
         tool = magics.session._tool_cache["lookup"].definition
         base = sdk_model(emu.address)
-        from yagpt_magic.service.text_generation import import_sdk
+        from yagpt_magic.service.sdk_loop import import_sdk
 
         sdk = import_sdk().YCloudML(folder_id="unused", auth="unused")
         function = sdk.tools.function(json.loads(tool.parameters), name=tool.name,

@@ -1,6 +1,6 @@
 """The benchmarks run end to end with tiny sizes and print their table.
 
-Only that the table is produced with all nine figures is checked: the figures
+Only that the table is produced with all eleven figures is checked: the figures
 themselves are measurements, and CI machines are too noisy to hold them to targets.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quick_benchmarks_print_a_table_with_all_nine_figures() -> None:
+def test_quick_benchmarks_print_a_table_with_all_eleven_figures() -> None:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("YC_", "YAGPT_")) and k not in ("API_KEY", "IAM_TOKEN")}
     done = subprocess.run(
@@ -28,7 +28,7 @@ def test_quick_benchmarks_print_a_table_with_all_nine_figures() -> None:
         "figure", "baseline", "ours", "ratio", "target", "result"
     ]
     rows = [line for line in lines if line.startswith("| ") and line is not header]
-    assert [row[2] for row in rows] == list("123456789")
+    assert [row[2:].split(".", 1)[0] for row in rows] == [str(n) for n in range(1, 12)]
     for row in rows:
         assert row.rstrip(" |").endswith(("pass", "FAIL")), row
     assert "machine:" in done.stdout
