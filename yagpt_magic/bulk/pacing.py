@@ -142,8 +142,25 @@ class Pacer:
         self._answers.append(now)
         if len(self._answers) > 4096:
             self._answers.popleft()
+        if self._refused_at is not None and ticket.others > self._refused_at:
+            self._misjudged(now)
         self._grow_window()
         self._grow_rate()
+
+    def _misjudged(self, now: float) -> None:
+        """The service accepted more in flight than the level the window was cut to (by
+        more than an answer on its way): that refusal was a rate limit's, not a
+        concurrency limit's. Take the window cut back and pace the rate instead."""
+        self.window = max(self.window, min(self.cap, self._refused_at or self.window))
+        self._refused_at, self._strikes = None, 0
+        self._window_cut_at = -math.inf
+        if self.rate is None:
+            while self._answers and self._answers[0] < now - 1.0:
+                self._answers.popleft()
+            self.rate = max(RATE_FLOOR, float(len(self._answers)))
+            self._rate_cut_at = now
+            self._rate_cuts = 1
+            self._next = now + 1.0 / self.rate
 
     def failed(self, ticket: Ticket, now: float) -> None:
         """The request failed for its own reason (not a limit): its slot is free again."""
