@@ -84,7 +84,9 @@ def test_an_interrupt_then_a_rerun_pays_only_the_missing_rows(
     shell.run_cell(cell).raise_error()
     out = shell.user_ns["out"]
     assert [f"“row {i}”" in text for i, text in enumerate(out)] == [True] * 60
-    assert len(_submits(emulator)) == 60  # each row submitted once, across both runs
+    # Each row submitted once across both runs, but for the submits on the wire at the
+    # interrupt (answered by the service, their ids never received): sent again.
+    assert 60 <= len(_submits(emulator)) <= 60 + deferred.WORKERS
     assert len(set(_submits(emulator))) == 60
     assert "60 of 60 rows answered" in capsys.readouterr().out
 

@@ -36,6 +36,7 @@ from .mapping import (
     Parse,
     classify,
     interrupt_as,
+    is_rate_quota,
     prepare,
     service_of,
     status_code,
@@ -142,7 +143,7 @@ def _refused(err: BaseException, pacer: Pacer, ticket: Any, put: Callable[[Any],
     if classify(err) != "quota":
         pacer.failed(ticket, time.monotonic())
         return False
-    pacer.rejected(ticket, time.monotonic())
+    pacer.rejected(ticket, time.monotonic(), rate=is_rate_quota(err))
     put(("rejected", None))
     return True
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.conversation import Message
 from ..core.errors import ChatError, Interrupted
-from .mapping import classify, interrupt_as, prepare, service_of, text_generation
+from .mapping import classify, interrupt_as, is_rate_quota, prepare, service_of, text_generation
 from .pacing import START_WINDOW, Pacer
 from .row_cache import RowCache, request_key
 
@@ -157,7 +157,7 @@ def count_tokens(backend: TextGenerationBackend, requests: Sequence[Sequence[Mes
                 raise
             except Exception as err:
                 if classify(err) == "quota":
-                    pacer.rejected(ticket, time.monotonic())
+                    pacer.rejected(ticket, time.monotonic(), rate=is_rate_quota(err))
                     continue
                 pacer.failed(ticket, time.monotonic())
                 raise

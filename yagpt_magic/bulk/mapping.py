@@ -181,6 +181,21 @@ def classify(err: BaseException) -> str:
     return "doomed" if kind in DOOMED else "row"
 
 
+#: How the service names a per-second quota in its refusal (recorded:
+#: ``ai.textGenerationCompletionRequestsPerSecond.rate rate quota limit exceed``).
+_RATE_QUOTA = re.compile(r"(?i)\.rate\b|\brate quota\b|per ?second")
+
+
+def is_rate_quota(err: BaseException) -> bool:
+    """Does this refusal name a rate quota (not a limit on requests in flight)?"""
+    details = getattr(err, "details", None)
+    try:
+        text = str(details() if callable(details) else err)
+    except Exception:  # noqa: BLE001 - an odd error object names nothing
+        return False
+    return bool(_RATE_QUOTA.search(text))
+
+
 @contextmanager
 def interrupt_as(cancel: threading.Event) -> Iterator[None]:
     """While a job runs, Ctrl-C / Kernel -> Interrupt sets ``cancel`` instead of raising.
@@ -318,9 +333,21 @@ async def _send_all(
     put: Callable[[Any], None],
     keep: Callable[[int, Reply], None],
 ) -> None:
-    """Start rows as the pacer allows; a refused row goes back to the front of the line."""
+    """Start rows as the pacer allows; a refused row goes back to the front of the line.
+
+    Finished requests are handed over by a done-callback (O(1) each), not found by
+    ``asyncio.wait`` over every request in flight.
+    """
     line = deque(pending)
     running: dict[asyncio.Task[Reply], tuple[int, Ticket]] = {}
+    finished: deque[asyncio.Task[Reply]] = deque()
+    wake = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def done(task: asyncio.Task[Reply]) -> None:
+        finished.append(task)
+        wake.set()
+
     try:
         while line or running:
             wait: float | None = None
@@ -329,17 +356,19 @@ async def _send_all(
                 if wait != 0.0:
                     break
                 index = line.popleft()
-                ticket = pacer.start(time.monotonic())
-                running[asyncio.create_task(backend.complete_async(requests[index], options))] = \
-                    (index, ticket)
-            if not running:
-                await asyncio.sleep(wait or 0.01)
-                continue
-            done, _ = await asyncio.wait(running, timeout=wait if line else None,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            for finished in done:
-                index, ticket = running.pop(finished)
-                if _settle(finished, index, ticket, pacer, put, keep):
+                task = asyncio.create_task(backend.complete_async(requests[index], options))
+                running[task] = (index, pacer.start(time.monotonic()))
+                task.add_done_callback(done)
+            if not finished:
+                wake.clear()
+                timer = loop.call_later(wait, wake.set) if line and wait else None
+                await wake.wait()
+                if timer is not None:
+                    timer.cancel()
+            while finished:
+                task = finished.popleft()
+                index, ticket = running.pop(task)
+                if _settle(task, index, ticket, pacer, put, keep):
                     line.appendleft(index)
     except BaseException:
         for task in running:
@@ -366,7 +395,7 @@ def _settle(task: asyncio.Task[Reply], index: int, ticket: Ticket,
         return False
     kind = classify(err)
     if kind == "quota":
-        pacer.rejected(ticket, now)
+        pacer.rejected(ticket, now, rate=is_rate_quota(err))
         put(("rejected", None))
         return True
     pacer.failed(ticket, now)

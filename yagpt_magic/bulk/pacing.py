@@ -142,36 +142,47 @@ class Pacer:
         self._answers.append(now)
         if len(self._answers) > 4096:
             self._answers.popleft()
-        if self._refused_at is not None and ticket.others > self._refused_at:
+        refused = self._refused_at
+        if refused is not None and ticket.others >= refused + max(2, refused // 4):
             self._misjudged(now)
         self._grow_window()
         self._grow_rate()
 
     def _misjudged(self, now: float) -> None:
-        """The service accepted more in flight than the level the window was cut to (by
-        more than an answer on its way): that refusal was a rate limit's, not a
-        concurrency limit's. Take the window cut back and pace the rate instead."""
+        """The service accepted well more in flight than the level the window was cut to
+        (more than answers on their way back, or requests still queued in our channel at
+        the start, could explain): that refusal was a rate limit's, not a concurrency
+        limit's. Take the window cut back and pace the rate instead."""
         self.window = max(self.window, min(self.cap, self._refused_at or self.window))
         self._refused_at, self._strikes = None, 0
         self._window_cut_at = -math.inf
         if self.rate is None:
+            # As fast as the window allows: if the rate is what the service limits, its
+            # next refusals cut this down (and a wrong call costs no throughput).
             while self._answers and self._answers[0] < now - 1.0:
                 self._answers.popleft()
-            self.rate = max(RATE_FLOOR, float(len(self._answers)))
+            self.rate = max(RATE_FLOOR, float(len(self._answers)),
+                            self.window / max(self._latency, 1e-3))
             self._rate_cut_at = now
             self._rate_cuts = 1
-            self._next = now + 1.0 / self.rate
 
     def failed(self, ticket: Ticket, now: float) -> None:
         """The request failed for its own reason (not a limit): its slot is free again."""
         self.in_flight -= 1
 
-    def rejected(self, ticket: Ticket, now: float) -> None:
-        """The service refused this request for a limit: cut what the refusal points at."""
+    def rejected(self, ticket: Ticket, now: float, *, rate: bool = False) -> None:
+        """The service refused this request for a limit: cut what the refusal points at.
+
+        ``rate``: the refusal says it is a rate quota's (the service names its
+        per-second quotas ``….rate``); without it, the pacer tells from what it saw.
+        """
         self.in_flight -= 1
         self.rejections += 1
         self.slow_start = False
         self._pause(now)
+        if rate:
+            self._cut_rate(ticket, now)
+            return
         if ticket.others == 0 or (
             ticket.started >= self._window_cut_at
             and self._accepted_since_cut(ticket.others) >= 2

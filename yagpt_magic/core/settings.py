@@ -69,8 +69,8 @@ class Settings:
     tool_calls: ToolPolicy = setting("ask", "Tool calls the model asks for: ask before each, auto (run), never (refuse).", choices=get_args(ToolPolicy))  # noqa: E501
     max_tool_rounds: int = setting(5, "Most rounds of tool calls in one turn before the model must answer.", rule=POSITIVE)  # noqa: E501
     tool_result_limit: int = setting(4000, "Characters of a tool's result sent to the model; longer ones are cut with a note.", rule=POSITIVE)  # noqa: E501
-    #: ``%%chat --map``: most requests in flight at once (the rate adapts below it).
-    max_concurrency: int = setting(32, "%%chat --map: most requests in flight at once; the rate adapts to the quota below it.", rule=POSITIVE_REQUESTS)  # noqa: E501
+    #: ``%%chat --map``: a ceiling only; the pacer finds the service's limit below it.
+    max_concurrency: int = setting(64, "%%chat --map: most requests in flight at once, a ceiling only: the pacer finds the service's limit below it.", rule=POSITIVE_REQUESTS)  # noqa: E501
     #: ``%%chat --map``: where finished rows are kept ("" = the user's cache directory).
     cache_dir: str = setting("", "%%chat --map: directory of the finished-row cache ('' = ~/.cache/yagpt-magic/rows or $XDG_CACHE_HOME).")  # noqa: E501
     #: The chat widget: which key sends ("enter": Shift+Enter is a new line; "shift-enter":
