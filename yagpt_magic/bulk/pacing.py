@@ -7,18 +7,24 @@ second, refilled like a token bucket). :class:`Pacer` learns which from what it 
 and controls that:
 
 - a **window** (most requests in flight) starts at the documented limit and grows by
-  one per answered request until the first rejection (slow start). A rejection of a
-  request that went out with ``k`` others in flight, at a level the service has not
-  recently accepted, says the limit is ``k``: the window becomes ``k`` at once (not a
-  fraction of itself, which would leave throughput unused). It then probes one above
-  only after a gap of answered requests that doubles each time the same level is
-  refused again, so probing costs a handful of rejections over a whole job.
-- a **rate** (starts per second) is engaged only when a request is refused at an
-  in-flight level the service *did* accept a moment ago: that is not a concurrency
-  limit, so it must be a rate. The rate is cut to what the service accepted over the
-  last second (at most a fraction of itself), with a short pause so the bucket
-  refills, and then grows by a few per cent a second while it is what holds starts
-  back (AIMD).
+  three per answered request until the first refusal (slow start). A refusal of a
+  request that went out with ``k`` others in flight says the limit is ``k``: the window
+  becomes ``k`` at once (not a fraction of itself, which would leave throughput unused).
+  It then probes one above only after a gap of answers that doubles each time the same
+  level is refused again, so probing costs a handful of refusals over a whole job.
+- a **rate** (starts per second) is engaged only by a rate limit's refusal: one whose
+  wording names a rate quota (the service calls them ``….rate``), one with nothing else
+  in flight, one at an in-flight level the service accepted since the last cut (a
+  concurrency limit would not), or when an answer comes back from well above the level
+  the window was cut to (that cut was a rate's storm, not a concurrency limit: it is
+  taken back). The rate is cut to what the service accepted over the last second (at
+  most 0.9 of itself, 0.8 when a cut did not hold), and grows by a few per cent a second
+  while it is what holds starts back (AIMD), more slowly each time the same level is
+  refused again. A lone refusal among many answers only pauses: it may be timing.
+
+After any refusal nothing starts for about the time the service needs to take one more
+(a slot freeing, or a token refilling), so a refused request is not refused again at
+once.
 
 Throughput at a concurrency limit ``L`` is then ``L / mean service time``, at a rate
 limit the rate, with few rejections; a rejected request costs nothing and is sent
@@ -34,7 +40,7 @@ from dataclasses import dataclass
 
 #: The documented limit of synchronous generation (10 in flight per model): the prior.
 START_WINDOW = 10
-#: How much the window grows per answered request until the first rejection (x3 per RTT).
+#: How much the window grows per answered request until the first refusal (x4 per RTT).
 SLOW_START_STEP = 3
 #: A refusal with no other among this many answers before it may be timing (a slot not
 #: freed yet as its answer arrived), not a rate: it only pauses. At a rate even 4% over
