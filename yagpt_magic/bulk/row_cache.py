@@ -18,7 +18,10 @@ It holds prompts and replies, so the file is the user's alone (0600, its folder 
 when we create it). It refuses what is not a regular file (a symbolic link, a FIFO, a
 device: the attacker's ``/dev/zero``), reads at most :data:`MAX_ROW_BYTES` a row, and
 treats a malformed file or row as a miss; a cache folder that is a file or cannot be
-written is one line before anything is sent (:meth:`RowCache.check`).
+written is one line before anything is sent (:meth:`RowCache.check`). The folder itself
+may be a link the user made (``~/.cache`` on another disk); there are no subfolders to
+be swapped for links (the one-file-per-row layout of earlier versions had them: ``clear``
+removes its files and never follows a linked one).
 """
 
 from __future__ import annotations
