@@ -353,8 +353,12 @@ def test_the_widget_talks_to_either_api_and_lists_the_catalogue(
     widget = ChatWidget(session=magics_of(shell).session)
     try:
         assert {QWEN, GEMMA, "gpt-oss-20b", "yandexgpt"} <= set(widget.model_box.options)
-        assert ("OpenAI-compatible" in widget.model_box.tooltip) is (
-            API_OF[model] == "openai-compatible")
+        line = widget.usage_line.value
+        assert ("OpenAI-compatible API (HTTP)" in line) is (API_OF[model] == "openai-compatible")
+        widget.model_box.value = GEMMA  # the line follows the box, the window with it
+        assert "Gemma 3 27B: OpenAI-compatible API (HTTP), 131072-token window" in (
+            widget.usage_line.value)
+        widget.model_box.value = model
         send_and_wait(widget, "Name three rivers")
         chat(shell, "And two lakes?")
         (first, second) = shown_turns(widget)

@@ -362,10 +362,17 @@ class ChatWidget(widgets.VBox):
         thread = self.session.thread(self.thread_name)
         if thread.turns and self.behavior.recall != thread.turns[-1].user:
             self.behavior.recall = thread.turns[-1].user
+        # The chosen model's window and API (the box may differ from the notebook's model).
+        chosen = self._chosen_model()
+        window = self.session.window(self.session.options(model=chosen))
+        # Named from the table, so whatever is typed in the box is never echoed here.
+        found = lookup(chosen)
+        model = (f"{found.title if found else 'a model not in the built-in table'}: "
+                 f"{API_TITLES[api_for(chosen)]}")
         if not thread.turns:
-            self.usage_line.value = f"thread {self.thread_name!r}: no turns yet"
+            self.usage_line.value = (f"thread {self.thread_name!r}: no turns yet · {model}, "
+                                     f"{window}-token window")
             return
-        window = self.session.window(self.session.options())
         last = thread.turns[-1].usage
         # The last request carried the thread as it was fitted, so its size is what the
         # thread takes of the window now (a sum over turns would count context twice).
@@ -373,7 +380,7 @@ class ChatWidget(widgets.VBox):
             f"thread {self.thread_name!r}: {len(thread.turns)} "
             f"turn{'' if len(thread.turns) == 1 else 's'}, {last.total_tokens} of "
             f"{window} tokens in the window · last turn: {last.input_tokens} in, "
-            f"{last.completion_tokens} out"
+            f"{last.completion_tokens} out · {model}"
         )
 
     def _set_busy(self, busy: bool) -> None:
@@ -451,18 +458,16 @@ class ChatWidget(widgets.VBox):
 
     # -- images (SPEC 15) ------------------------------------------------------------------
     def _on_model(self, _change: Any = None) -> None:
-        """The chosen model's API and window in the box's tooltip; the attach button is
+        """The usage line names the chosen model's API and window; the attach button is
         there only while the chosen model reads images."""
-        chosen = self.model_box.value.strip() or self.session.settings.model
-        found = lookup(chosen)
-        self.model_box.tooltip = (
-            f"{found.title}: {API_TITLES[api_for(chosen)]}, {found.window:,}-token window"
-            + (", reads images" if found.images else "") if found is not None
-            else "Not in the built-in table: the Text Generation API (gRPC); %chat models "
-                 "lists every model")
-        sees = reads_images(chosen)
+        sees = reads_images(self._chosen_model())
         self.attach_button.layout.display = None if sees else "none"
         self.attached_line.layout.display = None if sees else "none"
+        if getattr(self, "_ready", False):  # during __init__, _rebuild shows the line
+            self._update_usage()
+
+    def _chosen_model(self) -> str:
+        return self.model_box.value.strip() or self.session.settings.model
 
     def _on_attach(self, change: dict[str, Any]) -> None:
         """Files arrived: check each now (a bad one is named in the status line, not kept)."""
