@@ -18,7 +18,7 @@ import yagpt_magic
 from yagpt_magic.core.errors import ContentFiltered, ServiceError
 from yagpt_magic.emulator import Emulator
 
-from .conftest import fails, magics_of
+from ..conftest import fails, magics_of
 
 pd = pytest.importorskip("pandas")
 
@@ -224,7 +224,7 @@ def test_a_torn_cache_file_is_not_trusted(tmp_path: Path) -> None:
     cache.put(key, reply)
     assert cache.get(key) == reply and len(cache) == 1
     cache.close()
-    path = cache.path  # one SQLite file: a write is a transaction (tests/test_cache.py)
+    path = cache.path  # one SQLite file: a write is a transaction (tests/bulk/test_row_cache.py)
     path.write_bytes(path.read_bytes()[:10])  # what a write without rename could leave
     for companion in tmp_path.glob("rows.sqlite-*"):
         companion.unlink()
@@ -243,8 +243,8 @@ def test_an_unreachable_service_stops_the_job_with_one_line(
 
 def test_interrupt_in_a_real_kernel_with_the_widget_bar(emulator: Emulator) -> None:
     """Kernel -> Interrupt during a job with the notebook's bar: one line, rows kept."""
-    from .conftest import emulator_env
-    from .kernel import Kernel
+    from ..conftest import emulator_env
+    from ..kernel import Kernel
 
     emulator.delay = 0.05
     with Kernel(emulator_env(emulator)) as kernel:

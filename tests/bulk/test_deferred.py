@@ -16,7 +16,7 @@ from yagpt_magic.bulk import deferred
 from yagpt_magic.core.errors import ServiceError, UsageProblem
 from yagpt_magic.emulator import Emulator
 
-from .conftest import fails, magics_of
+from ..conftest import fails, magics_of
 
 pd = pytest.importorskip("pandas")
 

@@ -11,7 +11,7 @@ import pytest
 from yagpt_magic.bulk import estimate
 from yagpt_magic.emulator import Emulator, count_tokens
 
-from .conftest import fails, magics_of
+from ..conftest import fails, magics_of
 
 
 @pytest.fixture

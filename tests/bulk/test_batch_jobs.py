@@ -17,8 +17,8 @@ from yagpt_magic.bulk import batch_jobs as batch
 from yagpt_magic.core.errors import ServiceError
 from yagpt_magic.emulator import Emulator
 
-from .conftest import emulator_env, fails, magics_of
-from .kernel import Kernel
+from ..conftest import emulator_env, fails, magics_of
+from ..kernel import Kernel
 
 pytest.importorskip("pyarrow")  # the SDK reads result datasets as Parquet
 pd = pytest.importorskip("pandas")

@@ -14,7 +14,7 @@ import pytest
 
 from yagpt_magic.bulk.pacing import Pacer
 
-from .simulated_service import Oracle, Service, simulate
+from ..simulated_service import Oracle, Service, simulate
 
 SEEDS = range(8)
 ROWS = 2000
