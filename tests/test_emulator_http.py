@@ -287,6 +287,15 @@ def test_requests_are_recorded_like_grpc_ones(
                                  ("assistant", "add({})"), ("user", "add: 4")]
     assert recorded.options["stream"] is True and recorded.options["temperature"] == 0.3
     assert recorded.metadata["authorization"] == f"Api-Key {TEST_API_KEY}"
+    assert recorded.options["reasoning_effort"] is None
+
+
+def test_the_reasoning_effort_asked_for_is_recorded(
+    served: tuple[Emulator, ChatHTTPServer], client: httpx.Client
+) -> None:
+    client.post("chat/completions", json=_body(reasoning_effort="high"))
+    recorded = [r for r in served[0].requests if r.method == "ChatCompletion"][-1]
+    assert recorded.options["reasoning_effort"] == "high"
 
 
 # -- serving -----------------------------------------------------------------------------

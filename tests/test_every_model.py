@@ -102,6 +102,21 @@ def test_a_thread_switches_model_and_api_between_turns(shell: Any, emulator: Emu
         "text-generation", "openai-compatible", "openai-compatible", "text-generation"]
 
 
+def test_each_model_is_sent_the_reasoning_setting_it_takes(
+    shell: Any, emulator: Emulator
+) -> None:
+    shell.run_cell('%config ChatMagics.reasoning_mode = "high"').raise_error()
+    for name in ("yandexgpt", QWEN, GEMMA):
+        chat(shell, "Think about it", f"-m {name}")
+    grpc_request, qwen, gemma = sent(emulator)
+    assert grpc_request.options["reasoning_mode"] == "ENABLED_HIDDEN"
+    assert qwen.options["reasoning_effort"] == "high"
+    assert gemma.options["reasoning_effort"] is None  # Gemma takes none: none is sent
+    shell.run_cell('%config ChatMagics.reasoning_mode = "enabled_hidden"').raise_error()
+    chat(shell, "And now?", f"-m {QWEN}")
+    assert sent(emulator)[-1].options["reasoning_effort"] == "medium"
+
+
 # -- streaming in place, re-running a cell, an interrupt: a real kernel ------------------
 
 

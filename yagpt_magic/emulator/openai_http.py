@@ -229,7 +229,9 @@ class ChatHTTPServer:
             raise self.fault_error(fault, headers, raw_model)
         chat = prepare(payload, window_cap=self.window_cap())
         recorded.messages = messages_of(chat.request)
-        recorded.options = options_of(chat.request)
+        # The effort this API takes has no place in the gRPC request it is answered as.
+        recorded.options = {**options_of(chat.request),
+                            "reasoning_effort": payload.get("reasoning_effort")}
         return chat, fault
 
     @staticmethod
