@@ -43,11 +43,13 @@ SETUP = (
     "%chat widget"
 )
 
-# Runs in the page on the chat widget: every element's ::before that draws something.
+# Runs in the page on the chat widget: every drawn element's ::before that draws something
+# (a hidden control, such as the attach button for a model without sight, draws nothing).
 BEFORES = """
 (chat) => [chat, ...chat.querySelectorAll('*')].map((el) => {
   const s = getComputedStyle(el, '::before');
   if (s.content === 'none' || s.content === 'normal' || s.display === 'none') return null;
+  if (el.getClientRects().length === 0) return null;  // not drawn: a hidden control's icon
   return {cls: String(el.className), content: s.content, color: s.color, font: s.fontFamily};
 }).filter(Boolean)
 """
