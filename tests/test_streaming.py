@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+from yagpt_magic.display.reply import TerminalText
 from yagpt_magic.emulator import Emulator
 
 from .conftest import emulator_env
@@ -115,8 +116,9 @@ def test_terminal_ipython_shows_the_reply_as_it_streams(emulator: Emulator) -> N
     proc.wait(timeout=60)
     reader.join(timeout=5)
     text = "".join(c for _, c in seen)
-    reply = emulator_reply(emulator)
-    assert reply in text
+    # As a terminal prints it: plain text, not Markdown (issue 25).
+    reply = TerminalText().feed(emulator_reply(emulator), final=True)
+    assert reply in text and "*(offline" not in text
     start = text.index(reply[:20])
     times = [t for t, _ in seen]
     # The first words were on screen well before the last ones arrived.

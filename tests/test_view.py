@@ -126,7 +126,7 @@ def test_a_tables_text_columns_are_left_aligned_and_numbers_right() -> None:
                   [(1, "What is a monad?", 120, "yandexgpt"), (2, "Thanks", 9, "yandexgpt")],
                   inline=("message",))
     html = table._repr_mimebundle_()["text/html"]
-    cells = re.findall(r'<t[hd] style="text-align: (\w+)">', html)
+    cells = re.findall(r'<t[hd] style="text-align:(\w+)">', html)
     assert cells == ["right", "left", "right", "left"] * 3
 
 

@@ -230,9 +230,11 @@ class TerminalText:
             shown = self._render(self._line)
             out.append(self._rest(shown) if shown is not None else "")
             self._line = self._printed = ""
-        elif self._line and not _MARKS.search(self._line) and not self._fence:
-            out.append(self._rest(_visible(self._line)))
-            self._printed = _visible(self._line)
+        elif self._line and not self._fence and (start := _partial(self._line)) is not None:
+            shown = _visible(_inline_plain(start))
+            if shown.startswith(self._printed):  # else wait for the line's end
+                out.append(shown[len(self._printed):])
+                self._printed = shown
         return "".join(out)
 
     def _rest(self, shown: str) -> str:
@@ -254,9 +256,32 @@ class TerminalText:
                                       else line))
 
 
-#: A heading line; Markdown marks that change how a line reads.
+#: A heading line.
 _HEADING = re.compile(r" {0,3}#{1,6}(\s|$)")
-_MARKS = re.compile(r"[*_`\[\]!<>&\\~]|^ {0,3}(#|```|~~~)")
+
+
+def _partial(line: str) -> str | None:
+    """What the start of a line will read as once it is done, if that can be told now.
+
+    An emphasis mark not yet closed is taken to close later (its run is left out:
+    ``The **Vol`` reads ``The Vol``), a code span waits to be whole; a line whose end may
+    still change what comes before it (a link or image in progress, an escape, an entity,
+    a heading or fence mark at its start) waits for its end. A guess that proves wrong
+    reprints the line.
+    """
+    if (line[-1] in "[]<>!\\(" or "\\" in line or "&" in line or line.lstrip()[:1] in "#`~"
+            or line.count("[") != line.count("]") or line.count("<") != line.count(">")
+            or ("](" in line and line.count("(") != line.count(")"))):
+        return None
+    runs = list(re.finditer(r"`+", line))
+    if len(runs) % 2:  # a code span shows with its backticks: wait for it whole
+        line = line[: runs[-1].start()]
+    for mark in "*_~":
+        runs = list(re.finditer(rf"{re.escape(mark)}+", line))
+        if len(runs) % 2:
+            last = runs[-1]
+            line = line[: last.start()] + line[last.end():]
+    return line
 
 
 def _visible(text: str) -> str:
@@ -494,7 +519,7 @@ class Table:
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
         shown = [inline_html if h in self.inline else text_html for h in self.headers]
         # JupyterLab right-aligns every cell of a rendered table: text reads from the left.
-        align = [f' style="text-align: {"right" if _numbers(self.rows, i) else "left"}"'
+        align = [f' style="text-align:{"right" if _numbers(self.rows, i) else "left"}"'
                  for i in range(len(self.headers))]
         title = f"<p><strong>{text_html(self.title)}</strong></p>" if self.title else ""
         head = "".join(f"<th{a}>{text_html(h)}</th>" for a, h in zip(align, self.headers))
