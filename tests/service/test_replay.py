@@ -4,6 +4,9 @@ network; a request it does not hold is refused naming the first difference."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -89,9 +92,16 @@ def test_a_request_the_transcript_does_not_hold_is_refused_naming_where(
     assert emulator.completions == []
 
 
+def run_alone(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coroutine`` on a loop in a thread of its own: after the browser tests,
+    Playwright's sync API keeps a loop running in the main thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_bulk_work_is_refused_in_one_line_before_any_row_is_sent() -> None:
     backend = recorded().backend(RequestOptions())
     with pytest.raises(UsageProblem, match="do not run in replay mode; %chat live first"):
-        asyncio.run(backend.complete_async([SYSTEM, FIRST], RequestOptions()))
+        run_alone(backend.complete_async([SYSTEM, FIRST], RequestOptions()))
     with pytest.raises(UsageProblem, match="do not run in replay mode"):
         next(iter(backend.drive(lambda put: None)))
